@@ -1,0 +1,174 @@
+//! Stream events: how the services tell each other that something changed.
+//!
+//! Events are flat string fields on a Redis stream entry (`XADD key * field value ...`), so they
+//! are readable with `redis-cli XRANGE` and need no schema registry. Each carries the W3C
+//! `traceparent` of the span that produced it, so one trace follows a refresh across services.
+
+use std::collections::HashMap;
+
+use redis::streams::StreamId;
+
+/// Why a stream entry is not a valid event. Such entries are acknowledged and skipped: a bad
+/// entry must not block a consumer forever.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed stream entry {id}: {reason}")]
+pub struct MalformedEvent {
+    /// The stream entry id.
+    pub id: String,
+    /// What was missing or unparsable.
+    pub reason: String,
+}
+
+/// Appended to the refresh stream by the fetcher after a snapshot really changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshEvent {
+    /// The cached GitHub path whose snapshot changed.
+    pub path: String,
+    /// The new snapshot version.
+    pub version: u64,
+    /// The new body's content hash.
+    pub content_hash: String,
+    /// When the change was stored (Unix milliseconds).
+    pub at_ms: u64,
+    /// The producing span's W3C trace context, if tracing is on.
+    pub traceparent: Option<String>,
+}
+
+/// Appended to the views stream by the views service after it stored a new view set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewsEvent {
+    /// The repos snapshot version the stored views were computed from.
+    pub version: u64,
+    /// When they were stored (Unix milliseconds).
+    pub at_ms: u64,
+    /// The producing span's W3C trace context, if tracing is on.
+    pub traceparent: Option<String>,
+}
+
+impl RefreshEvent {
+    /// The stream entry fields (`XADD` arguments).
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("path", self.path.clone()),
+            ("version", self.version.to_string()),
+            ("content_hash", self.content_hash.clone()),
+            ("at_ms", self.at_ms.to_string()),
+        ];
+        if let Some(tp) = &self.traceparent {
+            fields.push(("traceparent", tp.clone()));
+        }
+        fields
+    }
+
+    /// Parses a stream entry read with `XREAD`/`XREADGROUP`.
+    pub fn from_entry(entry: &StreamId) -> Result<Self, MalformedEvent> {
+        let fields = EntryFields::new(entry);
+        Ok(Self {
+            path: fields.string("path")?,
+            version: fields.number("version")?,
+            content_hash: fields.string("content_hash")?,
+            at_ms: fields.number("at_ms")?,
+            traceparent: fields.optional("traceparent"),
+        })
+    }
+}
+
+impl ViewsEvent {
+    /// The stream entry fields (`XADD` arguments).
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![("version", self.version.to_string()), ("at_ms", self.at_ms.to_string())];
+        if let Some(tp) = &self.traceparent {
+            fields.push(("traceparent", tp.clone()));
+        }
+        fields
+    }
+
+    /// Parses a stream entry read with `XREAD`.
+    pub fn from_entry(entry: &StreamId) -> Result<Self, MalformedEvent> {
+        let fields = EntryFields::new(entry);
+        Ok(Self {
+            version: fields.number("version")?,
+            at_ms: fields.number("at_ms")?,
+            traceparent: fields.optional("traceparent"),
+        })
+    }
+}
+
+/// A stream entry's fields decoded as UTF-8 strings.
+struct EntryFields<'a> {
+    id: &'a str,
+    map: HashMap<&'a str, String>,
+}
+
+impl<'a> EntryFields<'a> {
+    fn new(entry: &'a StreamId) -> Self {
+        let map = entry
+            .map
+            .iter()
+            .filter_map(|(k, v)| redis::from_redis_value_ref::<String>(v).ok().map(|s| (k.as_str(), s)))
+            .collect();
+        Self { id: &entry.id, map }
+    }
+
+    fn malformed(&self, reason: String) -> MalformedEvent {
+        MalformedEvent {
+            id: self.id.to_owned(),
+            reason,
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<String, MalformedEvent> {
+        self.map
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| self.malformed(format!("field {name} missing")))
+    }
+
+    fn number(&self, name: &str) -> Result<u64, MalformedEvent> {
+        let raw = self.string(name)?;
+        raw.parse()
+            .map_err(|_| self.malformed(format!("field {name}={raw:?} is not an integer")))
+    }
+
+    fn optional(&self, name: &str) -> Option<String> {
+        self.map.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> StreamId {
+        StreamId {
+            id: "1-0".to_owned(),
+            map: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), redis::Value::BulkString(v.as_bytes().to_vec())))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn refresh_event_round_trips() {
+        let e = RefreshEvent {
+            path: "/orgs/Netflix/repos".into(),
+            version: 3,
+            content_hash: "ab".into(),
+            at_ms: 42,
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        };
+        let fields: Vec<(&str, String)> = e.to_fields();
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(RefreshEvent::from_entry(&entry(&pairs)), Ok(e));
+    }
+
+    #[test]
+    fn malformed_entries_are_reported_not_panicked() {
+        let err = RefreshEvent::from_entry(&entry(&[("path", "/x"), ("version", "nope")])).expect_err("bad");
+        assert!(err.reason.contains("version"), "{err}");
+        assert!(ViewsEvent::from_entry(&entry(&[])).is_err());
+    }
+}

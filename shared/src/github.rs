@@ -1,0 +1,585 @@
+//! The GitHub REST client: GitHub's required headers, the token (to the configured upstream
+//! only), conditional requests, Link pagination and rate-limit headers.
+//!
+//! The client never follows a URL outside the configured base: a `Link` or body URL that points at
+//! another host is refused, so the token cannot be sent anywhere else.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// The REST API version hubcache is written against.
+pub const GITHUB_API_VERSION: &str = "2022-11-28";
+/// GitHub's JSON media type.
+pub const GITHUB_ACCEPT: &str = "application/vnd.github+json";
+/// The largest page GitHub serves; list fetches ask for it to spend the fewest requests.
+pub const MAX_PER_PAGE: u32 = 100;
+
+/// Timeouts and identity of the client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, body included.
+    pub request_timeout: Duration,
+    /// The `User-Agent` GitHub requires.
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            user_agent: concat!("hubcache/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Why a GitHub request failed before a response arrived (HTTP errors are responses).
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    /// The target is not under the configured upstream base URL.
+    #[error("refusing to request {0}: not under the configured GitHub API URL")]
+    ForeignTarget(String),
+    /// The target could not be parsed.
+    #[error("invalid request target {0:?}")]
+    InvalidTarget(String),
+    /// Connection, timeout or body transfer failure.
+    #[error("transport error: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+impl GithubError {
+    /// True for failures worth retrying with backoff (network and timeouts).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, GithubError::Transport(_))
+    }
+}
+
+/// A response from GitHub with the headers hubcache acts on already parsed.
+#[derive(Debug, Clone)]
+pub struct GithubResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// All response headers.
+    pub headers: HeaderMap,
+    /// The body, as sent (empty for 304).
+    pub body: Bytes,
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The parsed `Link` header.
+    pub links: Links,
+    /// The `x-ratelimit-*` headers.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl GithubResponse {
+    /// How long GitHub asks us to wait before the next request, if it is rate limiting us:
+    /// `Retry-After` on 403/429, else the primary limit's reset when it is spent.
+    pub fn rate_limit_wait(&self, now: SystemTime) -> Option<Duration> {
+        if !matches!(
+            self.status,
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            return None;
+        }
+        if let Some(wait) = parse_retry_after(&self.headers, now) {
+            return Some(wait);
+        }
+        match self.rate_limit {
+            Some(rl) if rl.remaining == 0 => Some(rl.until_reset(now)),
+            // GitHub's docs: a secondary limit without headers means wait at least a minute.
+            _ if self.status == StatusCode::TOO_MANY_REQUESTS || self.is_secondary_limit_body() => {
+                Some(Duration::from_secs(60))
+            }
+            _ => None,
+        }
+    }
+
+    fn is_secondary_limit_body(&self) -> bool {
+        std::str::from_utf8(&self.body)
+            .map(|s| s.contains("rate limit"))
+            .unwrap_or(false)
+    }
+}
+
+/// The client. Cheap to clone (reqwest's pool is shared).
+#[derive(Clone)]
+pub struct GithubClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for GithubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubClient")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl GithubClient {
+    /// A client for `base` (e.g. `https://api.github.com`), sending `token` when set.
+    pub fn new(base: Url, token: Option<SecretString>, options: &ClientOptions) -> Result<Self, GithubError> {
+        let mut defaults = HeaderMap::new();
+        defaults.insert(header::ACCEPT, HeaderValue::from_static(GITHUB_ACCEPT));
+        defaults.insert("x-github-api-version", HeaderValue::from_static(GITHUB_API_VERSION));
+        let http = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .default_headers(defaults)
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            // Redirects could leave the configured host with our Authorization header.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { http, base, token })
+    }
+
+    /// The configured upstream base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Whether a server token is configured.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Resolves `target` (a path with optional query, or an absolute URL) against the base.
+    ///
+    /// Absolute URLs must be under the base (same scheme, host, port and path prefix): this is
+    /// what keeps the token from ever leaving for another host.
+    pub fn resolve(&self, target: &str) -> Result<Url, GithubError> {
+        if target.starts_with('/') {
+            let base_path = self.base.path().trim_end_matches('/');
+            let joined = format!(
+                "{}://{}{}{}",
+                self.base.scheme(),
+                self.base.host_str().unwrap_or_default(),
+                self.base.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                format_args!("{base_path}{target}")
+            );
+            return Url::parse(&joined).map_err(|_| GithubError::InvalidTarget(target.to_owned()));
+        }
+        let url = Url::parse(target).map_err(|_| GithubError::InvalidTarget(target.to_owned()))?;
+        if self.is_under_base(&url) {
+            Ok(url)
+        } else {
+            Err(GithubError::ForeignTarget(redact_query(&url)))
+        }
+    }
+
+    /// The target relative to the base (path and query) of a URL under the base.
+    pub fn relative_target(&self, url: &Url) -> Option<String> {
+        if !self.is_under_base(url) {
+            return None;
+        }
+        let base_path = self.base.path().trim_end_matches('/');
+        let rest = &url.path()[base_path.len()..];
+        let rest = if rest.is_empty() { "/" } else { rest };
+        Some(match url.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_owned(),
+        })
+    }
+
+    fn is_under_base(&self, url: &Url) -> bool {
+        let base_path = self.base.path().trim_end_matches('/');
+        url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+            && (url.path() == base_path
+                || base_path.is_empty()
+                || url.path().starts_with(&format!("{base_path}/")))
+    }
+
+    /// A request to `url` with GitHub's headers; the server token is added when `use_token`.
+    ///
+    /// The gateway's pass-through builds on this so that the token handling lives in one place.
+    pub fn request(&self, method: Method, url: Url, use_token: bool) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, url);
+        match (&self.token, use_token) {
+            (Some(token), true) => builder.bearer_auth(token.expose_secret()),
+            _ => builder,
+        }
+    }
+
+    /// A conditional `GET` of `target` with the server token: sends `If-None-Match` when an
+    /// ETag is known, so an unchanged resource answers 304 at no rate-limit cost.
+    pub async fn get(&self, target: &str, etag: Option<&str>) -> Result<GithubResponse, GithubError> {
+        let url = self.resolve(target)?;
+        let mut request = self.request(Method::GET, url, true);
+        if let Some(etag) = etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?;
+        Ok(GithubResponse {
+            status,
+            etag: headers
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            links: headers
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .map(parse_link_header)
+                .unwrap_or_default(),
+            rate_limit: RateLimit::from_headers(&headers),
+            headers,
+            body,
+        })
+    }
+}
+
+/// A URL for error messages: the query (which could carry a credential) is dropped.
+fn redact_query(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// Appends `per_page=100` to a list target unless it already names a page size.
+pub fn with_max_per_page(target: &str) -> String {
+    let has_per_page = target
+        .split_once('?')
+        .map(|(_, q)| q.split('&').any(|kv| kv.starts_with("per_page=")))
+        .unwrap_or(false);
+    if has_per_page {
+        target.to_owned()
+    } else if target.contains('?') {
+        format!("{target}&per_page={MAX_PER_PAGE}")
+    } else {
+        format!("{target}?per_page={MAX_PER_PAGE}")
+    }
+}
+
+/// The relations of a `Link` header that pagination uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// `rel="next"`.
+    pub next: Option<String>,
+    /// `rel="prev"`.
+    pub prev: Option<String>,
+    /// `rel="first"`.
+    pub first: Option<String>,
+    /// `rel="last"`.
+    pub last: Option<String>,
+}
+
+/// Parses an RFC 8288 `Link` header as GitHub writes it: `<url>; rel="next", <url>; rel="last"`.
+///
+/// Tolerant of what it cannot use: entries without `<...>` or `rel` are skipped, unknown rels
+/// ignored, unquoted rels and several rels in one value (`rel="next last"`) understood, and a
+/// comma inside `<...>` does not split an entry. The first URL for a rel wins.
+pub fn parse_link_header(value: &str) -> Links {
+    let mut links = Links::default();
+    let mut rest = value;
+    while let Some(open) = rest.find('<') {
+        let after_open = &rest[open + 1..];
+        let Some(close) = after_open.find('>') else { break };
+        let url = after_open[..close].trim();
+        let params_and_more = &after_open[close + 1..];
+        // Parameters run until the next entry (a comma followed by '<') or the end.
+        let params_end = next_entry_start(params_and_more);
+        let params = params_and_more[..params_end].trim_end_matches(',');
+        rest = &params_and_more[params_end..];
+        for param in params.split(';') {
+            let Some((name, val)) = param.split_once('=') else {
+                continue;
+            };
+            if !name.trim().eq_ignore_ascii_case("rel") {
+                continue;
+            }
+            for rel in val.trim().trim_matches('"').split_ascii_whitespace() {
+                let slot = match rel.to_ascii_lowercase().as_str() {
+                    "next" => &mut links.next,
+                    "prev" | "previous" => &mut links.prev,
+                    "first" => &mut links.first,
+                    "last" => &mut links.last,
+                    _ => continue,
+                };
+                if slot.is_none() && !url.is_empty() {
+                    *slot = Some(url.to_owned());
+                }
+            }
+        }
+    }
+    links
+}
+
+fn next_entry_start(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut in_quotes = false;
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                let tail = s[i + 1..].trim_start();
+                if tail.starts_with('<') {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// GitHub's primary rate-limit state from the `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `x-ratelimit-limit`: requests allowed per window.
+    pub limit: u64,
+    /// `x-ratelimit-remaining`: requests left in this window.
+    pub remaining: u64,
+    /// `x-ratelimit-used`: requests spent in this window.
+    pub used: u64,
+    /// `x-ratelimit-reset`: when the window resets, Unix seconds.
+    pub reset_epoch_secs: u64,
+}
+
+impl RateLimit {
+    /// Parses the headers; `None` unless limit, remaining and reset are all present and numeric
+    /// (a partial or malformed set is ignored rather than guessed at). `used` defaults to
+    /// `limit - remaining`.
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let num = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let limit = num("x-ratelimit-limit")?;
+        let remaining = num("x-ratelimit-remaining")?;
+        let reset_epoch_secs = num("x-ratelimit-reset")?;
+        if remaining > limit {
+            return None;
+        }
+        let used = num("x-ratelimit-used").unwrap_or(limit - remaining);
+        Some(Self {
+            limit,
+            remaining,
+            used,
+            reset_epoch_secs,
+        })
+    }
+
+    /// Time until the window resets (zero if it already has).
+    pub fn until_reset(&self, now: SystemTime) -> Duration {
+        let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(self.reset_epoch_secs);
+        reset.duration_since(now).unwrap_or_default()
+    }
+}
+
+/// Parses `Retry-After` as delay-seconds or an HTTP-date; `None` when absent or malformed.
+pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let raw = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(raw).ok()?;
+    Some(when.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("valid header"));
+        }
+        h
+    }
+
+    #[test]
+    fn parses_githubs_link_header() {
+        let v = r#"<https://api.github.com/organizations/913567/repos?per_page=100&page=2>; rel="next", <https://api.github.com/organizations/913567/repos?per_page=100&page=3>; rel="last""#;
+        let l = parse_link_header(v);
+        assert_eq!(
+            l.next.as_deref(),
+            Some("https://api.github.com/organizations/913567/repos?per_page=100&page=2")
+        );
+        assert_eq!(
+            l.last.as_deref(),
+            Some("https://api.github.com/organizations/913567/repos?per_page=100&page=3")
+        );
+        assert_eq!(l.prev, None);
+        assert_eq!(l.first, None);
+    }
+
+    #[test]
+    fn parses_all_four_rels_in_any_order_and_spacing() {
+        let v = r#"<https://x/r?page=1>;rel=first,<https://x/r?page=5>; rel="last" ,  <https://x/r?page=2> ;  rel="prev", <https://x/r?page=4>; rel="next""#;
+        let l = parse_link_header(v);
+        assert_eq!(l.first.as_deref(), Some("https://x/r?page=1"));
+        assert_eq!(l.prev.as_deref(), Some("https://x/r?page=2"));
+        assert_eq!(l.next.as_deref(), Some("https://x/r?page=4"));
+        assert_eq!(l.last.as_deref(), Some("https://x/r?page=5"));
+    }
+
+    #[test]
+    fn link_parser_survives_malformed_input() {
+        for v in [
+            "",
+            "garbage",
+            "<",
+            "<>; rel=\"next\"",
+            "<https://x>",
+            "<https://x>; rel",
+            "https://x; rel=\"next\"",
+            "<https://x>; rel=\"unknown\"",
+            ";;;,,,<<>>",
+            "<https://x?a=1,2>; title=\"a, b\"",
+        ] {
+            let l = parse_link_header(v);
+            assert_eq!(l.next, None, "{v}");
+        }
+        // A comma inside the URL does not split the entry; several rels in one value work.
+        let l = parse_link_header(r#"<https://x/?q=a,b>; rel="next last""#);
+        assert_eq!(l.next.as_deref(), Some("https://x/?q=a,b"));
+        assert_eq!(l.last.as_deref(), Some("https://x/?q=a,b"));
+        // The first URL for a rel wins.
+        let l = parse_link_header(r#"<https://a>; rel="next", <https://b>; rel="next""#);
+        assert_eq!(l.next.as_deref(), Some("https://a"));
+    }
+
+    #[test]
+    fn parses_rate_limit_headers() {
+        let h = headers(&[
+            ("x-ratelimit-limit", "5000"),
+            ("x-ratelimit-remaining", "4990"),
+            ("x-ratelimit-used", "10"),
+            ("x-ratelimit-reset", "1700000000"),
+        ]);
+        assert_eq!(
+            RateLimit::from_headers(&h),
+            Some(RateLimit {
+                limit: 5000,
+                remaining: 4990,
+                used: 10,
+                reset_epoch_secs: 1_700_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_rate_limit_headers_are_ignored() {
+        assert_eq!(RateLimit::from_headers(&HeaderMap::new()), None);
+        for (remaining, reset) in [("abc", "1"), ("-1", "1"), ("10", "soon"), ("6000", "1"), ("", "1")] {
+            let h = headers(&[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", remaining),
+                ("x-ratelimit-reset", reset),
+            ]);
+            assert_eq!(RateLimit::from_headers(&h), None, "{remaining} {reset}");
+        }
+        // used is derived when absent.
+        let h = headers(&[
+            ("x-ratelimit-limit", "60"),
+            ("x-ratelimit-remaining", "59"),
+            ("x-ratelimit-reset", "1"),
+        ]);
+        assert_eq!(RateLimit::from_headers(&h).map(|r| r.used), Some(1));
+    }
+
+    #[test]
+    fn parses_retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", "30")]), now),
+            Some(Duration::from_secs(30))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", &date)]), now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", "-5")]), now), None);
+        assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
+    }
+
+    fn response(status: u16, pairs: &[(&'static str, &str)], body: &'static str) -> GithubResponse {
+        let headers = headers(pairs);
+        GithubResponse {
+            status: StatusCode::from_u16(status).expect("status"),
+            rate_limit: RateLimit::from_headers(&headers),
+            headers,
+            body: Bytes::from_static(body.as_bytes()),
+            etag: None,
+            links: Links::default(),
+        }
+    }
+
+    #[test]
+    fn rate_limit_wait_follows_githubs_rules() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        // Secondary limit with Retry-After.
+        let r = response(429, &[("retry-after", "7")], "{}");
+        assert_eq!(r.rate_limit_wait(now), Some(Duration::from_secs(7)));
+        // Primary limit spent: wait until reset.
+        let r = response(
+            403,
+            &[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1120"),
+            ],
+            r#"{"message":"API rate limit exceeded"}"#,
+        );
+        assert_eq!(r.rate_limit_wait(now), Some(Duration::from_secs(120)));
+        // Secondary limit without headers: at least a minute.
+        let r = response(403, &[], r#"{"message":"You have exceeded a secondary rate limit"}"#);
+        assert_eq!(r.rate_limit_wait(now), Some(Duration::from_secs(60)));
+        // A plain 403 (permissions) is not a rate limit; neither is a 200.
+        assert_eq!(response(403, &[], r#"{"message":"Forbidden"}"#).rate_limit_wait(now), None);
+        assert_eq!(response(200, &[("retry-after", "5")], "{}").rate_limit_wait(now), None);
+    }
+
+    fn client(base: &str) -> GithubClient {
+        GithubClient::new(Url::parse(base).expect("url"), None, &ClientOptions::default()).expect("client")
+    }
+
+    #[test]
+    fn resolves_targets_only_under_the_base() {
+        let c = client("https://api.github.com");
+        assert_eq!(
+            c.resolve("/orgs/x/repos?per_page=100").expect("ok").as_str(),
+            "https://api.github.com/orgs/x/repos?per_page=100"
+        );
+        assert!(c.resolve("https://api.github.com/organizations/1/repos?page=2").is_ok());
+        assert!(matches!(c.resolve("https://evil.example/x"), Err(GithubError::ForeignTarget(_))));
+        assert!(matches!(c.resolve("http://api.github.com/x"), Err(GithubError::ForeignTarget(_))));
+        let c = client("http://127.0.0.1:3001/api/v3");
+        assert_eq!(c.resolve("/orgs/x").expect("ok").as_str(), "http://127.0.0.1:3001/api/v3/orgs/x");
+        assert!(c.resolve("http://127.0.0.1:3001/other").is_err());
+        let url = c.resolve("http://127.0.0.1:3001/api/v3/organizations/1/repos?page=2").expect("ok");
+        assert_eq!(c.relative_target(&url).as_deref(), Some("/organizations/1/repos?page=2"));
+    }
+
+    #[test]
+    fn per_page_is_added_once() {
+        assert_eq!(with_max_per_page("/orgs/x/repos"), "/orgs/x/repos?per_page=100");
+        assert_eq!(with_max_per_page("/orgs/x/repos?type=all"), "/orgs/x/repos?type=all&per_page=100");
+        assert_eq!(with_max_per_page("/orgs/x/repos?per_page=5"), "/orgs/x/repos?per_page=5");
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = GithubClient::new(
+            Url::parse("https://api.github.com").expect("url"),
+            Some(SecretString::from("ghp_topsecret")),
+            &ClientOptions::default(),
+        )
+        .expect("client");
+        assert!(!format!("{c:?}").contains("ghp_topsecret"));
+    }
+}

@@ -1,0 +1,91 @@
+//! The Redis key and stream schema: the only place in the workspace that spells a key.
+//!
+//! Every name starts with the hash tag `{PREFIX}` (`KEY_PREFIX`, default `hubcache`), so all of
+//! hubcache's keys live in one Redis Cluster slot: the scripts that change a snapshot and append
+//! its refresh event in one step run unchanged on a cluster, and two deployments with different
+//! prefixes share a Redis without touching each other.
+//!
+//! | name | type | written by | holds |
+//! |---|---|---|---|
+//! | `{p}:snapshot:{path}` | hash | fetcher | `body`, `meta` (JSON [`SnapshotMeta`](crate::SnapshotMeta)), `version` |
+//! | `{p}:views` | hash | views | `version`, `hash`, one field per view name (JSON entries) |
+//! | `{p}:stream:refresh` | stream | fetcher | [`RefreshEvent`](crate::RefreshEvent)s |
+//! | `{p}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s |
+//! | `{p}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling |
+//!
+//! The refresh stream is read by the consumer group [`KeySchema::views_group`]; the gateways read
+//! both streams with plain `XREAD` (each gateway sees every event).
+
+/// Approximate bound (XADD `MAXLEN ~`) of each stream: enough for consumers that were down for
+/// minutes, small enough to keep Redis memory flat.
+pub const STREAM_MAX_LEN: usize = 10_000;
+
+/// Builds every Redis name from one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySchema {
+    tag: String,
+}
+
+impl KeySchema {
+    /// A schema for `prefix` (validated by `CommonSettings::validate`: no braces or spaces).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            tag: format!("{{{prefix}}}"),
+        }
+    }
+
+    /// The snapshot hash of one cached GitHub path (normalised, e.g. `/orgs/Netflix/repos`).
+    pub fn snapshot(&self, path: &str) -> String {
+        format!("{}:snapshot:{path}", self.tag)
+    }
+
+    /// The hash holding every computed view of one snapshot version.
+    pub fn views(&self) -> String {
+        format!("{}:views", self.tag)
+    }
+
+    /// The stream the fetcher appends a [`RefreshEvent`](crate::RefreshEvent) to after a change.
+    pub fn refresh_stream(&self) -> String {
+        format!("{}:stream:refresh", self.tag)
+    }
+
+    /// The stream the views service appends a [`ViewsEvent`](crate::ViewsEvent) to after storing.
+    pub fn views_stream(&self) -> String {
+        format!("{}:stream:views", self.tag)
+    }
+
+    /// The consumer group of views workers on the refresh stream.
+    pub fn views_group(&self) -> &'static str {
+        "views"
+    }
+
+    /// The lease that elects the one fetcher allowed to poll GitHub.
+    pub fn fetcher_lease(&self) -> String {
+        format!("{}:lease:fetcher", self.tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_one_hash_tag() {
+        let k = KeySchema::new("hubcache");
+        for key in [
+            k.snapshot("/orgs/Netflix/repos"),
+            k.views(),
+            k.refresh_stream(),
+            k.views_stream(),
+            k.fetcher_lease(),
+        ] {
+            assert!(key.starts_with("{hubcache}:"), "{key}");
+        }
+        assert_eq!(k.snapshot("/"), "{hubcache}:snapshot:/");
+    }
+
+    #[test]
+    fn prefixes_do_not_collide() {
+        assert_ne!(KeySchema::new("a").views(), KeySchema::new("b").views());
+    }
+}

@@ -1,0 +1,33 @@
+//! hubcache-shared: the small leaf crate every hubcache service builds on.
+//!
+//! Layout:
+//! - [`settings`]: typed settings from defaults, config file and the documented environment.
+//! - [`keys`]: the Redis key and stream schema ([`KeySchema`]); no other crate spells a key.
+//! - [`snapshot`]: snapshots of GitHub endpoints as stored in Redis ([`Snapshot`], [`SnapshotMeta`]).
+//! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
+//! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`]).
+//! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
+//! - [`redis_connector`]: how services open Redis connections ([`RedisConnector`]).
+//! - [`telemetry`]: logs and optional OpenTelemetry export.
+//! - [`shutdown`]: the one graceful-shutdown approach every service follows.
+//!
+//! Architecture Invariant: this crate knows nothing about actix-web or any HTTP server; it is
+//! a library of types and clients, not a framework.
+
+pub mod events;
+pub mod github;
+pub mod keys;
+pub mod redis_connector;
+pub mod settings;
+pub mod shutdown;
+pub mod snapshot;
+pub mod telemetry;
+pub mod views;
+
+pub use events::{MalformedEvent, RefreshEvent, ViewsEvent};
+pub use github::{GithubClient, GithubResponse, Links, RateLimit};
+pub use keys::KeySchema;
+pub use redis_connector::RedisConnector;
+pub use settings::{CachedEndpoint, CommonSettings, SettingsError, SettingsSource};
+pub use snapshot::{Snapshot, SnapshotKind, SnapshotMeta, SnapshotStatus};
+pub use views::{ViewEntry, ViewName, ViewSet, ViewValue};

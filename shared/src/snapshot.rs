@@ -1,0 +1,172 @@
+//! Snapshots: the fetcher's copy of one GitHub endpoint, as stored in Redis.
+//!
+//! A snapshot is one Redis hash (`KeySchema::snapshot`) with three fields written in one step by
+//! the fetcher's script: `body` (the exact bytes served: GitHub's object, or the pages' elements
+//! merged into one JSON array), `meta` ([`SnapshotMeta`], JSON) and `version`. `status`
+//! ([`SnapshotStatus`]) records the outcome of the latest check and changes without the body.
+
+use bytes::Bytes;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::KeySchema;
+
+/// Hash field holding the body bytes.
+pub const FIELD_BODY: &str = "body";
+/// Hash field holding [`SnapshotMeta`] as JSON.
+pub const FIELD_META: &str = "meta";
+/// Hash field holding the version as a decimal integer (for scripts to compare).
+pub const FIELD_VERSION: &str = "version";
+/// Hash field holding [`SnapshotStatus`] as JSON.
+pub const FIELD_STATUS: &str = "status";
+
+/// Whether an endpoint answered one JSON object or a (paginated) JSON array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotKind {
+    /// A single JSON value (`/`, `/orgs/O`).
+    Object,
+    /// A list whose pages were merged into one array (`/orgs/O/repos`).
+    List,
+}
+
+/// What the fetcher knows about one page it fetched: enough to revalidate it with no rate-limit
+/// cost and to rebuild the merged body when another page changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMeta {
+    /// The request target (path and query, relative to the upstream base) of this page.
+    pub target: String,
+    /// The ETag GitHub sent with it, for `If-None-Match`.
+    pub etag: Option<String>,
+    /// The next page's target from the `Link` header, if any.
+    pub next: Option<String>,
+    /// How many array elements this page held (lists only).
+    pub items: usize,
+}
+
+/// Metadata of one snapshot version. Written together with the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The GitHub path this snapshot copies.
+    pub path: String,
+    /// Grows by one each time the body changes; never goes back.
+    pub version: u64,
+    /// Hex SHA-256 of the body: equal bodies, equal hashes.
+    pub content_hash: String,
+    /// Object or merged list.
+    pub kind: SnapshotKind,
+    /// When this body was fetched (Unix milliseconds).
+    pub fetched_at_ms: u64,
+    /// The pages it was built from, in order.
+    pub pages: Vec<PageMeta>,
+}
+
+/// The latest check of an endpoint, successful or not. Lets operators see errors without the
+/// good body ever being replaced by one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    /// Last time GitHub confirmed the snapshot (200 or 304), Unix milliseconds.
+    pub last_success_at_ms: Option<u64>,
+    /// Last failure, with its time, if the most recent check failed or one failed since.
+    pub last_error: Option<String>,
+    /// When `last_error` happened, Unix milliseconds.
+    pub last_error_at_ms: Option<u64>,
+}
+
+/// One snapshot as read from Redis.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The bytes to serve.
+    pub body: Bytes,
+    /// Its metadata.
+    pub meta: SnapshotMeta,
+}
+
+/// Why a stored snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The hash exists but does not hold a consistent snapshot.
+    #[error("snapshot {key} is corrupt: {reason}")]
+    Corrupt {
+        /// The Redis key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Snapshot {
+    /// Reads the snapshot of `path`; `Ok(None)` when none was stored yet.
+    ///
+    /// Body and metadata come from one `HMGET`, so they always belong to the same version. The
+    /// content hash is verified: a damaged value is reported, never served.
+    pub async fn load<C>(conn: &mut C, keys: &KeySchema, path: &str) -> Result<Option<Self>, SnapshotError>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let key = keys.snapshot(path);
+        let (body, meta): (Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(FIELD_BODY)
+            .arg(FIELD_META)
+            .query_async(conn)
+            .await?;
+        let (body, meta) = match (body, meta) {
+            (None, None) => return Ok(None),
+            (Some(body), Some(meta)) => (body, meta),
+            _ => {
+                return Err(SnapshotError::Corrupt {
+                    key,
+                    reason: "body or meta missing".to_owned(),
+                });
+            }
+        };
+        let meta: SnapshotMeta = serde_json::from_str(&meta).map_err(|e| SnapshotError::Corrupt {
+            key: key.clone(),
+            reason: format!("meta is not valid JSON: {e}"),
+        })?;
+        if content_hash(&body) != meta.content_hash {
+            return Err(SnapshotError::Corrupt {
+                key,
+                reason: "body does not match its content hash".to_owned(),
+            });
+        }
+        Ok(Some(Self {
+            body: Bytes::from(body),
+            meta,
+        }))
+    }
+
+    /// Reads only the status of `path`'s snapshot (what the latest check found).
+    pub async fn load_status<C>(conn: &mut C, keys: &KeySchema, path: &str) -> Result<SnapshotStatus, SnapshotError>
+    where
+        C: AsyncCommands + Send,
+    {
+        let key = keys.snapshot(path);
+        let raw: Option<String> = conn.hget(&key, FIELD_STATUS).await?;
+        match raw {
+            None => Ok(SnapshotStatus::default()),
+            Some(raw) => serde_json::from_str(&raw).map_err(|e| SnapshotError::Corrupt {
+                key,
+                reason: format!("status is not valid JSON: {e}"),
+            }),
+        }
+    }
+}
+
+/// Hex SHA-256 of `bytes`: the content hash of snapshots and views.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

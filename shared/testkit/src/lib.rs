@@ -1,0 +1,109 @@
+//! hubcache-testkit: test support for hubcache's integration tests (a dev-dependency only).
+//!
+//! Layout:
+//! - [`RedisServer`]: a real `redis-server` process on a free loopback port, killed on drop.
+//!   hubcache never tests against a mock Redis.
+//! - [`free_port`]: a currently unused loopback TCP port.
+//! - [`eventually`]: poll an async condition until it holds or a deadline passes.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A real redis-server on 127.0.0.1, without persistence unless asked, stopped on drop.
+pub struct RedisServer {
+    port: u16,
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a redis-server on a free port and waits until it answers PING.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts one with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("hubcache-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).context("creating redis dir")?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning redis-server (install it: apt-get install redis-server; scripts/test.sh does)")?;
+        let server = Self { port, child, dir };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url())?;
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("redis-server on port {} did not answer PING within 10s", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Its URL, for `REDIS_URL`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A plain client to inspect or tamper with what the services stored.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("a loopback redis URL is valid")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a probe port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
