@@ -1,0 +1,189 @@
+//! The control API under `/_sim/`: counters, data mutations, faults, latency and the rate-limit
+//! budget. Never part of GitHub's surface, never counted in stats or the rate limit.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::CatalogError;
+use crate::dataset::JsonObject;
+use crate::faults::{FaultSpec, InvalidFault};
+use crate::rate_limit::{RateLimitUpdate, RemainingAboveLimit};
+use crate::state::SimState;
+
+/// Why a control request failed; answered as `{"message": ...}` with the mapped status.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ControlError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Fault(#[from] InvalidFault),
+    #[error(transparent)]
+    RateLimit(#[from] RemainingAboveLimit),
+    #[error("invalid JSON body: {0}")]
+    BadBody(String),
+    #[error("no control route {method} {path}")]
+    NoRoute { method: String, path: String },
+}
+
+#[derive(Serialize)]
+struct ControlErrorBody {
+    message: String,
+}
+
+impl ResponseError for ControlError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ControlError::Catalog(CatalogError::OrgNotFound(_) | CatalogError::RepoNotFound(_))
+            | ControlError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ControlError::Catalog(CatalogError::InvalidName | CatalogError::NameTaken(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ControlError::Fault(_) | ControlError::RateLimit(_) | ControlError::BadBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ControlErrorBody {
+            message: self.to_string(),
+        })
+    }
+}
+
+/// Registers the control routes (inside the `/_sim` scope).
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .app_data(
+            web::JsonConfig::default()
+                .content_type_required(false)
+                .error_handler(|error, _| ControlError::BadBody(error.to_string()).into()),
+        )
+        .service(resource("/stats").route(web::get().to(stats)))
+        .service(resource("/stats/reset").route(web::post().to(reset_stats)))
+        .service(
+            resource("/repos/{owner}/{repo}")
+                .route(web::patch().to(patch_repo))
+                .route(web::delete().to(delete_repo)),
+        )
+        .service(resource("/orgs/{org}/repos").route(web::post().to(add_repo)))
+        .service(
+            resource("/faults")
+                .route(web::get().to(list_faults))
+                .route(web::post().to(add_fault))
+                .route(web::delete().to(clear_faults)),
+        )
+        .service(resource("/latency").route(web::post().to(set_latency)))
+        .service(
+            resource("/rate-limit")
+                .route(web::get().to(rate_limit))
+                .route(web::post().to(set_rate_limit)),
+        )
+        .service(resource("/dataset").route(web::get().to(dataset)))
+        .default_service(web::to(no_route));
+}
+
+/// A control resource whose unsupported methods get the JSON 404 too.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(no_route))
+}
+
+async fn no_route(request: HttpRequest) -> Result<HttpResponse, ControlError> {
+    Err(ControlError::NoRoute {
+        method: request.method().to_string(),
+        path: request.path().to_owned(),
+    })
+}
+
+async fn stats(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.stats.snapshot())
+}
+
+async fn reset_stats(state: web::Data<SimState>) -> HttpResponse {
+    state.stats.reset();
+    HttpResponse::NoContent().finish()
+}
+
+async fn patch_repo(
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    patch: web::Json<JsonObject>,
+) -> Result<HttpResponse, ControlError> {
+    let (owner, repo) = path.into_inner();
+    let updated = state
+        .catalog
+        .write()
+        .patch_repo(&owner, &repo, patch.into_inner())?;
+    tracing::info!(%owner, %repo, "repository patched");
+    Ok(HttpResponse::Ok().json(updated))
+}
+
+async fn add_repo(
+    state: web::Data<SimState>,
+    org: web::Path<String>,
+    fields: web::Json<JsonObject>,
+) -> Result<HttpResponse, ControlError> {
+    let added = state.catalog.write().add_repo(&org, fields.into_inner())?;
+    tracing::info!(org = %org, name = ?added.get("name"), "repository added");
+    Ok(HttpResponse::Created().json(added))
+}
+
+async fn delete_repo(
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ControlError> {
+    let (owner, repo) = path.into_inner();
+    state.catalog.write().delete_repo(&owner, &repo)?;
+    tracing::info!(%owner, %repo, "repository deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_faults(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.faults.list())
+}
+
+async fn add_fault(
+    state: web::Data<SimState>,
+    spec: web::Json<FaultSpec>,
+) -> Result<HttpResponse, ControlError> {
+    let queued = state.faults.push(spec.into_inner())?;
+    tracing::info!(fault = ?queued, "fault queued");
+    Ok(HttpResponse::Created().json(queued))
+}
+
+async fn clear_faults(state: web::Data<SimState>) -> HttpResponse {
+    state.faults.clear();
+    HttpResponse::NoContent().finish()
+}
+
+/// Body of `POST /_sim/latency`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    ms: u64,
+}
+
+async fn set_latency(state: web::Data<SimState>, latency: web::Json<Latency>) -> HttpResponse {
+    state.set_latency(Duration::from_millis(latency.ms));
+    HttpResponse::Ok().json(latency.into_inner())
+}
+
+async fn rate_limit(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.rate_limit.current())
+}
+
+async fn set_rate_limit(
+    state: web::Data<SimState>,
+    update: web::Json<RateLimitUpdate>,
+) -> Result<HttpResponse, ControlError> {
+    let current = state.rate_limit.update(update.into_inner())?;
+    Ok(HttpResponse::Ok().json(current))
+}
+
+async fn dataset(state: web::Data<SimState>) -> HttpResponse {
+    let dataset = state.catalog.read().to_dataset();
+    HttpResponse::Ok().json(dataset)
+}
