@@ -1,1 +1,29 @@
-//! placeholder
+//! fetcher: keeps an exact, fresh copy of one GitHub organisation's endpoints in Redis while
+//! spending as little of GitHub's rate limit as possible.
+//!
+//! Layout:
+//! - [`settings`]: [`Settings`] (shared settings plus `LEASE_SECS` and request limits).
+//! - [`startup`]: [`Application`], built by `main` and the tests.
+//! - `fetch_loop`: the one task: wait for the lease, then poll due endpoints while holding it.
+//! - `lease`: the Redis lease that lets exactly one replica poll.
+//! - `poller`: one poll of one endpoint: conditional requests for every page, merged bytes.
+//! - `snapshot_writer`: the Lua script that replaces a snapshot and appends its event in one
+//!   step, fenced by the lease and the version.
+//! - `schedule`: per-endpoint due times and jittered exponential backoff.
+//! - `budget`: the rate-limit budget: pauses GitHub asks for, interval stretching.
+//!
+//! Architecture Invariant: a stored snapshot is only ever replaced by a complete, valid page set
+//! fetched while holding the lease; every failure is recorded in `status` only.
+
+pub mod settings;
+pub mod startup;
+
+mod budget;
+mod fetch_loop;
+mod lease;
+mod poller;
+mod schedule;
+mod snapshot_writer;
+
+pub use settings::Settings;
+pub use startup::Application;

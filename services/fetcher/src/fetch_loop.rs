@@ -1,0 +1,359 @@
+//! The fetcher's one long-running task: wait for the lease, then, while holding it, poll the
+//! endpoints as they come due and store what changed.
+//!
+//! Renewal and polling run side by side in the same task; when renewal finds the lease gone,
+//! the poll in flight is dropped on the spot (and whatever it might still have written is fenced
+//! off by the scripts' lease check).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use hubcache_shared::snapshot::now_ms;
+use hubcache_shared::telemetry::current_traceparent;
+use hubcache_shared::{RefreshEvent, Snapshot, SnapshotStatus};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::budget::{RateBudget, Stretch};
+use crate::lease::{Acquire, Lease};
+use crate::poller::{PollOutcome, Poller};
+use crate::schedule::Schedule;
+use crate::snapshot_writer::{Replacement, SnapshotWriter, WriteOutcome};
+
+/// How often to retry a Redis command that failed (the connection manager reconnects meanwhile).
+const REDIS_RETRY: Duration = Duration::from_millis(500);
+
+/// The longest a standby waits between looks at the lease: a released lease (graceful shutdown
+/// of the holder) is taken over within this time. One cheap Redis command per look.
+const FOLLOWER_CHECK: Duration = Duration::from_millis(250);
+
+/// Why leadership ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stepped {
+    /// The lease is gone (taken, expired, or a write was fenced off).
+    LeaseLost,
+    /// Shutdown.
+    Cancelled,
+}
+
+/// The lease-holding poll loop and everything it owns.
+pub(crate) struct FetchLoop {
+    conn: ConnectionManager,
+    lease: Lease,
+    poller: Poller,
+    writer: SnapshotWriter,
+    schedule: Schedule,
+    budget: RateBudget,
+    cache: HashMap<String, Snapshot>,
+}
+
+impl FetchLoop {
+    /// A loop over `schedule`'s endpoints.
+    pub(crate) fn new(
+        conn: ConnectionManager,
+        lease: Lease,
+        poller: Poller,
+        writer: SnapshotWriter,
+        schedule: Schedule,
+    ) -> Self {
+        Self {
+            conn,
+            lease,
+            poller,
+            writer,
+            schedule,
+            budget: RateBudget::default(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown`; releases the lease on the way out if it holds it.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let acquired = tokio::select! {
+                () = shutdown.cancelled() => return,
+                acquired = self.wait_for_lease() => acquired,
+            };
+            debug_assert!(acquired);
+            tracing::info!(instance = %self.lease.instance_id(), "fetcher lease acquired; polling");
+            match self.lead(&shutdown).await {
+                Stepped::Cancelled => {
+                    self.release().await;
+                    return;
+                }
+                Stepped::LeaseLost => {
+                    tracing::warn!(instance = %self.lease.instance_id(), "fetcher lease lost; stopped polling");
+                }
+            }
+        }
+    }
+
+    /// Returns once this instance holds the lease. Standbys look again when the holder's lease
+    /// would expire, or after [`FOLLOWER_CHECK`] if sooner (a released lease is free at once).
+    async fn wait_for_lease(&mut self) -> bool {
+        let mut logged_holder = false;
+        loop {
+            let wait = match self.lease.try_acquire(&mut self.conn).await {
+                Ok(Acquire::Held) => return true,
+                Ok(Acquire::HeldByOther { holder, expires_in }) => {
+                    if !logged_holder {
+                        tracing::info!(?holder, "another fetcher holds the lease; standing by");
+                        logged_holder = true;
+                    }
+                    let jitter = Duration::from_millis(rand::random_range(0..=25));
+                    expires_in.unwrap_or(FOLLOWER_CHECK).min(FOLLOWER_CHECK) + jitter
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot reach Redis for the lease; retrying");
+                    REDIS_RETRY
+                }
+            };
+            tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+        }
+    }
+
+    /// Polls while the lease holds.
+    async fn lead(&mut self, shutdown: &CancellationToken) -> Stepped {
+        self.schedule.restart(Instant::now());
+        let mut renew_conn = self.conn.clone();
+        let lease = self.lease.clone();
+        let renewing = keep_lease(&lease, &mut renew_conn);
+        tokio::pin!(renewing);
+        let polling = self.poll_forever();
+        tokio::pin!(polling);
+        tokio::select! {
+            () = shutdown.cancelled() => Stepped::Cancelled,
+            stepped = &mut renewing => stepped,
+            stepped = &mut polling => stepped,
+        }
+    }
+
+    /// Gives the lease back so a successor starts at once.
+    async fn release(&mut self) {
+        for attempt in 1..=3 {
+            match self.lease.release(&mut self.conn).await {
+                Ok(true) => {
+                    tracing::info!("fetcher lease released");
+                    return;
+                }
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(attempt, error = %format!("{e:#}"), "releasing the lease failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Polls endpoints as they come due; returns only when a write finds the lease gone.
+    async fn poll_forever(&mut self) -> Stepped {
+        loop {
+            let now = Instant::now();
+            if let Some(until) = self.budget.paused_until(now) {
+                tracing::info!(resume_in = ?until - now, "polling paused by GitHub's rate limit");
+                tokio::time::sleep_until(until.into()).await;
+                continue;
+            }
+            let Some((index, due)) = self.schedule.next() else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            if due > now {
+                tokio::time::sleep_until(due.into()).await;
+                continue;
+            }
+            let path = self.schedule.endpoint(index).path.clone();
+            let span = tracing::info_span!("poll", path = %path);
+            if self.poll_one(index, &path).instrument(span).await == Some(Stepped::LeaseLost) {
+                return Stepped::LeaseLost;
+            }
+        }
+    }
+
+    /// One poll of one endpoint, written back. `Some(LeaseLost)` when a write was fenced off.
+    async fn poll_one(&mut self, index: usize, path: &str) -> Option<Stepped> {
+        let started = Instant::now();
+        let stored = match self
+            .writer
+            .load(&mut self.conn, path, &mut self.cache)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                let delay = self.schedule.failed(index, Instant::now());
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "cannot read the stored snapshot");
+                return None;
+            }
+        };
+        let report = self
+            .poller
+            .poll(path, stored.snapshot.as_ref(), &mut self.budget)
+            .await;
+        let now = now_ms();
+        let success_status = SnapshotStatus {
+            last_success_at_ms: Some(now),
+            ..stored.status.clone()
+        };
+        let written = match report.outcome {
+            PollOutcome::Changed { body, meta } => {
+                let event = RefreshEvent {
+                    path: path.to_owned(),
+                    version: meta.version,
+                    content_hash: meta.content_hash.clone(),
+                    at_ms: now,
+                    traceparent: current_traceparent(),
+                };
+                let replacement = Replacement {
+                    base_version: stored.version,
+                    body: &body,
+                    meta: &meta,
+                    status: &success_status,
+                    event: &event,
+                };
+                let written = self
+                    .writer
+                    .replace(&mut self.conn, &self.lease, &replacement)
+                    .await;
+                if matches!(written, Ok(WriteOutcome::Written)) {
+                    tracing::info!(
+                        version = meta.version,
+                        bytes = body.len(),
+                        pages = meta.pages.len(),
+                        units = report.units,
+                        "snapshot changed"
+                    );
+                    self.cache.insert(
+                        path.to_owned(),
+                        Snapshot {
+                            body: body.into(),
+                            meta,
+                        },
+                    );
+                }
+                written
+            }
+            PollOutcome::Unchanged { updated_meta } => match updated_meta {
+                Some(meta) => {
+                    let written = self
+                        .writer
+                        .update_meta(&mut self.conn, &self.lease, &meta, &success_status)
+                        .await;
+                    if matches!(written, Ok(WriteOutcome::Written))
+                        && let Some(cached) = self.cache.get_mut(path)
+                    {
+                        cached.meta = meta;
+                    }
+                    tracing::debug!(units = report.units, "unchanged; page ETags updated");
+                    written
+                }
+                None => {
+                    tracing::debug!(units = report.units, "unchanged");
+                    self.writer
+                        .write_status(&mut self.conn, &self.lease, path, &success_status)
+                        .await
+                }
+            },
+            PollOutcome::Failed(error) => {
+                let message = error.to_string();
+                let status = SnapshotStatus {
+                    last_error: Some(message.clone()),
+                    last_error_at_ms: Some(now),
+                    ..stored.status.clone()
+                };
+                match error.rate_limit_wait() {
+                    Some(wait) => {
+                        // GitHub's reset times are whole seconds: wait one more.
+                        let wait = wait + Duration::from_secs(1);
+                        self.budget.pause(Instant::now(), wait);
+                        self.schedule.rate_limited(index, Instant::now());
+                        tracing::warn!(error = %message, pause = ?wait, "rate limited; pausing all polling");
+                    }
+                    None => {
+                        let delay = self.schedule.failed(index, Instant::now());
+                        tracing::warn!(error = %message, retry_in = ?delay, "poll failed; keeping the stored snapshot");
+                    }
+                }
+                let written = self
+                    .writer
+                    .write_status(&mut self.conn, &self.lease, path, &status)
+                    .await;
+                return self.finish_write(index, written, None);
+            }
+        };
+        let stretch = self
+            .budget
+            .stretch(self.schedule.demand_per_sec(), SystemTime::now());
+        // A cold fetch (nothing stored yet) pays for every page once; it says nothing about what
+        // polling will cost from now on.
+        let learned_units = stored.snapshot.is_some().then_some(report.units);
+        self.finish_write(index, written, Some((started, learned_units, stretch)))
+    }
+
+    /// Reschedules after a write; `success` carries what a successful poll needs.
+    fn finish_write(
+        &mut self,
+        index: usize,
+        written: anyhow::Result<WriteOutcome>,
+        success: Option<(Instant, Option<u32>, Stretch)>,
+    ) -> Option<Stepped> {
+        match written {
+            Ok(WriteOutcome::Written) => {
+                if let Some((started, units, stretch)) = success {
+                    if stretch.factor > 1.0 {
+                        tracing::info!(
+                            factor = stretch.factor,
+                            remaining = self.budget.latest().map(|r| r.remaining),
+                            "rate-limit budget low; stretching the interval"
+                        );
+                    }
+                    self.schedule.succeeded(index, started, units, stretch);
+                }
+                None
+            }
+            Ok(WriteOutcome::LeaseLost) => Some(Stepped::LeaseLost),
+            Ok(WriteOutcome::VersionMoved) => {
+                // Someone else wrote since we read: start over from what is stored now.
+                self.cache
+                    .remove(&self.schedule.endpoint(index).path.clone());
+                let delay = self.schedule.failed(index, Instant::now());
+                tracing::warn!(retry_in = ?delay, "stored version moved during the poll; nothing written");
+                None
+            }
+            Err(e) => {
+                if success.is_some() {
+                    let delay = self.schedule.failed(index, Instant::now());
+                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "cannot write to Redis");
+                } else {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot write the status to Redis");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Renews the lease every third of its period; returns when it is lost, or when Redis could not
+/// confirm it for a whole period (it has expired by then).
+async fn keep_lease(lease: &Lease, conn: &mut ConnectionManager) -> Stepped {
+    let mut last_renewed = Instant::now();
+    let mut wait = lease.renew_every();
+    loop {
+        tokio::time::sleep(wait).await;
+        match lease.renew(conn).await {
+            Ok(true) => {
+                last_renewed = Instant::now();
+                wait = lease.renew_every();
+            }
+            Ok(false) => return Stepped::LeaseLost,
+            Err(e) => {
+                if last_renewed.elapsed() >= lease.ttl() {
+                    tracing::warn!(error = %format!("{e:#}"), "lease not renewed for a whole period");
+                    return Stepped::LeaseLost;
+                }
+                tracing::warn!(error = %format!("{e:#}"), "renewing the lease failed; retrying");
+                wait = REDIS_RETRY.min(lease.renew_every());
+            }
+        }
+    }
+}

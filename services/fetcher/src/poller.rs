@@ -1,0 +1,760 @@
+//! One poll of one endpoint: revalidate every page with its stored ETag, follow `next` links,
+//! and merge the pages into the exact bytes to store.
+//!
+//! A poll is all or nothing: any failure on any page abandons it ([`PollOutcome::Failed`]) and
+//! the stored snapshot stays. Elements are never re-serialised: the merged array is GitHub's own
+//! element bytes joined by commas.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use hubcache_shared::github::{GithubError, with_max_per_page};
+use hubcache_shared::snapshot::{PageMeta, content_hash, now_ms};
+use hubcache_shared::{GithubClient, GithubResponse, Snapshot, SnapshotKind, SnapshotMeta};
+use reqwest::StatusCode;
+use serde_json::value::RawValue;
+use url::Url;
+
+use crate::budget::RateBudget;
+
+/// The longest part of GitHub's error message kept in a status.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// What one poll found.
+#[derive(Debug)]
+pub(crate) enum PollOutcome {
+    /// The content differs from the stored snapshot: store this as the next version.
+    Changed {
+        /// The exact bytes to serve.
+        body: Vec<u8>,
+        /// Its meta (version = stored version + 1).
+        meta: SnapshotMeta,
+    },
+    /// Same content as stored. `pages` is set when page metadata (ETags, links) changed and
+    /// should be saved so the next poll revalidates for free.
+    Unchanged {
+        /// The stored meta with the new pages, when they differ.
+        updated_meta: Option<SnapshotMeta>,
+    },
+    /// The poll was abandoned; the stored snapshot stays.
+    Failed(PollError),
+}
+
+/// A poll's outcome and what it cost.
+#[derive(Debug)]
+pub(crate) struct PollReport {
+    /// What was found.
+    pub(crate) outcome: PollOutcome,
+    /// Rate-limit units the poll is assumed to have spent.
+    pub(crate) units: u32,
+}
+
+/// Why a poll was abandoned. Messages go into the snapshot status: they name the request
+/// target (never the token) and GitHub's answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PollError {
+    /// GitHub asked us to stop for a while (secondary limit or spent primary limit).
+    #[error("GET {target}: {status}, rate limited for {}s", wait.as_secs())]
+    RateLimited {
+        /// The page request.
+        target: String,
+        /// 403 or 429.
+        status: StatusCode,
+        /// How long GitHub asked us to wait.
+        wait: std::time::Duration,
+    },
+    /// GitHub answered with an error status.
+    #[error("GET {target}: {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        /// The page request.
+        target: String,
+        /// The status.
+        status: StatusCode,
+        /// GitHub's `message`, shortened.
+        message: Option<String>,
+    },
+    /// No response: connection failure, timeout, cut transfer.
+    #[error("GET {target}: {reason}")]
+    Transport {
+        /// The page request.
+        target: String,
+        /// What went wrong (no URL, no headers).
+        reason: String,
+    },
+    /// The request target was refused by the client (foreign host, unparsable).
+    #[error("GET {target}: {reason}")]
+    Refused {
+        /// The page request.
+        target: String,
+        /// The client's refusal.
+        reason: String,
+    },
+    /// The body is not valid JSON (e.g. truncated).
+    #[error("GET {target}: invalid JSON body: {reason}")]
+    InvalidJson {
+        /// The page request.
+        target: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A page after the first is not a JSON array.
+    #[error("GET {target}: page {page} of a list is not a JSON array")]
+    NotAnArray {
+        /// The page request.
+        target: String,
+        /// 1-based page number.
+        page: usize,
+    },
+    /// A `next` link leaves the configured GitHub API base.
+    #[error("GET {target}: next link points outside the GitHub API URL: {link}")]
+    ForeignNext {
+        /// The page request.
+        target: String,
+        /// The link without its query.
+        link: String,
+    },
+    /// `next` links lead back to a page already fetched.
+    #[error("GET {target}: next link loops back to {link}")]
+    NextLoop {
+        /// The page request.
+        target: String,
+        /// The repeated target.
+        link: String,
+    },
+    /// More pages than the configured maximum.
+    #[error("more than {max} pages; giving up")]
+    TooManyPages {
+        /// The maximum.
+        max: usize,
+    },
+    /// GitHub answered 304 for a page we hold no copy of.
+    #[error("GET {target}: 304 Not Modified for a page that is not stored")]
+    UnexpectedNotModified {
+        /// The page request.
+        target: String,
+    },
+}
+
+impl PollError {
+    /// The pause GitHub asked for, if this is a rate-limit rejection.
+    pub(crate) fn rate_limit_wait(&self) -> Option<std::time::Duration> {
+        match self {
+            PollError::RateLimited { wait, .. } => Some(*wait),
+            _ => None,
+        }
+    }
+}
+
+/// A stored page: its meta and where its elements are in the stored body.
+#[derive(Debug)]
+struct StoredPage<'a> {
+    meta: &'a PageMeta,
+    elements: Vec<Range<usize>>,
+}
+
+/// Where a page's elements come from.
+#[derive(Debug)]
+enum PageSource {
+    /// Fresh bytes from a 200, with the element ranges inside them (`None`: an object).
+    Fresh {
+        body: Bytes,
+        elements: Option<Vec<Range<usize>>>,
+    },
+    /// GitHub said 304: the stored page's elements (ranges in the stored body).
+    Reused { elements: Vec<Range<usize>> },
+}
+
+#[derive(Debug)]
+struct FetchedPage {
+    meta: PageMeta,
+    source: PageSource,
+}
+
+/// Polls endpoints through the GitHub client.
+#[derive(Debug, Clone)]
+pub(crate) struct Poller {
+    client: GithubClient,
+    max_pages: usize,
+}
+
+impl Poller {
+    /// A poller following at most `max_pages` pages per list.
+    pub(crate) fn new(client: GithubClient, max_pages: usize) -> Self {
+        Self { client, max_pages }
+    }
+
+    /// Polls `path` against what is stored (`stored`, `None` when nothing is), recording rate
+    /// limits in `budget`.
+    pub(crate) async fn poll(
+        &self,
+        path: &str,
+        stored: Option<&Snapshot>,
+        budget: &mut RateBudget,
+    ) -> PollReport {
+        let mut units = 0;
+        let outcome = match self.fetch_pages(path, stored, budget, &mut units).await {
+            Ok(pages) => assemble(path, stored, pages),
+            Err(e) => PollOutcome::Failed(e),
+        };
+        PollReport { outcome, units }
+    }
+
+    async fn fetch_pages(
+        &self,
+        path: &str,
+        stored: Option<&Snapshot>,
+        budget: &mut RateBudget,
+        units: &mut u32,
+    ) -> Result<Vec<FetchedPage>, PollError> {
+        let stored_pages = stored.map(stored_pages).unwrap_or_default();
+        let mut pages: Vec<FetchedPage> = Vec::new();
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut target = with_max_per_page(path);
+        loop {
+            if pages.len() >= self.max_pages {
+                return Err(PollError::TooManyPages {
+                    max: self.max_pages,
+                });
+            }
+            visited.insert(target.clone());
+            let index = pages.len();
+            let cached = stored_pages.get(index).filter(|p| p.meta.target == target);
+            let etag = cached.and_then(|p| p.meta.etag.as_deref());
+            let response = self
+                .client
+                .get(&target, etag)
+                .await
+                .map_err(|e| describe(&target, e))?;
+            if let Some(rate_limit) = response.rate_limit {
+                budget.observe(rate_limit);
+            }
+            // A 304 is free for an authenticated client; anything else is counted.
+            if response.status != StatusCode::NOT_MODIFIED || !self.client.has_token() {
+                *units += 1;
+            }
+            let page = match response.status {
+                StatusCode::NOT_MODIFIED => {
+                    let Some(cached) = cached else {
+                        return Err(PollError::UnexpectedNotModified { target });
+                    };
+                    FetchedPage {
+                        meta: PageMeta {
+                            target: target.clone(),
+                            etag: response.etag.clone().or_else(|| cached.meta.etag.clone()),
+                            next: cached.meta.next.clone(),
+                            items: cached.meta.items,
+                        },
+                        source: PageSource::Reused {
+                            elements: cached.elements.clone(),
+                        },
+                    }
+                }
+                StatusCode::OK => self.fresh_page(&target, index, response)?,
+                status => return Err(error_status(&target, status, &response)),
+            };
+            let is_object = matches!(page.source, PageSource::Fresh { elements: None, .. })
+                || (index == 0
+                    && stored.is_some_and(|s| s.meta.kind == SnapshotKind::Object)
+                    && cached.is_some());
+            let next = if is_object {
+                None
+            } else {
+                page.meta.next.clone()
+            };
+            pages.push(page);
+            match next {
+                None => return Ok(pages),
+                Some(next) if visited.contains(&next) => {
+                    return Err(PollError::NextLoop { target, link: next });
+                }
+                Some(next) => target = next,
+            }
+        }
+    }
+
+    fn fresh_page(
+        &self,
+        target: &str,
+        index: usize,
+        response: GithubResponse,
+    ) -> Result<FetchedPage, PollError> {
+        let elements = element_ranges(&response.body).map_err(|e| PollError::InvalidJson {
+            target: target.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if elements.is_none() && index > 0 {
+            return Err(PollError::NotAnArray {
+                target: target.to_owned(),
+                page: index + 1,
+            });
+        }
+        let next = match (&elements, &response.links.next) {
+            (Some(_), Some(link)) => Some(self.next_target(target, link)?),
+            _ => None,
+        };
+        Ok(FetchedPage {
+            meta: PageMeta {
+                target: target.to_owned(),
+                etag: response.etag.clone(),
+                next,
+                items: elements.as_ref().map_or(0, Vec::len),
+            },
+            source: PageSource::Fresh {
+                body: response.body,
+                elements,
+            },
+        })
+    }
+
+    /// The target of a `next` link, which must stay under the configured base.
+    fn next_target(&self, target: &str, link: &str) -> Result<String, PollError> {
+        if link.starts_with('/') {
+            return Ok(link.to_owned());
+        }
+        let foreign = |link: &str| PollError::ForeignNext {
+            target: target.to_owned(),
+            link: without_query(link),
+        };
+        let url = Url::parse(link).map_err(|_| foreign(link))?;
+        self.client
+            .relative_target(&url)
+            .ok_or_else(|| foreign(link))
+    }
+}
+
+/// Builds the outcome from a complete page set.
+fn assemble(path: &str, stored: Option<&Snapshot>, pages: Vec<FetchedPage>) -> PollOutcome {
+    // Every stored page answered 304: the content is the stored content, no need to rebuild
+    // and hash it (the common case, every interval).
+    if let Some(stored) = stored
+        && pages.len() == stored.meta.pages.len()
+        && pages
+            .iter()
+            .all(|p| matches!(p.source, PageSource::Reused { .. }))
+    {
+        let page_metas: Vec<PageMeta> = pages.into_iter().map(|p| p.meta).collect();
+        let updated_meta = (stored.meta.pages != page_metas).then(|| SnapshotMeta {
+            pages: page_metas,
+            ..stored.meta.clone()
+        });
+        return PollOutcome::Unchanged { updated_meta };
+    }
+    let stored_body: &[u8] = stored.map_or(&[], |s| &s.body);
+    let kind = match pages.first().map(|p| &p.source) {
+        Some(PageSource::Fresh { elements: None, .. }) => SnapshotKind::Object,
+        Some(PageSource::Fresh {
+            elements: Some(_), ..
+        }) => SnapshotKind::List,
+        // A 304 on the first page: the stored kind still holds.
+        _ => stored.map_or(SnapshotKind::List, |s| s.meta.kind),
+    };
+    let body: Vec<u8> = match (kind, pages.first()) {
+        (
+            SnapshotKind::Object,
+            Some(FetchedPage {
+                source: PageSource::Fresh { body, .. },
+                ..
+            }),
+        ) => body.to_vec(),
+        (SnapshotKind::Object, _) => stored_body.to_vec(),
+        (SnapshotKind::List, _) => merge(pages.iter().flat_map(
+            |page| -> Box<dyn Iterator<Item = &[u8]> + '_> {
+                match &page.source {
+                    PageSource::Fresh {
+                        body,
+                        elements: Some(elements),
+                    } => Box::new(elements.iter().map(move |r| &body[r.clone()])),
+                    PageSource::Fresh { elements: None, .. } => Box::new(std::iter::empty()),
+                    PageSource::Reused { elements } => {
+                        Box::new(elements.iter().map(|r| &stored_body[r.clone()]))
+                    }
+                }
+            },
+        )),
+    };
+    let page_metas: Vec<PageMeta> = pages.into_iter().map(|p| p.meta).collect();
+    let hash = content_hash(&body);
+    if let Some(stored) = stored
+        && stored.meta.content_hash == hash
+        && stored.meta.kind == kind
+    {
+        let updated_meta = (stored.meta.pages != page_metas).then(|| SnapshotMeta {
+            pages: page_metas,
+            ..stored.meta.clone()
+        });
+        return PollOutcome::Unchanged { updated_meta };
+    }
+    PollOutcome::Changed {
+        meta: SnapshotMeta {
+            path: path.to_owned(),
+            version: stored.map_or(0, |s| s.meta.version) + 1,
+            content_hash: hash,
+            kind,
+            fetched_at_ms: now_ms(),
+            pages: page_metas,
+        },
+        body,
+    }
+}
+
+/// The stored pages with their elements located in the stored body; empty when the body cannot
+/// be split as its meta says (then every page is fetched afresh, without ETags).
+fn stored_pages(snapshot: &Snapshot) -> Vec<StoredPage<'_>> {
+    let pages = &snapshot.meta.pages;
+    match snapshot.meta.kind {
+        SnapshotKind::Object => pages
+            .first()
+            .map(|meta| StoredPage {
+                meta,
+                elements: Vec::new(),
+            })
+            .into_iter()
+            .collect(),
+        SnapshotKind::List => {
+            let counts: Vec<usize> = pages.iter().map(|p| p.items).collect();
+            match split_by_counts(&snapshot.body, &counts) {
+                Some(split) => pages
+                    .iter()
+                    .zip(split)
+                    .map(|(meta, elements)| StoredPage { meta, elements })
+                    .collect(),
+                None => {
+                    tracing::warn!(path = %snapshot.meta.path, "stored pages do not match the stored body; refetching all");
+                    Vec::new()
+                }
+            }
+        }
+    }
+}
+
+/// The byte ranges of a JSON array's elements in `body`; `Ok(None)` for valid JSON that is not
+/// an array; `Err` for invalid JSON (e.g. a truncated body).
+pub(crate) fn element_ranges(body: &[u8]) -> Result<Option<Vec<Range<usize>>>, serde_json::Error> {
+    let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if !is_array {
+        serde_json::from_slice::<&RawValue>(body)?;
+        return Ok(None);
+    }
+    let elements: Vec<&RawValue> = serde_json::from_slice(body)?;
+    let start = body.as_ptr() as usize;
+    Ok(Some(
+        elements
+            .iter()
+            .map(|raw| {
+                let offset = raw.get().as_ptr() as usize - start;
+                offset..offset + raw.get().len()
+            })
+            .collect(),
+    ))
+}
+
+/// Splits a merged array into consecutive runs of `counts` elements; `None` if the array does
+/// not hold exactly that many elements.
+pub(crate) fn split_by_counts(body: &[u8], counts: &[usize]) -> Option<Vec<Vec<Range<usize>>>> {
+    let elements = element_ranges(body).ok()??;
+    if counts.iter().sum::<usize>() != elements.len() {
+        return None;
+    }
+    let mut rest = elements.as_slice();
+    let mut out = Vec::with_capacity(counts.len());
+    for &count in counts {
+        let (page, tail) = rest.split_at(count);
+        out.push(page.to_vec());
+        rest = tail;
+    }
+    Some(out)
+}
+
+/// `[` + the elements joined by `,` + `]`.
+pub(crate) fn merge<'a>(elements: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'[');
+    for (i, element) in elements.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(element);
+    }
+    out.push(b']');
+    out
+}
+
+fn error_status(target: &str, status: StatusCode, response: &GithubResponse) -> PollError {
+    if let Some(wait) = response.rate_limit_wait(SystemTime::now()) {
+        return PollError::RateLimited {
+            target: target.to_owned(),
+            status,
+            wait,
+        };
+    }
+    let message = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());
+    PollError::Status {
+        target: target.to_owned(),
+        status,
+        message,
+    }
+}
+
+/// A transport failure described without the URL or anything else from the request.
+fn describe(target: &str, error: GithubError) -> PollError {
+    match error {
+        GithubError::Transport(e) => {
+            let reason = if e.is_timeout() {
+                "request timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else if e.is_body() || e.is_decode() {
+                "response body transfer failed"
+            } else {
+                "request failed"
+            };
+            PollError::Transport {
+                target: target.to_owned(),
+                reason: reason.to_owned(),
+            }
+        }
+        refused @ (GithubError::ForeignTarget(_) | GithubError::InvalidTarget(_)) => {
+            PollError::Refused {
+                target: target.to_owned(),
+                reason: refused.to_string(),
+            }
+        }
+    }
+}
+
+fn without_query(link: &str) -> String {
+    match Url::parse(link) {
+        Ok(mut url) => {
+            url.set_query(None);
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Err(_) => link.split('?').next().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slices<'a>(body: &'a [u8], ranges: &[Range<usize>]) -> Vec<&'a str> {
+        ranges
+            .iter()
+            .map(|r| std::str::from_utf8(&body[r.clone()]).expect("utf8"))
+            .collect()
+    }
+
+    #[test]
+    fn elements_are_located_byte_for_byte() {
+        let body = br#" [ {"a": 1,  "b":"x\u00e9"} ,2,"s" , [ ] ,null ]
+"#;
+        let ranges = element_ranges(body).expect("valid").expect("array");
+        assert_eq!(
+            slices(body, &ranges),
+            [r#"{"a": 1,  "b":"x\u00e9"}"#, "2", r#""s""#, "[ ]", "null"]
+        );
+    }
+
+    #[test]
+    fn objects_and_invalid_bodies_are_told_apart() {
+        assert_eq!(element_ranges(br#"{"login":"x"}"#).expect("valid"), None);
+        assert!(
+            element_ranges(br#"[{"login":"x"},{"log"#).is_err(),
+            "truncated array"
+        );
+        assert!(element_ranges(br#"{"login":"#).is_err(), "truncated object");
+        assert!(element_ranges(b"").is_err());
+        assert!(element_ranges(b"[1] [2]").is_err(), "trailing garbage");
+        assert_eq!(element_ranges(b"[]").expect("valid"), Some(vec![]));
+    }
+
+    #[test]
+    fn pages_merge_into_one_array_of_the_same_bytes() {
+        let p1 = br#"[{"id":1, "name":"a"},{"id":2}]"#.as_slice();
+        let p2 = br#"[ {"id":3,"x":[1, 2]} ]"#.as_slice();
+        let p3 = b"[]".as_slice();
+        let parts: Vec<&[u8]> = [p1, p2, p3]
+            .iter()
+            .flat_map(|p| {
+                let r = element_ranges(p).expect("valid").expect("array");
+                r.into_iter().map(move |r| &p[r])
+            })
+            .collect();
+        let merged = merge(parts.into_iter());
+        assert_eq!(
+            merged,
+            br#"[{"id":1, "name":"a"},{"id":2},{"id":3,"x":[1, 2]}]"#
+        );
+        assert_eq!(merge(std::iter::empty()), b"[]");
+        // And the merged body splits back into the pages.
+        let split = split_by_counts(&merged, &[2, 1, 0]).expect("splits");
+        assert_eq!(
+            slices(&merged, &split[0]),
+            [r#"{"id":1, "name":"a"}"#, r#"{"id":2}"#]
+        );
+        assert_eq!(slices(&merged, &split[1]), [r#"{"id":3,"x":[1, 2]}"#]);
+        assert!(split[2].is_empty());
+        assert!(
+            split_by_counts(&merged, &[2, 2]).is_none(),
+            "counts must add up"
+        );
+        assert!(split_by_counts(br#"{"a":1}"#, &[1]).is_none());
+    }
+
+    fn snapshot(kind: SnapshotKind, body: &[u8], pages: Vec<PageMeta>) -> Snapshot {
+        Snapshot {
+            body: Bytes::copy_from_slice(body),
+            meta: SnapshotMeta {
+                path: "/orgs/x/repos".into(),
+                version: 7,
+                content_hash: content_hash(body),
+                kind,
+                fetched_at_ms: 1,
+                pages,
+            },
+        }
+    }
+
+    fn page_meta(target: &str, etag: &str, next: Option<&str>, items: usize) -> PageMeta {
+        PageMeta {
+            target: target.into(),
+            etag: Some(etag.into()),
+            next: next.map(str::to_owned),
+            items,
+        }
+    }
+
+    #[test]
+    fn a_changed_page_is_merged_with_reused_ones() {
+        let stored = snapshot(
+            SnapshotKind::List,
+            br#"[{"id":1},{"id":2},{"id":3}]"#,
+            vec![
+                page_meta("/p1", "e1", Some("/p2"), 2),
+                page_meta("/p2", "e2", None, 1),
+            ],
+        );
+        let reused = stored_pages(&stored);
+        assert_eq!(reused.len(), 2);
+        let fresh = Bytes::from_static(br#"[{"id":3,"stars":9}]"#);
+        let pages = vec![
+            FetchedPage {
+                meta: stored.meta.pages[0].clone(),
+                source: PageSource::Reused {
+                    elements: reused[0].elements.clone(),
+                },
+            },
+            FetchedPage {
+                meta: page_meta("/p2", "e2b", None, 1),
+                source: PageSource::Fresh {
+                    elements: element_ranges(&fresh).expect("valid"),
+                    body: fresh,
+                },
+            },
+        ];
+        match assemble("/orgs/x/repos", Some(&stored), pages) {
+            PollOutcome::Changed { body, meta } => {
+                assert_eq!(body, br#"[{"id":1},{"id":2},{"id":3,"stars":9}]"#);
+                assert_eq!(meta.version, 8);
+                assert_eq!(meta.kind, SnapshotKind::List);
+                assert_eq!(meta.content_hash, content_hash(&body));
+                assert_eq!(meta.pages[1].etag.as_deref(), Some("e2b"));
+            }
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_content_with_new_etags_is_unchanged_but_saves_the_etags() {
+        let stored = snapshot(
+            SnapshotKind::List,
+            br#"[{"id":1}]"#,
+            vec![page_meta("/p1", "old", None, 1)],
+        );
+        let fresh = Bytes::from_static(br#"[{"id":1}]"#);
+        let pages = vec![FetchedPage {
+            meta: page_meta("/p1", "new", None, 1),
+            source: PageSource::Fresh {
+                elements: element_ranges(&fresh).expect("valid"),
+                body: fresh,
+            },
+        }];
+        match assemble("/orgs/x/repos", Some(&stored), pages) {
+            PollOutcome::Unchanged {
+                updated_meta: Some(meta),
+            } => {
+                assert_eq!(meta.version, 7, "no new version");
+                assert_eq!(meta.pages[0].etag.as_deref(), Some("new"));
+            }
+            other => panic!("expected unchanged with new etags, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn all_pages_not_modified_is_unchanged_without_rebuilding() {
+        let stored = snapshot(
+            SnapshotKind::List,
+            br#"[{"id":1},{"id":2}]"#,
+            vec![
+                page_meta("/p1", "e1", Some("/p2"), 1),
+                page_meta("/p2", "e2", None, 1),
+            ],
+        );
+        let pages = stored
+            .meta
+            .pages
+            .iter()
+            .map(|meta| FetchedPage {
+                meta: meta.clone(),
+                source: PageSource::Reused { elements: vec![] },
+            })
+            .collect();
+        assert!(matches!(
+            assemble("/orgs/x/repos", Some(&stored), pages),
+            PollOutcome::Unchanged { updated_meta: None }
+        ));
+    }
+
+    #[test]
+    fn an_object_is_stored_as_sent() {
+        let fresh = Bytes::from_static(b"{\"login\": \"x\"}\n");
+        let pages = vec![FetchedPage {
+            meta: page_meta("/orgs/x?per_page=100", "e", None, 0),
+            source: PageSource::Fresh {
+                elements: None,
+                body: fresh.clone(),
+            },
+        }];
+        match assemble("/orgs/x", None, pages) {
+            PollOutcome::Changed { body, meta } => {
+                assert_eq!(body, fresh.to_vec());
+                assert_eq!(meta.kind, SnapshotKind::Object);
+                assert_eq!(meta.version, 1);
+            }
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_pages_that_do_not_add_up_are_not_reused() {
+        let stored = snapshot(
+            SnapshotKind::List,
+            br#"[{"id":1}]"#,
+            vec![page_meta("/p1", "e1", None, 3)],
+        );
+        assert!(stored_pages(&stored).is_empty());
+    }
+
+    #[test]
+    fn foreign_links_lose_their_query_in_messages() {
+        assert_eq!(
+            without_query("https://evil.example/x?token=abc"),
+            "https://evil.example/x"
+        );
+    }
+}

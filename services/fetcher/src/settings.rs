@@ -1,0 +1,152 @@
+//! The fetcher's settings: the shared ones plus the lease and the GitHub request limits.
+
+use std::time::Duration;
+
+use hubcache_shared::settings::{self, SettingsError, SettingsSource};
+use hubcache_shared::{CachedEndpoint, CommonSettings};
+use serde::Deserialize;
+
+/// Everything the fetcher is configured with, validated by [`Settings::load`].
+///
+/// Only `LEASE_SECS` has an environment variable of its own; the GitHub request and backoff
+/// limits are config-file keys (the defaults suit api.github.com, tests shorten them).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Redis, GitHub, organisation, cached endpoints, intervals (shared by every service).
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    /// `LEASE_SECS`: how long the polling fetcher's lease lives without renewal, i.e. how fast
+    /// another replica takes over from one that died.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// `github_request_timeout_ms` (file): the limit for one GitHub request, body included, so a
+    /// stalled upstream cannot hold a poll forever.
+    #[serde(default = "default_request_timeout_ms")]
+    pub github_request_timeout_ms: u64,
+    /// `max_pages` (file): a list with more pages than this is refused rather than followed
+    /// forever (a `next` loop upstream must not cost the whole rate limit).
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// `backoff_base_ms` (file): the first retry delay after a failed poll.
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    /// `backoff_max_ms` (file): the ceiling of the exponential retry delay.
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_lease_secs() -> u64 {
+    15
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_pages() -> usize {
+    1_000
+}
+fn default_backoff_base_ms() -> u64 {
+    1_000
+}
+fn default_backoff_max_ms() -> u64 {
+    300_000
+}
+
+impl Settings {
+    /// Loads defaults, then the config file, then the environment, and validates the result.
+    pub fn load(source: &SettingsSource) -> Result<Self, SettingsError> {
+        let settings: Self = settings::load(source)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value, naming the variable (or config key) and the bad value.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        let invalid = |name: &'static str, value: String, reason: &str| SettingsError::Invalid {
+            name,
+            value,
+            reason: reason.to_owned(),
+        };
+        if !(1..=3_600).contains(&self.lease_secs) {
+            return Err(invalid(
+                "LEASE_SECS",
+                self.lease_secs.to_string(),
+                "expected 1 to 3600 seconds",
+            ));
+        }
+        if !(100..=600_000).contains(&self.github_request_timeout_ms) {
+            return Err(invalid(
+                "github_request_timeout_ms",
+                self.github_request_timeout_ms.to_string(),
+                "expected 100 to 600000 milliseconds",
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_pages) {
+            return Err(invalid(
+                "max_pages",
+                self.max_pages.to_string(),
+                "expected 1 to 100000 pages",
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.backoff_base_ms) {
+            return Err(invalid(
+                "backoff_base_ms",
+                self.backoff_base_ms.to_string(),
+                "expected 10 to 3600000 milliseconds",
+            ));
+        }
+        if self.backoff_max_ms < self.backoff_base_ms || self.backoff_max_ms > 86_400_000 {
+            return Err(invalid(
+                "backoff_max_ms",
+                self.backoff_max_ms.to_string(),
+                "expected at least backoff_base_ms and at most 86400000 milliseconds",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The lease period.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+
+    /// The cached endpoints with their intervals (validated by [`Settings::load`]).
+    pub fn endpoints(&self) -> Result<Vec<CachedEndpoint>, SettingsError> {
+        self.common.cached()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load(&SettingsSource::from_vars(vars.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = load(&[]).expect("defaults load");
+        assert_eq!(s.lease(), Duration::from_secs(15));
+        assert_eq!(s.max_pages, 1_000);
+        assert_eq!(s.endpoints().expect("valid").len(), 4);
+    }
+
+    #[test]
+    fn lease_comes_from_the_environment() {
+        let s = load(&[("LEASE_SECS", "2")]).expect("loads");
+        assert_eq!(s.lease(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("LEASE_SECS", "0"),
+            ("LEASE_SECS", "99999"),
+            ("REFRESH_INTERVAL_SECS", "0"),
+        ] {
+            let err = load(&[(name, value)]).expect_err(name).to_string();
+            assert!(err.contains(name) && err.contains(value), "{err}");
+        }
+    }
+}

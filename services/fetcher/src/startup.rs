@@ -1,0 +1,109 @@
+//! Building and running the fetcher: the [`Application`] that `main` and the tests start.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hubcache_shared::github::ClientOptions;
+use hubcache_shared::shutdown::{self, CancellationToken};
+use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
+
+use crate::Settings;
+use crate::fetch_loop::FetchLoop;
+use crate::lease::{Lease, new_instance_id};
+use crate::poller::Poller;
+use crate::schedule::{Backoff, Schedule};
+use crate::snapshot_writer::SnapshotWriter;
+
+/// A configured fetcher, ready to run.
+///
+/// Building validates everything that can be checked without the network; Redis is connected
+/// when it runs (and retried until it answers), so a fetcher started before Redis waits instead
+/// of exiting.
+#[derive(Debug)]
+pub struct Application {
+    settings: Settings,
+    instance_id: String,
+    client: GithubClient,
+    connector: RedisConnector,
+}
+
+impl Application {
+    /// Builds the GitHub client and Redis connector from `settings`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate().context("invalid fetcher settings")?;
+        let base = settings.common.github_base_url()?;
+        let request_timeout = Duration::from_millis(settings.github_request_timeout_ms);
+        let options = ClientOptions {
+            connect_timeout: request_timeout.min(Duration::from_secs(5)),
+            request_timeout,
+            ..ClientOptions::default()
+        };
+        let client = GithubClient::new(base, settings.common.github_api_token.clone(), &options)
+            .context("building the GitHub client")?;
+        let connector = RedisConnector::new(&settings.common.redis_url)?;
+        Ok(Self {
+            settings,
+            instance_id: new_instance_id(),
+            client,
+            connector,
+        })
+    }
+
+    /// This replica's id: the value it writes into the lease while it polls.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Runs until `shutdown` is cancelled, then releases the lease if it holds it.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let endpoints = self.settings.endpoints()?;
+        tracing::info!(
+            instance = %self.instance_id,
+            upstream = %self.client.base_url(),
+            endpoints = ?endpoints.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            lease_secs = self.settings.lease_secs,
+            "fetcher starting"
+        );
+        let Some(conn) = self.connector.manager_with_retry(&shutdown).await else {
+            return Ok(());
+        };
+        let keys = KeySchema::new(&self.settings.common.key_prefix);
+        let lease = Lease::new(
+            keys.fetcher_lease(),
+            self.instance_id.clone(),
+            self.settings.lease(),
+        );
+        let backoff = Backoff::new(
+            Duration::from_millis(self.settings.backoff_base_ms),
+            Duration::from_millis(self.settings.backoff_max_ms),
+        );
+        let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now());
+        let poller = Poller::new(self.client, self.settings.max_pages);
+        FetchLoop::new(conn, lease, poller, SnapshotWriter::new(keys), schedule)
+            .run(shutdown)
+            .await;
+        tracing::info!("fetcher stopped");
+        Ok(())
+    }
+
+    /// Runs until SIGINT/SIGTERM, then drains within `SHUTDOWN_TIMEOUT_SECS`.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let token = CancellationToken::new();
+        let timeout = Duration::from_secs(self.settings.common.shutdown_timeout_secs);
+        let task = tokio::spawn({
+            let token = token.clone();
+            async move {
+                if let Err(e) = self.run(token).await {
+                    tracing::error!(error = %format!("{e:#}"), "fetcher failed");
+                }
+            }
+        });
+        let watcher = token.clone();
+        tokio::select! {
+            () = shutdown::signal() => token.cancel(),
+            () = watcher.cancelled() => {}
+        }
+        shutdown::drain(vec![task], timeout).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! Spawning Redis, the GitHub simulator and fetchers, and looking at what they did.
+
+use std::time::Duration;
+
+use fetcher::{Application, Settings};
+use hubcache_shared::events::RefreshEvent;
+use hubcache_shared::github::parse_link_header;
+use hubcache_shared::shutdown::CancellationToken;
+use hubcache_shared::{KeySchema, SettingsSource, Snapshot, SnapshotStatus};
+use hubcache_testkit::{RedisServer, eventually};
+use redis::aio::MultiplexedConnection;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// The generated organisation.
+pub const ORG: &str = "acme";
+/// Its repositories: three pages of 100.
+pub const REPOS: usize = 250;
+/// The token the fetchers send (the simulator counts requests that carry one).
+pub const TOKEN: &str = "test-token";
+/// The Redis key prefix of the tests.
+pub const PREFIX: &str = "fetchertest";
+
+/// What the fetchers of a test are configured with.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub refresh_secs: u64,
+    pub lease_secs: u64,
+    pub request_timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            refresh_secs: 1,
+            lease_secs: 2,
+            request_timeout_ms: 2_000,
+            backoff_base_ms: 500,
+            backoff_max_ms: 2_000,
+        }
+    }
+}
+
+/// A running simulator and a client for its control API.
+pub struct Sim {
+    pub address: String,
+    http: reqwest::Client,
+}
+
+/// Redis, the simulator, and the means to start fetchers against them.
+pub struct TestApp {
+    pub redis: RedisServer,
+    pub sim: Sim,
+    pub keys: KeySchema,
+    pub conn: MultiplexedConnection,
+    pub options: TestOptions,
+}
+
+/// A fetcher running in a task of the test's runtime.
+pub struct RunningFetcher {
+    pub instance_id: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningFetcher {
+    /// Graceful shutdown: cancel and wait (the fetcher releases its lease).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("fetcher task did not panic")
+            .expect("fetcher ran cleanly");
+    }
+
+    /// Abrupt stop, like a killed process: the task is dropped mid-flight, nothing is released.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: TestOptions) -> TestApp {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let config = github_sim::SimConfig {
+        port: 0,
+        workers: 2,
+        org: ORG.to_owned(),
+        generate_repos: REPOS,
+        generate_members: 40,
+        ..github_sim::SimConfig::default()
+    };
+    let sim_app = github_sim::Application::build(config)
+        .await
+        .expect("github-sim builds");
+    let address = format!("http://127.0.0.1:{}", sim_app.port());
+    tokio::spawn(sim_app.run_until_stopped());
+    let conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    TestApp {
+        redis,
+        sim: Sim {
+            address,
+            http: reqwest::Client::new(),
+        },
+        keys: KeySchema::new(PREFIX),
+        conn,
+        options,
+    }
+}
+
+impl TestApp {
+    /// The settings a fetcher of this test runs with (`token`: whether it sends one).
+    pub fn settings(&self, token: Option<&str>) -> Settings {
+        let mut vars = vec![
+            ("REDIS_URL", self.redis.url()),
+            ("GITHUB_API_URL", self.sim.address.clone()),
+            ("GITHUB_ORG", ORG.to_owned()),
+            (
+                "REFRESH_INTERVAL_SECS",
+                self.options.refresh_secs.to_string(),
+            ),
+            ("KEY_PREFIX", PREFIX.to_owned()),
+            ("LEASE_SECS", self.options.lease_secs.to_string()),
+            ("SHUTDOWN_TIMEOUT_SECS", "5".to_owned()),
+        ];
+        if let Some(token) = token {
+            vars.push(("GITHUB_API_TOKEN", token.to_owned()));
+        }
+        let mut settings =
+            Settings::load(&SettingsSource::from_vars(vars)).expect("test settings are valid");
+        settings.github_request_timeout_ms = self.options.request_timeout_ms;
+        settings.backoff_base_ms = self.options.backoff_base_ms;
+        settings.backoff_max_ms = self.options.backoff_max_ms;
+        settings
+    }
+
+    /// Starts a fetcher sending the test token.
+    pub async fn start_fetcher(&self) -> RunningFetcher {
+        self.start_fetcher_with(Some(TOKEN)).await
+    }
+
+    /// Starts a fetcher, with or without a token.
+    pub async fn start_fetcher_with(&self, token: Option<&str>) -> RunningFetcher {
+        let app = Application::build(self.settings(token))
+            .await
+            .expect("fetcher builds");
+        let instance_id = app.instance_id().to_owned();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        RunningFetcher {
+            instance_id,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The four default cached paths.
+    pub fn paths(&self) -> [String; 4] {
+        [
+            "/".to_owned(),
+            format!("/orgs/{ORG}"),
+            format!("/orgs/{ORG}/members"),
+            repos_path(),
+        ]
+    }
+
+    pub async fn snapshot(&self, path: &str) -> Option<Snapshot> {
+        let mut conn = self.conn.clone();
+        Snapshot::load(&mut conn, &self.keys, path)
+            .await
+            .expect("snapshot readable")
+    }
+
+    /// The stored version (0: none), read cheaply without the body.
+    pub async fn version(&self, path: &str) -> u64 {
+        let mut conn = self.conn.clone();
+        let version: Option<u64> = redis::cmd("HGET")
+            .arg(self.keys.snapshot(path))
+            .arg(hubcache_shared::snapshot::FIELD_VERSION)
+            .query_async(&mut conn)
+            .await
+            .expect("HGET version");
+        version.unwrap_or(0)
+    }
+
+    /// Waits for a version above `above` and returns that snapshot.
+    pub async fn wait_for_version_above(
+        &self,
+        path: &str,
+        above: u64,
+        timeout: Duration,
+    ) -> Snapshot {
+        eventually(timeout, "a new snapshot version", || async {
+            (self.version(path).await > above).then_some(())
+        })
+        .await
+        .expect("a new version is stored");
+        self.snapshot(path).await.expect("stored")
+    }
+
+    pub async fn status(&self, path: &str) -> SnapshotStatus {
+        let mut conn = self.conn.clone();
+        Snapshot::load_status(&mut conn, &self.keys, path)
+            .await
+            .expect("status readable")
+    }
+
+    /// Every refresh event in the stream, oldest first.
+    pub async fn events(&self) -> Vec<RefreshEvent> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.keys.refresh_stream())
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("XRANGE");
+        reply
+            .ids
+            .iter()
+            .map(|entry| RefreshEvent::from_entry(entry).expect("well-formed event"))
+            .collect()
+    }
+
+    pub async fn lease_holder(&self) -> Option<String> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(self.keys.fetcher_lease())
+            .query_async(&mut conn)
+            .await
+            .expect("GET lease")
+    }
+
+    /// Waits until every default endpoint has a snapshot; returns them in `paths()` order.
+    pub async fn wait_for_snapshots(&self) -> Vec<Snapshot> {
+        eventually(Duration::from_secs(15), "all four snapshots", || async {
+            let mut all = Vec::new();
+            for path in self.paths() {
+                all.push(self.snapshot(&path).await?);
+            }
+            Some(all)
+        })
+        .await
+        .expect("snapshots stored")
+    }
+}
+
+pub fn repos_path() -> String {
+    format!("/orgs/{ORG}/repos")
+}
+
+impl Sim {
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}/_sim{path}", self.address));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("control request");
+        assert!(
+            response.status().is_success(),
+            "control {path}: {}",
+            response.status()
+        );
+        let text = response.text().await.expect("control body");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("control JSON")
+        }
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.control(reqwest::Method::GET, "/stats", None).await
+    }
+
+    pub async fn stat(&self, name: &str) -> u64 {
+        self.stats().await[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("stat {name}"))
+    }
+
+    /// Requests to `path` (without query) since the last reset.
+    pub async fn requests_to(&self, path: &str) -> u64 {
+        self.stats().await["by_path"][path].as_u64().unwrap_or(0)
+    }
+
+    pub async fn reset_stats(&self) {
+        self.control(reqwest::Method::POST, "/stats/reset", None)
+            .await;
+    }
+
+    pub async fn add_fault(&self, fault: Value) {
+        self.control(reqwest::Method::POST, "/faults", Some(fault))
+            .await;
+    }
+
+    pub async fn clear_faults(&self) {
+        self.control(reqwest::Method::DELETE, "/faults", None).await;
+    }
+
+    /// Sets a repository's `stargazers_count` through the control API.
+    pub async fn set_stars(&self, repo: &str, stars: u64) {
+        self.control(
+            reqwest::Method::PATCH,
+            &format!("/repos/{ORG}/{repo}"),
+            Some(serde_json::json!({ "stargazers_count": stars })),
+        )
+        .await;
+    }
+
+    /// GETs a target as GitHub serves it (no token: the simulator does not care).
+    pub async fn get_raw(&self, target: &str) -> reqwest::Response {
+        let url = if target.starts_with("http") {
+            target.to_owned()
+        } else {
+            format!("{}{target}", self.address)
+        };
+        // The machine may be loaded: retry a failed connection rather than fail the test.
+        for _ in 0..2 {
+            if let Ok(response) = self.http.get(&url).send().await {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.http.get(&url).send().await.expect("GET sim")
+    }
+
+    /// Every page of a list, fetched like GitHub clients do, as each page's raw element bytes.
+    pub async fn list_pages(&self, path: &str) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut target = Some(format!("{path}?per_page=100"));
+        while let Some(current) = target.take() {
+            let response = self.get_raw(&current).await;
+            assert_eq!(response.status(), 200, "GET {current}");
+            let links = response
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .map(parse_link_header)
+                .unwrap_or_default();
+            let body = response.text().await.expect("page body");
+            let elements: Vec<&RawValue> = serde_json::from_str(&body).expect("a JSON array page");
+            pages.push(elements.iter().map(|e| e.get().to_owned()).collect());
+            target = links.next;
+        }
+        pages
+    }
+
+    /// What the fetcher must store for a list: the pages' raw elements joined into one array.
+    pub async fn merged_list(&self, path: &str) -> Vec<u8> {
+        let elements: Vec<String> = self.list_pages(path).await.into_iter().flatten().collect();
+        format!("[{}]", elements.join(",")).into_bytes()
+    }
+}
+
+/// The repos snapshot's elements as JSON values.
+pub fn repos_of(snapshot: &Snapshot) -> Vec<Value> {
+    serde_json::from_slice(&snapshot.body).expect("repos snapshot is a JSON array")
+}

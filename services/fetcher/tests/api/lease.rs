@@ -1,0 +1,159 @@
+//! Several fetchers, one lease: only the holder polls; a successor takes over when it stops.
+//!
+//! The first fetcher sends a token and the second does not, so the simulator's counters tell
+//! their requests apart (`authorization_seen` vs the rest).
+
+use std::time::{Duration, Instant};
+
+use hubcache_testkit::eventually;
+
+use crate::helpers::{TestApp, repos_of, repos_path, spawn_app};
+
+/// Waits for `cycles` polling cycles' worth of requests (6 per cycle) after a stats reset.
+async fn observe_cycles(app: &TestApp, cycles: u64) -> serde_json::Value {
+    app.sim.reset_stats().await;
+    eventually(Duration::from_secs(10), "polling cycles", || async {
+        (app.sim.stat("total").await >= 6 * cycles).then_some(())
+    })
+    .await
+    .expect("someone polls");
+    app.sim.stats().await
+}
+
+async fn wait_for_holder(app: &TestApp, id: &str, timeout: Duration) {
+    eventually(timeout, "the lease to change hands", || async {
+        (app.lease_holder().await.as_deref() == Some(id)).then_some(())
+    })
+    .await
+    .expect("takeover");
+}
+
+#[tokio::test]
+async fn only_the_holder_polls_and_a_graceful_stop_hands_over_at_once() {
+    let app = spawn_app().await;
+    let first = app.start_fetcher().await;
+    app.wait_for_snapshots().await;
+    let second = app.start_fetcher_with(None).await;
+    assert_eq!(
+        app.lease_holder().await.as_deref(),
+        Some(first.instance_id.as_str())
+    );
+
+    let stats = observe_cycles(&app, 3).await;
+    assert_eq!(
+        stats["authorization_seen"], stats["total"],
+        "the standby must not poll: {stats}"
+    );
+    assert_eq!(
+        app.lease_holder().await.as_deref(),
+        Some(first.instance_id.as_str())
+    );
+
+    let stopped_at = Instant::now();
+    first.stop().await;
+    wait_for_holder(&app, &second.instance_id, Duration::from_secs(3)).await;
+    let takeover = stopped_at.elapsed();
+    println!("graceful takeover: {takeover:?}");
+    assert!(takeover < Duration::from_secs(1), "{takeover:?}");
+
+    let stats = observe_cycles(&app, 2).await;
+    assert_eq!(
+        stats["authorization_seen"], 0,
+        "the stopped fetcher must not poll: {stats}"
+    );
+    // The successor revalidates with the stored ETags: it pays nothing.
+    assert_eq!(stats["rate_limit_used"], 0, "{stats}");
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_holder_is_replaced_within_one_lease_period() {
+    let app = spawn_app().await;
+    let first = app.start_fetcher().await;
+    let before = app.wait_for_snapshots().await;
+    let second = app.start_fetcher_with(None).await;
+
+    let first_id = first.instance_id.clone();
+    let killed_at = Instant::now();
+    first.kill().await;
+    assert_eq!(
+        app.lease_holder().await.as_deref(),
+        Some(first_id.as_str()),
+        "a killed fetcher releases nothing"
+    );
+    let lease = Duration::from_secs(app.options.lease_secs);
+    wait_for_holder(&app, &second.instance_id, lease + Duration::from_secs(2)).await;
+    let takeover = killed_at.elapsed();
+    println!("takeover after a kill: {takeover:?} (lease {lease:?})");
+    assert!(
+        takeover <= lease + Duration::from_millis(500),
+        "{takeover:?}"
+    );
+
+    let stats = observe_cycles(&app, 2).await;
+    assert_eq!(stats["authorization_seen"], 0, "{stats}");
+    assert_eq!(stats["rate_limit_used"], 0, "{stats}");
+    for (path, old) in app.paths().iter().zip(&before) {
+        assert_eq!(
+            app.snapshot(path).await.expect("stored").meta.version,
+            old.meta.version
+        );
+    }
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_fetcher_that_loses_its_lease_stops_polling_and_writes_nothing() {
+    let app = spawn_app().await;
+    let fetcher = app.start_fetcher().await;
+    let before = app.wait_for_snapshots().await.remove(3);
+
+    // Someone else takes the lease (as after a long pause of this process).
+    let mut conn = app.conn.clone();
+    let _: () = redis::cmd("SET")
+        .arg(app.keys.fetcher_lease())
+        .arg("intruder")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .expect("SET lease");
+    let repo = repos_of(&before)[0]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    app.sim.set_stars(&repo, 424_242).await;
+    // Renewal notices within a third of the lease; after that, silence.
+    tokio::time::sleep(
+        Duration::from_secs(app.options.lease_secs) / 3 + Duration::from_millis(300),
+    )
+    .await;
+    app.sim.reset_stats().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let stats = app.sim.stats().await;
+    assert_eq!(
+        stats["total"], 0,
+        "a fetcher without the lease must not poll: {stats}"
+    );
+    let now = app.snapshot(&repos_path()).await.expect("stored");
+    assert_eq!(
+        now.meta.version, before.meta.version,
+        "nothing written without the lease"
+    );
+
+    // The lease comes free: the fetcher resumes and stores the change.
+    let _: () = redis::cmd("DEL")
+        .arg(app.keys.fetcher_lease())
+        .query_async(&mut conn)
+        .await
+        .expect("DEL lease");
+    let after = app
+        .wait_for_version_above(&repos_path(), before.meta.version, Duration::from_secs(5))
+        .await;
+    assert_eq!(repos_of(&after)[0]["stargazers_count"], 424_242);
+    assert_eq!(
+        app.lease_holder().await.as_deref(),
+        Some(fetcher.instance_id.as_str())
+    );
+    fetcher.stop().await;
+}

@@ -1,0 +1,10 @@
+//! The fetcher's integration tests: a real redis-server, an in-process github-sim, and one or
+//! more fetchers built exactly as `main` builds them.
+
+mod change;
+mod cold_start;
+mod faults;
+mod helpers;
+mod lease;
+mod settings;
+mod steady_state;
