@@ -17,6 +17,7 @@ pub struct RedisServer {
     port: u16,
     child: Child,
     dir: std::path::PathBuf,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -30,18 +31,32 @@ impl RedisServer {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("hubcache-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).context("creating redis dir")?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawning redis-server (install it: apt-get install redis-server; scripts/test.sh does)")?;
-        let server = Self { port, child, dir };
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let child = spawn_redis(port, &dir, &extra)?;
+        let server = Self {
+            port,
+            child,
+            dir,
+            extra,
+        };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    /// Kills the server (as a crash would: no shutdown save) and leaves it down until
+    /// [`RedisServer::restart`]; for testing how services ride out a Redis outage.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server if it runs and starts a new one on the same port with the same arguments,
+    /// waiting until it answers PING. Without persistence arguments it comes back empty, like a
+    /// Redis restarted without its data.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.child = spawn_redis(self.port, &self.dir, &self.extra)?;
+        self.wait_ready().await
     }
 
     async fn wait_ready(&self) -> anyhow::Result<()> {
@@ -74,6 +89,18 @@ impl RedisServer {
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("a loopback redis URL is valid")
     }
+}
+
+fn spawn_redis(port: u16, dir: &std::path::Path, extra: &[String]) -> anyhow::Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawning redis-server (install it: apt-get install redis-server; scripts/test.sh does)")
 }
 
 impl Drop for RedisServer {

@@ -1,0 +1,583 @@
+//! The views worker: consumes refresh events through the consumer group, recomputes the views
+//! from the current repos snapshot and acknowledges each event only once its views are stored.
+//!
+//! Two tasks share one [`ViewsWorker`]:
+//! - [`ViewsWorker::consume`] reads new events with `XREADGROUP ... BLOCK` on a dedicated
+//!   connection, and catches up from the current snapshot whenever it (re)starts a session.
+//! - [`ViewsWorker::claim_abandoned`] periodically takes over events another consumer read but
+//!   never acknowledged (it died) with `XAUTOCLAIM`, and handles them the same way.
+//!
+//! Exactly-once per change comes from two mechanisms together: the consumer group delivers each
+//! event to one consumer (and again only if it was never acknowledged), and the versioned write
+//! ([`ViewsStore`]) turns any repeated or reordered handling into a no-op that announces nothing.
+//!
+//! Redis failures never stop a worker: the step that failed is retried with jittered exponential
+//! backoff, the blocking connection is reopened, the group recreated if Redis lost it, and the
+//! entries read but not yet acknowledged are handled again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hubcache_shared::snapshot::{SnapshotError, now_ms};
+use hubcache_shared::telemetry;
+use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot};
+use rand::Rng as _;
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
+    StreamReadOptions, StreamReadReply,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::dropped_connection::{is_dropped, once_more_if_dropped};
+use crate::ranking::rank_repos;
+use crate::stats::{Handled, ViewsStats};
+use crate::views_store::{StoreOutcome, ViewsStore};
+
+/// How long one `XREADGROUP` blocks: short enough to notice a dead connection soon, long enough
+/// to cost nothing when idle.
+const BLOCK: Duration = Duration::from_secs(2);
+/// Entries read per `XREADGROUP`: small, so a worker never hoards events another could take.
+const READ_COUNT: usize = 16;
+/// Entries claimed per `XAUTOCLAIM` call.
+const CLAIM_COUNT: usize = 64;
+/// The first retry delay after a Redis failure.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The ceiling of the retry delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Why a step of the worker failed. Every variant is retried; none is fatal.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerError {
+    /// The consumer group does not exist: Redis restarted empty, or someone deleted it.
+    #[error("the consumer group is missing (Redis restarted empty or the group was deleted)")]
+    GroupMissing,
+    /// Redis failed or answered something unexpected.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl WorkerError {
+    fn from_redis(error: redis::RedisError, doing: &str) -> Self {
+        if error.code() == Some("NOGROUP") {
+            Self::GroupMissing
+        } else {
+            Self::Unexpected(anyhow::Error::new(error).context(doing.to_owned()))
+        }
+    }
+}
+
+/// Everything both worker tasks need: where the events and views live, and who we are.
+#[derive(Debug)]
+pub(crate) struct ViewsWorker {
+    connector: RedisConnector,
+    keys: KeySchema,
+    repos_path: String,
+    consumer: String,
+    store: ViewsStore,
+    claim_idle: Duration,
+    claim_interval: Duration,
+    consumer_expiry: Duration,
+    stats: ViewsStats,
+}
+
+/// How the worker is set up (see `Settings`).
+#[derive(Debug)]
+pub(crate) struct WorkerConfig {
+    pub(crate) connector: RedisConnector,
+    pub(crate) keys: KeySchema,
+    pub(crate) repos_path: String,
+    pub(crate) consumer: String,
+    pub(crate) claim_idle: Duration,
+    pub(crate) claim_interval: Duration,
+    pub(crate) consumer_expiry: Duration,
+}
+
+impl ViewsWorker {
+    /// A worker for `config`, counting into `stats`.
+    pub(crate) fn new(config: WorkerConfig, stats: ViewsStats) -> Self {
+        Self {
+            store: ViewsStore::new(config.keys.clone()),
+            connector: config.connector,
+            keys: config.keys,
+            repos_path: config.repos_path,
+            consumer: config.consumer,
+            claim_idle: config.claim_idle,
+            claim_interval: config.claim_interval,
+            consumer_expiry: config.consumer_expiry,
+            stats,
+        }
+    }
+
+    /// Reads and handles new refresh events until `shutdown` fires. Never returns early.
+    pub(crate) async fn consume(
+        self: Arc<Self>,
+        mut conn: ConnectionManager,
+        shutdown: CancellationToken,
+    ) {
+        let mut reader: Option<MultiplexedConnection> = None;
+        // Entries delivered to this consumer and not acknowledged yet, oldest first.
+        let mut unacked: VecDeque<StreamId> = VecDeque::new();
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            match self
+                .consume_step(&mut conn, &mut reader, &mut unacked, &shutdown)
+                .await
+            {
+                Ok(()) => backoff.reset(),
+                Err(error) => {
+                    reader = None;
+                    let delay = backoff.next_delay();
+                    match &error {
+                        WorkerError::GroupMissing => {
+                            tracing::warn!(retry_in = ?delay, "{error}; recreating it");
+                        }
+                        WorkerError::Unexpected(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, unacked = unacked.len(), "views consumer failed; retrying");
+                        }
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(consumer = %self.consumer, "views consumer stopped");
+    }
+
+    /// One round: (re)start the session if needed, finish entries left over from a failure,
+    /// then read and handle the next batch. Returns early (Ok) when `shutdown` fires while
+    /// waiting; never abandons an entry halfway through its handling.
+    async fn consume_step(
+        &self,
+        conn: &mut ConnectionManager,
+        reader: &mut Option<MultiplexedConnection>,
+        unacked: &mut VecDeque<StreamId>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let reader = match reader {
+            Some(reader) => reader,
+            None => {
+                let session = tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    session = self.start_session(conn) => session?,
+                };
+                reader.insert(session)
+            }
+        };
+        self.handle_all(conn, unacked).await?;
+        let entries = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            entries = self.read_new(reader) => entries?,
+        };
+        unacked.extend(entries);
+        self.handle_all(conn, unacked).await
+    }
+
+    /// Opens the blocking connection, makes sure the group exists and catches up from the
+    /// current snapshot (views may be missing or older whether or not an event is pending).
+    async fn start_session(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> Result<MultiplexedConnection, WorkerError> {
+        let reader = self.connector.blocking(BLOCK).await?;
+        self.ensure_group(conn).await?;
+        let handled = self
+            .refresh(conn, 0)
+            .instrument(tracing::info_span!("views.catch_up", path = %self.repos_path))
+            .await?;
+        self.stats.record(handled);
+        tracing::info!(consumer = %self.consumer, catch_up = ?handled, "views consumer reading refresh events");
+        Ok(reader)
+    }
+
+    /// `XGROUP CREATE ... 0 MKSTREAM`: from the stream's start, so events written before any
+    /// views worker ran are not lost. An existing group is fine.
+    async fn ensure_group(&self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+        let stream = self.keys.refresh_stream();
+        let group = self.keys.views_group();
+        let created: redis::RedisResult<()> = once_more_if_dropped(|| {
+            let mut conn = conn.clone();
+            let stream = &stream;
+            async move { conn.xgroup_create_mkstream(stream, group, "0").await }
+        })
+        .await;
+        match created {
+            Ok(()) => {
+                tracing::info!(%stream, group, "created the views consumer group");
+                Ok(())
+            }
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("creating consumer group {group} on {stream}"))
+            }
+        }
+    }
+
+    /// `XREADGROUP ... BLOCK` for entries never delivered to any consumer (`>`).
+    async fn read_new(
+        &self,
+        reader: &mut MultiplexedConnection,
+    ) -> Result<Vec<StreamId>, WorkerError> {
+        let options = StreamReadOptions::default()
+            .group(self.keys.views_group(), &self.consumer)
+            .count(READ_COUNT)
+            .block(BLOCK.as_millis() as usize);
+        let reply: Option<StreamReadReply> = reader
+            .xread_options(&[self.keys.refresh_stream()], &[">"], &options)
+            .await
+            .map_err(|e| WorkerError::from_redis(e, "reading the refresh stream"))?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default())
+    }
+
+    /// Handles and acknowledges `entries` front to back; on failure the failed entry and the
+    /// rest stay queued for the next attempt.
+    async fn handle_all(
+        &self,
+        conn: &mut ConnectionManager,
+        entries: &mut VecDeque<StreamId>,
+    ) -> Result<(), WorkerError> {
+        while let Some(entry) = entries.front() {
+            self.handle_and_ack(conn, entry).await?;
+            entries.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Handles one stream entry and acknowledges it, in that order: an entry whose handling
+    /// failed stays pending, to be retried here or claimed by another worker.
+    async fn handle_and_ack(
+        &self,
+        conn: &mut ConnectionManager,
+        entry: &StreamId,
+    ) -> Result<(), WorkerError> {
+        let handled = self.handle(conn, entry).await?;
+        let stream = self.keys.refresh_stream();
+        let _: i64 = once_more_if_dropped(|| {
+            let mut conn = conn.clone();
+            let stream = &stream;
+            async move {
+                conn.xack(stream, self.keys.views_group(), &[&entry.id])
+                    .await
+            }
+        })
+        .await
+        .map_err(|e| WorkerError::from_redis(e, "acknowledging a refresh event"))?;
+        self.stats.record(handled);
+        self.stats.record_ack();
+        Ok(())
+    }
+
+    /// What one entry means for the views. `Err` only for failures worth retrying (Redis);
+    /// an unusable entry or snapshot is logged and reported as handled, so it cannot block the
+    /// group forever.
+    async fn handle(
+        &self,
+        conn: &mut ConnectionManager,
+        entry: &StreamId,
+    ) -> Result<Handled, WorkerError> {
+        let event = match RefreshEvent::from_entry(entry) {
+            Ok(event) => event,
+            Err(malformed) => {
+                tracing::warn!(error = %malformed, "skipping a malformed refresh event");
+                return Ok(Handled::Malformed);
+            }
+        };
+        if event.path != self.repos_path {
+            tracing::debug!(stream_id = %entry.id, path = %event.path, "refresh event for another path; nothing to rank");
+            return Ok(Handled::OtherPath);
+        }
+        let span = tracing::info_span!(
+            "views.refresh",
+            stream_id = %entry.id,
+            path = %event.path,
+            version = event.version,
+            lag_ms = now_ms().saturating_sub(event.at_ms),
+        );
+        telemetry::continue_trace(&span, event.traceparent.as_deref());
+        Ok(self.refresh(conn, event.version).instrument(span).await?)
+    }
+
+    /// Brings the stored views up to the current repos snapshot, which is at least
+    /// `min_version` (the event's) unless something went wrong upstream. The current snapshot is
+    /// used even when newer than the event: the newest views are the right ones, and the events
+    /// of the skipped versions then find the work done.
+    async fn refresh(
+        &self,
+        conn: &mut ConnectionManager,
+        min_version: u64,
+    ) -> anyhow::Result<Handled> {
+        let (stored, snapshot_version) = self.store.versions(&*conn, &self.repos_path).await?;
+        let wanted = snapshot_version.unwrap_or(0).max(min_version);
+        if let Some(stored) = stored
+            && wanted > 0
+            && stored >= wanted
+        {
+            tracing::debug!(stored, wanted, "views already up to date");
+            return Ok(Handled::UpToDate);
+        }
+        let snapshot = match self.load_snapshot(conn).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => {
+                if min_version > 0 {
+                    tracing::warn!(path = %self.repos_path, "refresh event for a repos snapshot that is not stored");
+                } else {
+                    tracing::info!(path = %self.repos_path, "no repos snapshot stored yet; waiting for the fetcher");
+                }
+                return Ok(Handled::NoSnapshot);
+            }
+            Err(SnapshotError::Corrupt { key, reason }) => {
+                tracing::error!(%key, %reason, "repos snapshot is corrupt; keeping the stored views");
+                return Ok(Handled::Unusable);
+            }
+            Err(SnapshotError::Redis(e)) => return Err(e).context("loading the repos snapshot"),
+        };
+        let version = snapshot.meta.version;
+        if stored.is_some_and(|stored| stored >= version) {
+            tracing::debug!(?stored, version, "views already up to date");
+            return Ok(Handled::UpToDate);
+        }
+
+        let started = Instant::now();
+        let source_hash = snapshot.meta.content_hash.clone();
+        let body = snapshot.body;
+        let ranked = tokio::task::spawn_blocking(move || rank_repos(&body, version, &source_hash))
+            .await
+            .context("the ranking task panicked")?;
+        let set = match ranked {
+            Ok(set) => set,
+            Err(e) => {
+                tracing::error!(error = %e, version, "repos snapshot cannot be ranked; keeping the stored views");
+                return Ok(Handled::Unusable);
+            }
+        };
+        let compute_ms = started.elapsed().as_millis() as u64;
+        let repos = set.views.values().map(Vec::len).max().unwrap_or(0);
+        match self
+            .store
+            .store(&*conn, &set, telemetry::current_traceparent())
+            .await?
+        {
+            StoreOutcome::Written => {
+                tracing::info!(version, repos, compute_ms, "views stored");
+                Ok(Handled::Stored)
+            }
+            StoreOutcome::AlreadyCurrent { stored } => {
+                tracing::debug!(
+                    version,
+                    stored,
+                    "views of this or a newer version were stored meanwhile"
+                );
+                Ok(Handled::UpToDate)
+            }
+        }
+    }
+
+    /// The current repos snapshot, read once more if the first read hit a dropped connection.
+    async fn load_snapshot(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> Result<Option<Snapshot>, SnapshotError> {
+        match Snapshot::load(conn, &self.keys, &self.repos_path).await {
+            Err(SnapshotError::Redis(e)) if is_dropped(&e) => {
+                Snapshot::load(conn, &self.keys, &self.repos_path).await
+            }
+            other => other,
+        }
+    }
+
+    /// Every `claim_interval`, takes over events idle for `claim_idle` in any consumer's
+    /// pending list (a worker that died between reading and acknowledging) and handles them,
+    /// then deletes consumers idle for `consumer_expiry` with nothing pending.
+    pub(crate) async fn claim_abandoned(
+        self: Arc<Self>,
+        mut conn: ConnectionManager,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(self.claim_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            match self.claim_sweep(&mut conn, &shutdown).await {
+                Ok(0) => {}
+                Ok(claimed) => tracing::info!(
+                    claimed,
+                    "handled refresh events abandoned by another consumer"
+                ),
+                // The consumer task recreates the group; nothing to claim in a new one anyway.
+                Err(WorkerError::GroupMissing) => {
+                    tracing::debug!("no consumer group to claim from yet")
+                }
+                Err(WorkerError::Unexpected(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "claiming abandoned refresh events failed; will retry");
+                    continue;
+                }
+            }
+            if let Err(e) = self.forget_idle_consumers(&mut conn).await {
+                tracing::debug!(error = %format!("{e:#}"), "listing the group's consumers failed; will retry");
+            }
+        }
+        tracing::info!(consumer = %self.consumer, "views claimer stopped");
+    }
+
+    /// One pass over the group's pending entries; returns how many were claimed and handled.
+    async fn claim_sweep(
+        &self,
+        conn: &mut ConnectionManager,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, WorkerError> {
+        let stream = self.keys.refresh_stream();
+        let group = self.keys.views_group();
+        let min_idle_ms = self.claim_idle.as_millis() as u64;
+        let mut cursor = "0-0".to_owned();
+        let mut claimed = 0;
+        loop {
+            let reply: StreamAutoClaimReply = once_more_if_dropped(|| {
+                let mut conn = conn.clone();
+                let (stream, cursor) = (&stream, &cursor);
+                let options = StreamAutoClaimOptions::default().count(CLAIM_COUNT);
+                async move {
+                    conn.xautoclaim_options(
+                        stream,
+                        group,
+                        &self.consumer,
+                        min_idle_ms,
+                        cursor,
+                        options,
+                    )
+                    .await
+                }
+            })
+            .await
+            .map_err(|e| WorkerError::from_redis(e, "claiming abandoned refresh events"))?;
+            if !reply.deleted_ids.is_empty() {
+                tracing::warn!(ids = ?reply.deleted_ids, "abandoned refresh events were trimmed from the stream before anyone handled them");
+            }
+            for entry in &reply.claimed {
+                tracing::info!(stream_id = %entry.id, "claimed an abandoned refresh event");
+                self.stats.record_claim();
+                self.handle_and_ack(conn, entry).await?;
+                claimed += 1;
+            }
+            if reply.next_stream_id == "0-0" || shutdown.is_cancelled() {
+                return Ok(claimed);
+            }
+            cursor = reply.next_stream_id;
+        }
+    }
+}
+
+impl ViewsWorker {
+    /// Deletes consumers (dead workers) idle longer than `consumer_expiry` with no pending
+    /// entries, so the group lists only workers that may still be alive. Entries still pending
+    /// are never dropped this way: they are claimed first.
+    async fn forget_idle_consumers(&self, conn: &mut ConnectionManager) -> anyhow::Result<usize> {
+        let stream = self.keys.refresh_stream();
+        let group = self.keys.views_group();
+        let info: StreamInfoConsumersReply = conn
+            .xinfo_consumers(&stream, group)
+            .await
+            .context("listing the group's consumers")?;
+        let expiry_ms = self.consumer_expiry.as_millis();
+        let mut forgotten = 0;
+        for consumer in info.consumers {
+            if consumer.name == self.consumer
+                || consumer.pending > 0
+                || (consumer.idle as u128) < expiry_ms
+            {
+                continue;
+            }
+            let _: i64 = conn
+                .xgroup_delconsumer(&stream, group, &consumer.name)
+                .await
+                .with_context(|| format!("deleting idle consumer {}", consumer.name))?;
+            tracing::info!(consumer = %consumer.name, idle_ms = consumer.idle, "deleted an idle consumer from the group");
+            forgotten += 1;
+        }
+        Ok(forgotten)
+    }
+}
+
+/// Jittered exponential backoff between [`BACKOFF_MIN`] and [`BACKOFF_MAX`], so a fleet of
+/// workers does not hammer a Redis that is coming back.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: BACKOFF_MIN }
+    }
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+
+    /// The delay before the next attempt: half the current step plus up to half again at
+    /// random; the step doubles each time up to the ceiling.
+    fn next_delay(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (step * 2).min(BACKOFF_MAX);
+        let half_ms = (step / 2).as_millis() as u64;
+        Duration::from_millis(half_ms + rand::rng().random_range(0..=half_ms))
+    }
+}
+
+/// A consumer name unique in the group: `hostname-pid-random`. The random part keeps a
+/// restarted process (same host and pid, e.g. pid 1 in a container) from inheriting the pending
+/// entries of its previous life, which the claim sweep hands to live workers instead.
+pub(crate) fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "views".to_owned());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_with_jitter_and_resets() {
+        let mut backoff = Backoff::default();
+        let first = backoff.next_delay();
+        assert!(
+            first >= BACKOFF_MIN / 2 && first <= BACKOFF_MIN,
+            "{first:?}"
+        );
+        for _ in 0..20 {
+            let d = backoff.next_delay();
+            assert!(d <= BACKOFF_MAX, "{d:?}");
+        }
+        assert!(backoff.next_delay() >= BACKOFF_MAX / 2);
+        backoff.reset();
+        assert!(backoff.next_delay() <= BACKOFF_MIN);
+    }
+
+    #[test]
+    fn consumer_names_differ_between_workers_of_one_process() {
+        let (a, b) = (consumer_name(), consumer_name());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the views service against a real redis-server: snapshots and refresh
+//! events are written exactly as the fetcher writes them, and views workers run in-process.
+
+mod bad_input;
+mod group;
+mod helpers;
+mod recovery;
+mod refresh;

@@ -1,0 +1,90 @@
+//! Surviving crashes: of a views worker between read and ack, and of Redis.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use serde_json::json;
+
+use crate::helpers::{SOON, repo, spawn_app, spawn_redis, wait_until};
+
+#[tokio::test]
+async fn an_event_read_by_a_dead_worker_is_claimed_and_applied_once() {
+    let mut app = spawn_redis().await;
+    let mut conn = app.conn().await;
+    let _: () = conn
+        .xgroup_create_mkstream(app.keys.refresh_stream(), app.keys.views_group(), "0")
+        .await
+        .expect("group created");
+    app.publish_repos(1, &json!([repo("acme/a", 1, 1, 1, "2024-01-01T00:00:00Z")]))
+        .await;
+    // A worker reads the event and dies before acknowledging it.
+    let read: StreamReadReply = conn
+        .xread_options(
+            &[app.keys.refresh_stream()],
+            &[">"],
+            &StreamReadOptions::default()
+                .group(app.keys.views_group(), "dead-worker")
+                .count(10),
+        )
+        .await
+        .expect("dead worker reads");
+    assert_eq!(read.keys[0].ids.len(), 1);
+    assert_eq!(app.pending().await, 1);
+
+    app.spawn_worker().await;
+    // Claimed after the 1 s claim timeout, handled, acknowledged.
+    wait_until(|| app.workers[0].stats.entries_claimed() == 1).await;
+    wait_until(|| app.workers[0].stats.events_acked() == 1).await;
+    assert_eq!(app.pending().await, 0);
+    assert_eq!(app.views().await.map(|v| v.version), Some(1));
+    let versions: Vec<u64> = app.views_events().await.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [1], "applied exactly once");
+
+    // The dead consumer, idle with nothing pending, is eventually dropped from the group.
+    let live = app.workers[0].consumer.clone();
+    hubcache_testkit::eventually(
+        Duration::from_secs(6),
+        "the dead consumer forgotten",
+        || async { (app.consumers().await == [live.clone()]).then_some(()) },
+    )
+    .await
+    .expect("dead consumer deleted");
+}
+
+#[tokio::test]
+async fn the_worker_survives_a_redis_restart_and_handles_new_events() {
+    let mut app = spawn_app().await;
+    app.publish_repos(1, &json!([repo("acme/a", 1, 1, 1, "2024-01-01T00:00:00Z")]))
+        .await;
+    app.wait_for_views(1, SOON).await;
+
+    // Redis dies, stays down a moment (the worker retries), and comes back empty.
+    app.redis.stop();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.redis.restart().await.expect("redis restarts");
+    assert_eq!(app.views().await, None, "Redis came back empty");
+
+    // The fetcher writes its first snapshot again: the worker recreates the group and stores it.
+    app.publish_repos(1, &json!([repo("acme/b", 5, 5, 5, "2024-03-01T00:00:00Z")]))
+        .await;
+    let views = eventually_views(&app, 1).await;
+    assert_eq!(
+        views.views[&hubcache_shared::ViewName::Stars][0].0,
+        "acme/b"
+    );
+    app.publish_repos(2, &json!([repo("acme/c", 5, 5, 5, "2024-03-01T00:00:00Z")]))
+        .await;
+    app.wait_for_views(2, SOON).await;
+    assert_eq!(app.pending().await, 0);
+    assert!(app.last_delivered().await.is_some(), "group recreated");
+    let worker = app.workers.remove(0);
+    worker
+        .stop()
+        .await
+        .expect("the worker never gave up and stops cleanly");
+}
+
+async fn eventually_views(app: &crate::helpers::TestApp, version: u64) -> hubcache_shared::ViewSet {
+    app.wait_for_views(version, Duration::from_secs(10)).await
+}
