@@ -1,1 +1,40 @@
-//! placeholder
+//! gateway: hubcache's HTTP front. Serves the cached keys and views from in-process copies kept
+//! current from Redis streams, and passes every other GitHub request through a coalescing cache.
+//!
+//! Layout:
+//! - [`settings`]: [`Settings`], the gateway's configuration.
+//! - `startup`: [`Application`]: builds shared state once, runs the server and its tasks.
+//! - `stream_listener`: loads snapshots and views, follows the refresh and views streams.
+//! - `served_state`: the in-process copies (`arc_swap`), read lock-free by every request.
+//! - `served_snapshot`: one snapshot version prepared once: ETag, gzip/br copies, element
+//!   boundaries for paging, the org id.
+//! - `served_views`: views pre-rendered in the seed's text format; `TopN` validation.
+//! - `representation`: a servable body with validators and encodings; `Accept-Encoding` and
+//!   `If-None-Match` handling.
+//! - `paging`: GitHub-style `page`/`per_page` and `Link` headers.
+//! - `passthrough`, `coalescing_cache`: everything else, answered from GitHub through a
+//!   per-key coalescing, bounded cache.
+//! - `routes`: the route table (health, views, cached keys, pass-through glue).
+//! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
+//! - `public_base`: the gateway's own base URL for Link headers.
+//! - `json_error`: the `{"message": ...}` error shape.
+
+mod client_rate_limit;
+mod coalescing_cache;
+mod json_error;
+mod paging;
+mod passthrough;
+mod public_base;
+mod representation;
+mod request_hygiene;
+mod request_log;
+mod routes;
+mod served_snapshot;
+mod served_state;
+mod served_views;
+pub mod settings;
+mod startup;
+mod stream_listener;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,50 @@
+//! `/livez` (the process runs) and `/healthcheck` (the seed's readiness: everything loaded).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+use crate::startup::AppState;
+
+/// 200 while the process serves requests at all.
+pub(crate) async fn livez() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+}
+
+/// 200 once every cached key and the views are loaded (even while Redis is unreachable: the
+/// copies are still served); 503 listing what is missing otherwise. Both carry the Redis state
+/// and the pass-through cache's counters, for operators.
+pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
+    let missing = state.served.missing();
+    let redis = if state.served.is_stale() {
+        "unreachable"
+    } else {
+        "reachable"
+    };
+    let stats = state.pass_through.stats();
+    let pass_through = serde_json::json!({
+        "entries": stats.cache.entries,
+        "bytes": stats.cache.bytes,
+        "hits": stats.cache.hits,
+        "misses": stats.cache.misses,
+        "coalesced": stats.cache.coalesced,
+        "stale": stats.cache.stale,
+        "revalidated": stats.cache.revalidated,
+        "fetch_errors": stats.cache.fetch_errors,
+        "evictions": stats.cache.evictions,
+        "bypassed": stats.bypassed,
+    });
+    if missing.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({
+            "status": "ok",
+            "redis": redis,
+            "pass_through": pass_through,
+        }))
+    } else {
+        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(serde_json::json!({
+            "message": format!("not ready: not loaded yet: {}", missing.join(", ")),
+            "missing": missing,
+            "redis": redis,
+            "pass_through": pass_through,
+        }))
+    }
+}

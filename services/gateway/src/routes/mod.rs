@@ -1,0 +1,89 @@
+//! The gateway's routes, registered in one place so the table reads top to bottom:
+//! health, views, the org's lists by numeric id, every cached key, then the pass-through for
+//! everything else.
+
+mod cached_keys;
+mod health;
+mod pass_through;
+mod views;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponseBuilder, guard, web};
+
+use crate::served_state::ServedState;
+use crate::served_views::Direction;
+use crate::startup::AppState;
+
+pub(crate) use pass_through::pass_through;
+
+/// `Cache-Status` of an answer from the in-process copy (RFC 9211).
+const HIT: &str = "hubcache; hit";
+/// The same while Redis is unreachable: the copy may be outdated.
+const HIT_STALE: &str = "hubcache; hit; fwd=stale";
+/// RFC 7234 warning for stale answers (obsolete in RFC 9111, still understood by tooling).
+const STALE_WARNING: &str = "110 hubcache \"Response is Stale\"";
+
+/// Registers every route. `served` tells which cached paths exist (fixed at start).
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
+    let get_or_head = || guard::Any(guard::Get()).or(guard::Head());
+    cfg.route(
+        "/livez",
+        web::route().guard(get_or_head()).to(health::livez),
+    )
+    .route(
+        "/healthcheck",
+        web::route().guard(get_or_head()).to(health::healthcheck),
+    );
+    for (prefix, direction) in [("top", Direction::Top), ("bottom", Direction::Bottom)] {
+        let pattern = format!("/view/{prefix}/{{n}}/{{view}}");
+        cfg.service(
+            web::resource([pattern.clone(), format!("{pattern}/")])
+                .route(web::route().guard(get_or_head()).to(
+                    move |req: HttpRequest, state: web::Data<AppState>| {
+                        views::view(req, state, direction)
+                    },
+                ))
+                .default_service(web::to(pass_through)),
+        );
+    }
+    cfg.service(
+        web::resource(["/organizations/{id}/{list}", "/organizations/{id}/{list}/"])
+            .route(
+                web::route()
+                    .guard(get_or_head())
+                    .to(cached_keys::organization_list),
+            )
+            .default_service(web::to(pass_through)),
+    );
+    for path in served.cached_paths() {
+        let patterns = if path == "/" {
+            vec![path.clone()]
+        } else {
+            vec![path.clone(), format!("{path}/")]
+        };
+        let path: Arc<str> = Arc::from(path.as_str());
+        cfg.service(
+            web::resource(patterns)
+                .route(web::route().guard(get_or_head()).to(
+                    move |req: HttpRequest, body: web::Bytes, state: web::Data<AppState>| {
+                        cached_keys::cached_key(req, body, state, Arc::clone(&path))
+                    },
+                ))
+                .default_service(web::to(pass_through)),
+        );
+    }
+    cfg.default_service(web::to(pass_through));
+}
+
+/// Adds `Cache-Status` (and a staleness `Warning` while Redis is unreachable).
+fn mark_hit(builder: &mut HttpResponseBuilder, stale: bool) {
+    if stale {
+        builder
+            .insert_header(("cache-status", HeaderValue::from_static(HIT_STALE)))
+            .insert_header((header::WARNING, HeaderValue::from_static(STALE_WARNING)));
+    } else {
+        builder.insert_header(("cache-status", HeaderValue::from_static(HIT)));
+    }
+}

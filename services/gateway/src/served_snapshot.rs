@@ -1,0 +1,192 @@
+//! One snapshot version made ready to serve: everything a request could need is computed once,
+//! when the version is loaded, so a request only clones `Bytes` and header values.
+//!
+//! Per version: the exact body with its strong ETag (the content hash) and gzip/brotli copies;
+//! for lists, the byte range of every top-level element (found once with `RawValue`), from which
+//! any GitHub-style page is cut without parsing; for an organisation object, its numeric `id`
+//! (GitHub's own Link headers name the org's lists `/organizations/{id}/...`).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use hubcache_shared::{Snapshot, SnapshotKind};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::paging::PageRequest;
+use crate::representation::Representation;
+
+/// Pages of one version kept rendered (identity and, once asked for, compressed). Clients walk
+/// the same few page sizes, so this bounds memory while making repeat pages free.
+const PAGE_CACHE_ENTRIES: u64 = 256;
+
+/// A snapshot version, prepared for serving.
+pub(crate) struct ServedSnapshot {
+    /// The cached GitHub path.
+    pub(crate) path: String,
+    /// The snapshot version (from its metadata).
+    pub(crate) version: u64,
+    /// Hex SHA-256 of the body.
+    pub(crate) content_hash: String,
+    /// The whole body, as stored.
+    pub(crate) full: Representation,
+    /// Byte ranges of the top-level array elements, for lists.
+    elements: Option<Vec<Range<usize>>>,
+    /// The `id` field, when this is an `/orgs/{org}` object.
+    pub(crate) org_id: Option<u64>,
+    pages: moka::sync::Cache<PageRequest, Arc<Representation>>,
+}
+
+impl std::fmt::Debug for ServedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedSnapshot")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("bytes", &self.full.identity().len())
+            .field("elements", &self.elements.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct OrgId {
+    id: u64,
+}
+
+impl ServedSnapshot {
+    /// Prepares `snapshot` for serving. CPU-heavy for large lists (compression, one parse):
+    /// call it from `spawn_blocking`, never on a request.
+    pub(crate) fn prepare(snapshot: Snapshot) -> Self {
+        let Snapshot { body, meta } = snapshot;
+        let elements = match meta.kind {
+            SnapshotKind::List => element_ranges(&body),
+            SnapshotKind::Object => None,
+        };
+        if meta.kind == SnapshotKind::List && elements.is_none() {
+            tracing::warn!(path = %meta.path, "list snapshot is not a JSON array; serving it whole only");
+        }
+        let org_id = is_org_path(&meta.path)
+            .then(|| serde_json::from_slice::<OrgId>(&body).ok().map(|o| o.id))
+            .flatten();
+        Self {
+            full: Representation::precompressed(body, &meta.content_hash),
+            path: meta.path,
+            version: meta.version,
+            content_hash: meta.content_hash,
+            elements,
+            org_id,
+            pages: moka::sync::Cache::new(PAGE_CACHE_ENTRIES),
+        }
+    }
+
+    /// Number of elements when this is a list.
+    pub(crate) fn element_count(&self) -> Option<usize> {
+        self.elements.as_ref().map(Vec::len)
+    }
+
+    /// The requested page of a list (`[]` past the end); `None` for objects, which GitHub serves
+    /// whole whatever the paging parameters.
+    pub(crate) fn page(&self, request: PageRequest) -> Option<Arc<Representation>> {
+        let elements = self.elements.as_ref()?;
+        Some(self.pages.get_with(request, || {
+            let range = request.range(elements.len());
+            let body = self.full.identity();
+            let bytes = if range.is_empty() {
+                Bytes::from_static(b"[]")
+            } else {
+                // The original bytes from the first element's start to the last one's end, so
+                // separators and every byte of each object are exactly as stored.
+                let start = elements[range.start].start;
+                let end = elements[range.end - 1].end;
+                let mut out = BytesMut::with_capacity(end - start + 2);
+                out.put_u8(b'[');
+                out.put_slice(&body[start..end]);
+                out.put_u8(b']');
+                out.freeze()
+            };
+            let tag = format!(
+                "{}-p{}-{}",
+                self.content_hash, request.per_page, request.page
+            );
+            Arc::new(Representation::new(bytes, &tag))
+        }))
+    }
+}
+
+/// `/orgs/{login}`: the object whose `id` names the org in `/organizations/{id}/...` URLs.
+fn is_org_path(path: &str) -> bool {
+    path.strip_prefix("/orgs/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+/// Byte ranges of the top-level elements of a JSON array; `None` if `body` is not one.
+fn element_ranges(body: &[u8]) -> Option<Vec<Range<usize>>> {
+    let elements: Vec<&RawValue> = serde_json::from_slice(body).ok()?;
+    let base = body.as_ptr() as usize;
+    Some(
+        elements
+            .iter()
+            .map(|raw| {
+                let text = raw.get();
+                let start = text.as_ptr() as usize - base;
+                start..start + text.len()
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubcache_shared::SnapshotMeta;
+    use hubcache_shared::snapshot::content_hash;
+
+    fn snapshot(path: &str, kind: SnapshotKind, body: &str) -> Snapshot {
+        Snapshot {
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            meta: SnapshotMeta {
+                path: path.to_owned(),
+                version: 1,
+                content_hash: content_hash(body.as_bytes()),
+                kind,
+                fetched_at_ms: 0,
+                pages: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn pages_are_exact_slices_of_the_stored_bytes() {
+        let body = r#"[ {"a": 1},{"b" : [1, 2]} ,{"c":"x,y"}, 4 ]"#;
+        let s = ServedSnapshot::prepare(snapshot("/orgs/o/repos", SnapshotKind::List, body));
+        assert_eq!(s.element_count(), Some(4));
+        let page = |per_page, page| {
+            let r = s.page(PageRequest { per_page, page }).expect("list");
+            String::from_utf8(r.identity().to_vec()).expect("utf8")
+        };
+        assert_eq!(page(2, 1), r#"[{"a": 1},{"b" : [1, 2]}]"#);
+        assert_eq!(page(2, 2), r#"[{"c":"x,y"}, 4]"#);
+        assert_eq!(page(2, 3), "[]");
+        assert_eq!(page(100, 1), r#"[{"a": 1},{"b" : [1, 2]} ,{"c":"x,y"}, 4]"#);
+    }
+
+    #[test]
+    fn org_objects_expose_their_id() {
+        let s = ServedSnapshot::prepare(snapshot(
+            "/orgs/o",
+            SnapshotKind::Object,
+            r#"{"login":"o","id":913567}"#,
+        ));
+        assert_eq!(s.org_id, Some(913567));
+        assert!(
+            s.page(PageRequest {
+                per_page: 1,
+                page: 1
+            })
+            .is_none()
+        );
+        let root = ServedSnapshot::prepare(snapshot("/", SnapshotKind::Object, r#"{"id":1}"#));
+        assert_eq!(root.org_id, None);
+    }
+}

@@ -1,0 +1,178 @@
+//! The gateway's settings: the shared ones plus listening, pass-through cache and client limits.
+
+use std::time::Duration;
+
+use hubcache_shared::settings::{self, parse_base_url};
+use hubcache_shared::{CommonSettings, SettingsError, SettingsSource};
+use serde::Deserialize;
+use url::Url;
+
+/// Everything the gateway is configured with. Variables are documented in the README.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Redis, GitHub, org, cached endpoints, key prefix.
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    /// `PORT`: where clients connect (0 picks a free port, as tests do).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Address to bind (config file only; `0.0.0.0` so containers are reachable).
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// `PUBLIC_URL`: the gateway's base URL as clients see it. Link headers use it (else the
+    /// request's Host), and when set, upstream URLs in bodies are rewritten to it.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// `PASSTHROUGH_USE_SERVER_TOKEN`: anonymous pass-through GET/HEAD use the server token.
+    #[serde(default = "default_true")]
+    pub passthrough_use_server_token: bool,
+    /// `CACHE_MAX_BYTES`: byte bound of the pass-through cache.
+    #[serde(default = "default_cache_max_bytes")]
+    pub cache_max_bytes: u64,
+    /// `CACHE_MAX_ENTRIES`: entry bound of the pass-through cache.
+    #[serde(default = "default_cache_max_entries")]
+    pub cache_max_entries: u64,
+    /// `CACHE_TTL_SECS`: how long a pass-through answer is fresh.
+    #[serde(default = "default_cache_ttl_secs")]
+    pub cache_ttl_secs: u64,
+    /// How long after expiry a stale answer is served while one background refresh runs.
+    #[serde(default = "default_stale_while_revalidate_secs")]
+    pub stale_while_revalidate_secs: u64,
+    /// How long after expiry a stale answer is served when the upstream fails.
+    #[serde(default = "default_stale_if_error_secs")]
+    pub stale_if_error_secs: u64,
+    /// How long a 404/410 from upstream is cached.
+    #[serde(default = "default_negative_ttl_secs")]
+    pub negative_ttl_secs: u64,
+    /// Upstream request timeout of the pass-through, seconds.
+    #[serde(default = "default_upstream_timeout_secs")]
+    pub upstream_timeout_secs: u64,
+    /// `WORKERS`: HTTP worker threads (default: one per core).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// `CLIENT_RATE_LIMIT_PER_SEC`: requests per second per client IP; 0 turns limiting off.
+    #[serde(default)]
+    pub client_rate_limit_per_sec: u32,
+    /// Burst allowed above the per-second rate (config file only).
+    #[serde(default = "default_client_rate_limit_burst")]
+    pub client_rate_limit_burst: u32,
+    /// Key the client rate limit by the first `X-Forwarded-For` address instead of the peer
+    /// address (config file only; enable only behind a proxy you control, or clients choose
+    /// their own bucket).
+    #[serde(default)]
+    pub client_rate_limit_trust_forwarded_for: bool,
+}
+
+fn default_port() -> u16 {
+    3000
+}
+fn default_host() -> String {
+    "0.0.0.0".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_cache_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_cache_max_entries() -> u64 {
+    10_000
+}
+fn default_cache_ttl_secs() -> u64 {
+    60
+}
+fn default_stale_while_revalidate_secs() -> u64 {
+    30
+}
+fn default_stale_if_error_secs() -> u64 {
+    300
+}
+fn default_negative_ttl_secs() -> u64 {
+    10
+}
+fn default_upstream_timeout_secs() -> u64 {
+    10
+}
+fn default_client_rate_limit_burst() -> u32 {
+    50
+}
+
+impl Settings {
+    /// Loads and validates; errors name the variable and the bad value.
+    pub fn load(source: &SettingsSource) -> Result<Self, SettingsError> {
+        let settings: Self = settings::load(source)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the gateway's own values on top of the shared ones.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.common.validate()?;
+        self.public_base_url()?;
+        let positive = |name: &'static str, value: u64| {
+            if value == 0 {
+                Err(SettingsError::Invalid {
+                    name,
+                    value: "0".to_owned(),
+                    reason: "expected a positive number".to_owned(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("CACHE_MAX_BYTES", self.cache_max_bytes)?;
+        positive("CACHE_MAX_ENTRIES", self.cache_max_entries)?;
+        positive("CACHE_TTL_SECS", self.cache_ttl_secs)?;
+        positive("upstream_timeout_secs", self.upstream_timeout_secs)?;
+        if self.workers == Some(0) {
+            return Err(SettingsError::Invalid {
+                name: "WORKERS",
+                value: "0".to_owned(),
+                reason: "expected at least 1 worker".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `PUBLIC_URL` parsed, if set.
+    pub fn public_base_url(&self) -> Result<Option<Url>, SettingsError> {
+        self.public_url
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_base_url("PUBLIC_URL", s))
+            .transpose()
+    }
+
+    /// Pass-through upstream timeout.
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = Settings::load(&SettingsSource::from_vars([("PORT", "8081")])).expect("loads");
+        assert_eq!(s.port, 8081);
+        assert!(s.passthrough_use_server_token);
+        assert_eq!(s.public_base_url().expect("valid"), None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("PORT", "99999"),
+            ("PUBLIC_URL", "not a url"),
+            ("PASSTHROUGH_USE_SERVER_TOKEN", "maybe"),
+            ("CACHE_MAX_BYTES", "0"),
+            ("WORKERS", "0"),
+        ] {
+            let err = Settings::load(&SettingsSource::from_vars([(name, value)])).expect_err(name);
+            let msg = err.to_string();
+            assert!(msg.contains(name) && msg.contains(value), "{msg}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Building and running the gateway: Redis, the in-process copies, the HTTP server and the
+//! background tasks beside it.
+//!
+//! All shared state (served copies, pass-through, rate limiter) is built once here, outside the
+//! `HttpServer::new` closure, and cloned (as `Arc`s) into every worker: state built inside the
+//! closure would exist once per worker and split the caches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use hubcache_shared::github::ClientOptions;
+use hubcache_shared::{GithubClient, KeySchema, RedisConnector, shutdown};
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+use url::Url;
+
+use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
+use crate::passthrough::PassThrough;
+use crate::request_hygiene::{RequestHygiene, request_hygiene};
+use crate::request_log::request_log;
+use crate::routes;
+use crate::served_state::ServedState;
+use crate::settings::Settings;
+use crate::stream_listener::{Connected, StreamListener};
+
+/// How often idle clients' rate-limit buckets are forgotten.
+const RATE_LIMIT_UPKEEP: Duration = Duration::from_secs(60);
+
+/// What every handler can reach (one instance per process, shared by all workers).
+pub(crate) struct AppState {
+    /// The in-process copies of cached keys and views.
+    pub(crate) served: Arc<ServedState>,
+    /// `PUBLIC_URL`, if set (Link headers use it, else the request's Host).
+    pub(crate) public_url: Option<Url>,
+    /// Everything that is not a cached key, view or health route.
+    pub(crate) pass_through: PassThrough,
+}
+
+/// A built gateway: listening, with its copies loaded if Redis was reachable.
+pub struct Application {
+    port: u16,
+    server: Server,
+    listener: StreamListener,
+    connected: Option<Connected>,
+    rate_limiter: web::Data<ClientRateLimiter>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Connects to Redis and loads the cached keys and views (if Redis is down, starts anyway:
+    /// unloaded keys answer 503 and a background task keeps retrying), then binds `host:port`
+    /// (port 0 picks a free port: see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let cached: Vec<String> = settings
+            .common
+            .cached()?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
+        let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let listener = StreamListener::new(
+            connector,
+            KeySchema::new(&settings.common.key_prefix),
+            Arc::clone(&served),
+        );
+        let connected = match listener.connect_and_load().await {
+            Ok(connected) => Some(connected),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Redis unavailable at start; serving 503 until it is reachable");
+                None
+            }
+        };
+
+        let github = GithubClient::new(
+            settings.common.github_base_url()?,
+            settings.common.github_api_token.clone(),
+            &ClientOptions {
+                request_timeout: settings.upstream_timeout(),
+                ..ClientOptions::default()
+            },
+        )
+        .context("building the GitHub client")?;
+        let state = web::Data::new(AppState {
+            served: Arc::clone(&served),
+            public_url: settings.public_base_url()?,
+            pass_through: PassThrough::new(&settings, github)?,
+        });
+        let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
+        let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
+
+        let tcp = std::net::TcpListener::bind((settings.host.as_str(), settings.port))
+            .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
+        let port = tcp.local_addr()?.port();
+        let app_limiter = rate_limiter.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(hygiene.clone())
+                .app_data(app_limiter.clone())
+                .wrap(from_fn(client_rate_limit))
+                .wrap(from_fn(request_hygiene))
+                .wrap(from_fn(request_log))
+                .wrap(TracingLogger::default())
+                .configure(|cfg| routes::configure(cfg, &served))
+        })
+        .shutdown_timeout(settings.common.shutdown_timeout_secs)
+        .disable_signals();
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(tcp)?.run();
+        Ok(Self {
+            port,
+            server,
+            listener,
+            connected,
+            rate_limiter,
+            shutdown_timeout: Duration::from_secs(settings.common.shutdown_timeout_secs),
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops the
+    /// background tasks.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut tasks = vec![tokio::spawn(
+            self.listener.run(self.connected, shutdown.clone()),
+        )];
+        if self.rate_limiter.is_enabled() {
+            let limiter = self.rate_limiter.clone();
+            let token = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep(RATE_LIMIT_UPKEEP) => limiter.forget_idle(),
+                    }
+                }
+            }));
+        }
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            () = shutdown.cancelled() => {
+                handle.stop(true).await;
+                Ok(())
+            }
+            finished = &mut server => {
+                shutdown.cancel();
+                finished.context("the HTTP server task failed")?.context("the HTTP server failed")
+            }
+        };
+        shutdown::drain(tasks, self.shutdown_timeout).await;
+        result
+    }
+
+    /// Serves until SIGINT/SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let token = CancellationToken::new();
+        let trigger = token.clone();
+        tokio::spawn(async move {
+            shutdown::signal().await;
+            trigger.cancel();
+        });
+        self.run(token).await
+    }
+}

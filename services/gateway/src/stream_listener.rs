@@ -1,0 +1,313 @@
+//! Keeps [`ServedState`] current: loads every cached key and the views from Redis, then follows
+//! the refresh and views streams and reloads what an event names.
+//!
+//! - Plain `XREAD BLOCK` (no consumer group): every gateway replica sees every event.
+//! - The streams' last ids are read *before* the initial load, so an event written during the
+//!   load is still seen afterwards (at worst one harmless reload).
+//! - Blocking reads use a dedicated connection ([`RedisConnector::blocking`]); loads use the
+//!   shared [`ConnectionManager`].
+//! - Any Redis failure marks the state stale, and the listener reconnects every second; after
+//!   reconnecting it reloads everything (events may have been missed or the streams reset).
+//!   Loaded copies are never dropped: a Redis that lost its data does not empty the gateway.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hubcache_shared::snapshot::SnapshotError;
+use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot, ViewSet, ViewsEvent};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+use tokio_util::sync::CancellationToken;
+
+use crate::served_snapshot::ServedSnapshot;
+use crate::served_state::ServedState;
+use crate::served_views::ServedViews;
+
+/// How long one `XREAD` blocks (the connection's response timeout is longer).
+const BLOCK: Duration = Duration::from_millis(1500);
+/// Events read per `XREAD`.
+const READ_COUNT: usize = 100;
+/// Pause between reconnection attempts while Redis is down.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Follows Redis and updates the served copies.
+#[derive(Clone)]
+pub(crate) struct StreamListener {
+    connector: RedisConnector,
+    keys: KeySchema,
+    state: Arc<ServedState>,
+}
+
+/// A live session with Redis: connections and the stream positions already applied.
+pub(crate) struct Connected {
+    manager: ConnectionManager,
+    blocking: MultiplexedConnection,
+    refresh_id: String,
+    views_id: String,
+}
+
+impl StreamListener {
+    /// A listener updating `state` from the Redis behind `connector`.
+    pub(crate) fn new(connector: RedisConnector, keys: KeySchema, state: Arc<ServedState>) -> Self {
+        Self {
+            connector,
+            keys,
+            state,
+        }
+    }
+
+    /// Connects, records the streams' positions, then loads every cached key and the views.
+    /// Marks the state reachable on success.
+    pub(crate) async fn connect_and_load(&self) -> anyhow::Result<Connected> {
+        let mut manager = self.connector.manager().await?;
+        let blocking = self.connector.blocking(BLOCK).await?;
+        let refresh_id = last_id(&mut manager, &self.keys.refresh_stream()).await?;
+        let views_id = last_id(&mut manager, &self.keys.views_stream()).await?;
+        for path in self.state.cached_paths().to_vec() {
+            self.reload_snapshot(&mut manager, &path).await?;
+        }
+        self.reload_views(&mut manager).await?;
+        self.state.set_redis_reachable(true);
+        tracing::info!(missing = ?self.state.missing(), "loaded cached keys and views from Redis");
+        Ok(Connected {
+            manager,
+            blocking,
+            refresh_id,
+            views_id,
+        })
+    }
+
+    /// Follows the streams until `shutdown`, reconnecting (and reloading) after failures.
+    /// `connected` is the session opened by `Application::build`, if Redis was up then.
+    pub(crate) async fn run(self, mut connected: Option<Connected>, shutdown: CancellationToken) {
+        loop {
+            let mut session = match connected.take() {
+                Some(session) => session,
+                None => {
+                    let attempt = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        attempt = self.connect_and_load() => attempt,
+                    };
+                    match attempt {
+                        Ok(session) => session,
+                        Err(e) => {
+                            self.state.set_redis_reachable(false);
+                            tracing::warn!(error = %format!("{e:#}"), "Redis unavailable; serving in-memory copies, retrying");
+                            if sleep_or_cancel(&shutdown).await {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.follow(&mut session, &shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.state.set_redis_reachable(false);
+                    tracing::warn!(error = %format!("{e:#}"), "lost Redis; serving in-memory copies marked stale");
+                    if sleep_or_cancel(&shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads events until cancelled (`Ok`) or Redis fails (`Err`).
+    async fn follow(
+        &self,
+        session: &mut Connected,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let refresh_stream = self.keys.refresh_stream();
+        let views_stream = self.keys.views_stream();
+        loop {
+            let read = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&refresh_stream)
+                .arg(&views_stream)
+                .arg(&session.refresh_id)
+                .arg(&session.views_id)
+                .to_owned();
+            let reply: Option<StreamReadReply> = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                reply = read.query_async(&mut session.blocking) => reply.context("XREAD of the refresh and views streams")?,
+            };
+            let Some(reply) = reply else { continue };
+            let mut paths = BTreeSet::new();
+            let mut views_changed = false;
+            for stream in reply.keys {
+                let is_refresh = stream.key == refresh_stream;
+                for entry in stream.ids {
+                    if is_refresh {
+                        session.refresh_id.clone_from(&entry.id);
+                        if let Some(path) = self.refresh_target(&entry) {
+                            paths.insert(path);
+                        }
+                    } else {
+                        session.views_id.clone_from(&entry.id);
+                        views_changed |= self.views_changed(&entry);
+                    }
+                }
+            }
+            for path in paths {
+                self.reload_snapshot(&mut session.manager, &path).await?;
+            }
+            if views_changed {
+                self.reload_views(&mut session.manager).await?;
+            }
+        }
+    }
+
+    /// The cached path a refresh event asks to reload, unless it is already served.
+    fn refresh_target(&self, entry: &StreamId) -> Option<String> {
+        let event = match RefreshEvent::from_entry(entry) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping malformed refresh event");
+                return None;
+            }
+        };
+        if !self.state.is_cached(&event.path) {
+            return None;
+        }
+        let current = self.state.snapshot(&event.path);
+        let served = current
+            .is_some_and(|s| s.version == event.version && s.content_hash == event.content_hash);
+        (!served).then_some(event.path)
+    }
+
+    /// Whether a views event names a version other than the one served.
+    fn views_changed(&self, entry: &StreamId) -> bool {
+        match ViewsEvent::from_entry(entry) {
+            Ok(event) => self
+                .state
+                .views()
+                .is_none_or(|v| v.version != event.version),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping malformed views event");
+                false
+            }
+        }
+    }
+
+    /// Loads `path` and swaps it in if it differs from what is served. A corrupt snapshot is
+    /// reported and skipped (the previous copy stays); a Redis error is returned.
+    async fn reload_snapshot(
+        &self,
+        conn: &mut ConnectionManager,
+        path: &str,
+    ) -> anyhow::Result<()> {
+        let loaded = retry_once(|| {
+            let mut conn = conn.clone();
+            let keys = self.keys.clone();
+            let path = path.to_owned();
+            async move { Snapshot::load(&mut conn, &keys, &path).await }
+        })
+        .await;
+        let snapshot = match loaded {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Ok(()),
+            Err(SnapshotError::Corrupt { key, reason }) => {
+                tracing::error!(%key, %reason, "stored snapshot is corrupt; keeping the served copy");
+                return Ok(());
+            }
+            Err(e) => return Err(e).with_context(|| format!("loading snapshot {path}")),
+        };
+        if let Some(current) = self.state.snapshot(path)
+            && current.version == snapshot.meta.version
+            && current.content_hash == snapshot.meta.content_hash
+        {
+            return Ok(());
+        }
+        let prepared = tokio::task::spawn_blocking(move || ServedSnapshot::prepare(snapshot))
+            .await
+            .context("preparing a snapshot")?;
+        tracing::info!(
+            path,
+            version = prepared.version,
+            bytes = prepared.full.identity().len(),
+            "serving new snapshot version"
+        );
+        self.state.install_snapshot(prepared);
+        Ok(())
+    }
+
+    /// Loads the views and swaps them in if their version or source differs.
+    async fn reload_views(&self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+        let loaded = retry_once(|| {
+            let mut conn = conn.clone();
+            let keys = self.keys.clone();
+            async move { ViewSet::load(&mut conn, &keys).await }
+        })
+        .await;
+        let set = match loaded {
+            Ok(Some(set)) => set,
+            Ok(None) => return Ok(()),
+            Err(hubcache_shared::views::ViewsError::Corrupt(reason)) => {
+                tracing::error!(%reason, "stored views are corrupt; keeping the served copy");
+                return Ok(());
+            }
+            Err(e) => return Err(e).context("loading views"),
+        };
+        if let Some(current) = self.state.views()
+            && current.version == set.version
+            && current.source_hash == set.source_hash
+        {
+            return Ok(());
+        }
+        let prepared = tokio::task::spawn_blocking(move || ServedViews::prepare(&set))
+            .await
+            .context("preparing views")?;
+        tracing::info!(version = prepared.version, "serving new views");
+        self.state.install_views(prepared);
+        Ok(())
+    }
+}
+
+/// The id of the newest entry of `stream` (`0-0` when empty or absent).
+async fn last_id(conn: &mut ConnectionManager, stream: &str) -> anyhow::Result<String> {
+    let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .with_context(|| format!("reading the last id of {stream}"))?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .next()
+        .map(|e| e.id)
+        .unwrap_or_else(|| "0-0".to_owned()))
+}
+
+/// Runs an idempotent Redis read again once if it failed on a dead socket (the manager has
+/// reconnected by then).
+async fn retry_once<T, E, F, Fut>(mut op: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    match op().await {
+        Ok(v) => Ok(v),
+        Err(_) => op().await,
+    }
+}
+
+/// Sleeps [`RETRY_DELAY`]; true if cancelled meanwhile.
+async fn sleep_or_cancel(shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(RETRY_DELAY) => false,
+    }
+}

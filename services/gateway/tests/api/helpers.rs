@@ -1,0 +1,485 @@
+//! Test harness: a real redis-server, github-sim, and the gateway on a free port, plus (for
+//! pipeline tests) the real fetcher and views services, all in this process.
+//!
+//! Two ways to fill Redis:
+//! - `seed_*` writes snapshots and views exactly as the fetcher and views services do (the
+//!   shared schema, field constants, `SnapshotMeta`, `ViewSet::to_fields`) and appends their
+//!   stream events: fast, and the data is chosen by the test;
+//! - `spawn_pipeline` runs the fetcher and views against github-sim: the real thing end to end.
+
+use std::time::Duration;
+
+use hubcache_shared::events::{RefreshEvent, ViewsEvent};
+use hubcache_shared::snapshot::{FIELD_BODY, FIELD_META, FIELD_VERSION, content_hash, now_ms};
+use hubcache_shared::{
+    KeySchema, SettingsSource, SnapshotKind, SnapshotMeta, ViewEntry, ViewName, ViewSet, ViewValue,
+};
+use hubcache_testkit::{RedisServer, eventually};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_util::sync::CancellationToken;
+
+/// The org of seeded tests.
+pub const ORG: &str = "acme";
+/// Its numeric id (in the seeded `/orgs/acme` body).
+pub const ORG_ID: u64 = 4242;
+/// Number of seeded repos.
+pub const REPO_COUNT: usize = 7;
+
+/// What to start.
+#[derive(Default)]
+pub struct Options {
+    /// Seed the snapshots and views before the gateway starts.
+    pub seed: bool,
+    /// Stop Redis before the gateway starts.
+    pub redis_down: bool,
+    /// `CLIENT_RATE_LIMIT_PER_SEC` and burst.
+    pub rate_limit: Option<(u32, u32)>,
+    /// Run github-sim, the fetcher and views (the org is the sim's).
+    pub pipeline: bool,
+}
+
+/// A running gateway and what it talks to. Everything stops when dropped.
+pub struct TestApp {
+    /// `http://127.0.0.1:{port}`.
+    pub address: String,
+    /// The gateway's port.
+    pub port: u16,
+    /// The real Redis behind it.
+    pub redis: RedisServer,
+    /// The key schema in use.
+    pub keys: KeySchema,
+    /// The org served.
+    pub org: String,
+    /// github-sim's base URL.
+    pub sim_url: String,
+    /// A client that neither decompresses nor uses a proxy.
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A gateway over seeded data.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options {
+        seed: true,
+        ..Options::default()
+    })
+    .await
+}
+
+/// A gateway fed by the real fetcher and views from github-sim.
+pub async fn spawn_pipeline() -> TestApp {
+    spawn_with(Options {
+        pipeline: true,
+        ..Options::default()
+    })
+    .await
+}
+
+/// A gateway with the given options.
+pub async fn spawn_with(options: Options) -> TestApp {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let org = if options.pipeline { "Netflix" } else { ORG };
+    let sim = github_sim::Application::build(github_sim::SimConfig {
+        port: 0,
+        org: org.to_owned(),
+        generate_repos: 150,
+        generate_members: 12,
+        ..github_sim::SimConfig::default()
+    })
+    .await
+    .expect("github-sim builds");
+    let sim_url = sim.base_url().to_owned();
+    tokio::spawn(sim.run_until_stopped());
+
+    let mut vars = vec![
+        ("REDIS_URL".to_owned(), redis.url()),
+        ("GITHUB_API_URL".to_owned(), sim_url.clone()),
+        ("GITHUB_ORG".to_owned(), org.to_owned()),
+        ("REFRESH_INTERVAL_SECS".to_owned(), "1".to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("WORKERS".to_owned(), "2".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS".to_owned(), "2".to_owned()),
+    ];
+    if let Some((rate, _)) = options.rate_limit {
+        vars.push(("CLIENT_RATE_LIMIT_PER_SEC".to_owned(), rate.to_string()));
+    }
+    let keys = KeySchema::new("hubcache");
+    let shutdown = CancellationToken::new();
+
+    let mut app = TestApp {
+        address: String::new(),
+        port: 0,
+        redis,
+        keys,
+        org: org.to_owned(),
+        sim_url,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        shutdown: shutdown.clone(),
+    };
+    if options.seed {
+        app.seed_all(1).await;
+    }
+    if options.pipeline {
+        let source = SettingsSource::from_vars(vars.clone());
+        let fetcher = fetcher::Application::build(
+            fetcher::Settings::load(&source).expect("fetcher settings"),
+        )
+        .await
+        .expect("fetcher builds");
+        tokio::spawn(fetcher.run(shutdown.clone()));
+        let views =
+            views::Application::build(views::Settings::load(&source).expect("views settings"))
+                .await
+                .expect("views builds");
+        tokio::spawn(views.run(shutdown.clone()));
+    }
+    if options.redis_down {
+        app.redis.stop();
+    }
+
+    let mut settings =
+        gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
+    settings.host = "127.0.0.1".to_owned();
+    if let Some((_, burst)) = options.rate_limit {
+        settings.client_rate_limit_burst = burst;
+    }
+    let application = gateway::Application::build(settings)
+        .await
+        .expect("gateway builds");
+    app.port = application.port();
+    app.address = format!("http://127.0.0.1:{}", app.port);
+    tokio::spawn(application.run(shutdown));
+    app
+}
+
+impl TestApp {
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_with(path, &[]).await
+    }
+
+    /// `GET path` with extra headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request reaches the gateway")
+    }
+
+    /// `HEAD path`.
+    pub async fn head(&self, path: &str) -> reqwest::Response {
+        self.client
+            .head(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    /// The body of a 200 `GET path`, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.expect("body")
+    }
+
+    /// Sends `request` verbatim over a new TCP connection (for targets HTTP clients would
+    /// normalise); returns the status and body.
+    pub async fn raw(&self, request: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Waits until `/healthcheck` answers 200.
+    pub async fn wait_ready(&self) {
+        eventually(
+            Duration::from_secs(20),
+            "gateway healthcheck 200",
+            || async { (self.get("/healthcheck").await.status() == 200).then_some(()) },
+        )
+        .await
+        .expect("gateway becomes ready");
+    }
+
+    async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    /// Stores a snapshot and appends its refresh event, as the fetcher does.
+    pub async fn seed_snapshot(&self, path: &str, kind: SnapshotKind, body: &str, version: u64) {
+        let meta = SnapshotMeta {
+            path: path.to_owned(),
+            version,
+            content_hash: content_hash(body.as_bytes()),
+            kind,
+            fetched_at_ms: now_ms(),
+            pages: vec![],
+        };
+        let mut conn = self.redis_conn().await;
+        let _: () = redis::cmd("HSET")
+            .arg(self.keys.snapshot(path))
+            .arg(FIELD_BODY)
+            .arg(body)
+            .arg(FIELD_META)
+            .arg(serde_json::to_string(&meta).expect("meta"))
+            .arg(FIELD_VERSION)
+            .arg(version)
+            .query_async(&mut conn)
+            .await
+            .expect("HSET snapshot");
+        let event = RefreshEvent {
+            path: path.to_owned(),
+            version,
+            content_hash: meta.content_hash.clone(),
+            at_ms: now_ms(),
+            traceparent: None,
+        };
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(self.keys.refresh_stream()).arg("*");
+        for (k, v) in event.to_fields() {
+            xadd.arg(k).arg(v);
+        }
+        let _: String = xadd.query_async(&mut conn).await.expect("XADD refresh");
+    }
+
+    /// Stores a view set and appends its views event, as the views service does.
+    pub async fn seed_views(&self, set: &ViewSet) {
+        let mut conn = self.redis_conn().await;
+        let mut hset = redis::cmd("HSET");
+        hset.arg(self.keys.views());
+        for (k, v) in set.to_fields().expect("fields") {
+            hset.arg(k).arg(v);
+        }
+        let _: () = hset.query_async(&mut conn).await.expect("HSET views");
+        let event = ViewsEvent {
+            version: set.version,
+            at_ms: now_ms(),
+            traceparent: None,
+        };
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(self.keys.views_stream()).arg("*");
+        for (k, v) in event.to_fields() {
+            xadd.arg(k).arg(v);
+        }
+        let _: String = xadd.query_async(&mut conn).await.expect("XADD views");
+    }
+
+    /// Seeds every cached key of the seeded org and its views, at `version`.
+    pub async fn seed_all(&self, version: u64) {
+        self.seed_snapshot("/", SnapshotKind::Object, &root_body(), version)
+            .await;
+        self.seed_snapshot(
+            &format!("/orgs/{ORG}"),
+            SnapshotKind::Object,
+            &org_body(version),
+            version,
+        )
+        .await;
+        self.seed_snapshot(
+            &format!("/orgs/{ORG}/repos"),
+            SnapshotKind::List,
+            &repos_body(version),
+            version,
+        )
+        .await;
+        self.seed_snapshot(
+            &format!("/orgs/{ORG}/members"),
+            SnapshotKind::List,
+            &members_body(),
+            version,
+        )
+        .await;
+        self.seed_views(&view_set(version)).await;
+    }
+}
+
+/// The seeded `/` body.
+pub fn root_body() -> String {
+    r#"{"current_user_url":"https://api.github.com/user","organization_url":"https://api.github.com/orgs/{org}"}"#
+        .to_owned()
+}
+
+/// The seeded `/orgs/acme` body (its description names the version).
+pub fn org_body(version: u64) -> String {
+    format!(r#"{{"login":"{ORG}","id":{ORG_ID},"description":"version {version}"}}"#)
+}
+
+/// The seeded repos list: irregular spacing on purpose (bytes must be served as stored).
+pub fn repos_body(version: u64) -> String {
+    let repos: Vec<String> = (0..REPO_COUNT)
+        .map(|i| {
+            format!(
+                r#"{{"id": {i}, "full_name":"{ORG}/r{i}", "stargazers_count": {}, "v":{version}, "pad":"{}"}}"#,
+                100 - i,
+                "x".repeat(200)
+            )
+        })
+        .collect();
+    format!("[{}]", repos.join(",\n "))
+}
+
+/// The seeded members list.
+pub fn members_body() -> String {
+    r#"[{"login":"ann","id":1},{"login":"bob","id":2},{"login":"cy","id":3}]"#.to_owned()
+}
+
+/// The seeded views: stars are `[acme/r0, 100], ... [acme/r6, 94]`.
+pub fn view_set(version: u64) -> ViewSet {
+    let counts: Vec<ViewEntry> = (0..REPO_COUNT)
+        .map(|i| ViewEntry(format!("{ORG}/r{i}"), ViewValue::Count(100 - i as i64)))
+        .collect();
+    let updated: Vec<ViewEntry> = (0..REPO_COUNT)
+        .map(|i| {
+            ViewEntry(
+                format!("{ORG}/r{i}"),
+                ViewValue::Timestamp(format!("2024-01-0{}T00:00:00Z", 9 - i)),
+            )
+        })
+        .collect();
+    ViewSet {
+        version,
+        source_hash: content_hash(repos_body(version).as_bytes()),
+        views: ViewName::ALL
+            .into_iter()
+            .map(|v| {
+                (
+                    v,
+                    if v == ViewName::LastUpdated {
+                        updated.clone()
+                    } else {
+                        counts.clone()
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Pass-through helpers (used by tests/api/passthrough.rs; added below, existing ones unchanged).
+// -------------------------------------------------------------------------------------------
+
+/// A gateway (over an unseeded Redis) whose upstream is `upstream`, or a fresh github-sim
+/// (org `acme`, 5 repos) when `None`; `vars` are extra environment variables and `configure`
+/// adjusts settings that have no variable (stale windows, negative TTL, upstream timeout).
+pub async fn spawn_passthrough(
+    upstream: Option<&str>,
+    vars: &[(&str, &str)],
+    configure: impl FnOnce(&mut gateway::Settings),
+) -> TestApp {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let sim_url = match upstream {
+        Some(url) => url.to_owned(),
+        None => {
+            let sim = github_sim::Application::build(github_sim::SimConfig {
+                port: 0,
+                org: ORG.to_owned(),
+                generate_repos: 5,
+                generate_members: 3,
+                workers: 2,
+                ..github_sim::SimConfig::default()
+            })
+            .await
+            .expect("github-sim builds");
+            let url = sim.base_url().to_owned();
+            tokio::spawn(sim.run_until_stopped());
+            url
+        }
+    };
+    let mut all: Vec<(String, String)> = vec![
+        ("REDIS_URL".to_owned(), redis.url()),
+        ("GITHUB_API_URL".to_owned(), sim_url.clone()),
+        ("GITHUB_ORG".to_owned(), ORG.to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("WORKERS".to_owned(), "2".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS".to_owned(), "2".to_owned()),
+    ];
+    all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let mut settings =
+        gateway::Settings::load(&SettingsSource::from_vars(all)).expect("gateway settings");
+    settings.host = "127.0.0.1".to_owned();
+    configure(&mut settings);
+    let shutdown = CancellationToken::new();
+    let application = gateway::Application::build(settings)
+        .await
+        .expect("gateway builds");
+    let port = application.port();
+    tokio::spawn(application.run(shutdown.clone()));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        redis,
+        keys: KeySchema::new("hubcache"),
+        org: ORG.to_owned(),
+        sim_url,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client"),
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// A github-sim control call (`/_sim{path}`); the JSON answer (`null` if none).
+    pub async fn sim_control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = self
+            .client
+            .request(method, format!("{}/_sim{path}", self.sim_url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("github-sim control");
+        assert!(
+            response.status().is_success(),
+            "sim control {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// github-sim's request counters (`by_path`, `authorization_seen`, `rate_limit_used`...).
+    pub async fn sim_stats(&self) -> serde_json::Value {
+        self.sim_control(reqwest::Method::GET, "/stats", None).await
+    }
+
+    /// Requests github-sim received for `path` (without query).
+    pub async fn sim_requests(&self, path: &str) -> u64 {
+        self.sim_stats().await["by_path"][path]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,13 @@
+//! The gateway's integration tests: real redis-server, github-sim, and (for the pipeline tests)
+//! the real fetcher and views services, all in process. Each test starts its own stack.
+
+mod cached_keys;
+mod health;
+mod helpers;
+mod http_semantics;
+mod hygiene;
+mod passthrough;
+mod pipeline;
+mod rate_limit;
+mod resilience;
+mod views;
