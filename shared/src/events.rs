@@ -76,7 +76,10 @@ impl RefreshEvent {
 impl ViewsEvent {
     /// The stream entry fields (`XADD` arguments).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![("version", self.version.to_string()), ("at_ms", self.at_ms.to_string())];
+        let mut fields = vec![
+            ("version", self.version.to_string()),
+            ("at_ms", self.at_ms.to_string()),
+        ];
         if let Some(tp) = &self.traceparent {
             fields.push(("traceparent", tp.clone()));
         }
@@ -105,7 +108,11 @@ impl<'a> EntryFields<'a> {
         let map = entry
             .map
             .iter()
-            .filter_map(|(k, v)| redis::from_redis_value_ref::<String>(v).ok().map(|s| (k.as_str(), s)))
+            .filter_map(|(k, v)| {
+                redis::from_redis_value_ref::<String>(v)
+                    .ok()
+                    .map(|s| (k.as_str(), s))
+            })
             .collect();
         Self { id: &entry.id, map }
     }
@@ -145,7 +152,12 @@ mod tests {
             id: "1-0".to_owned(),
             map: fields
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), redis::Value::BulkString(v.as_bytes().to_vec())))
+                .map(|(k, v)| {
+                    (
+                        (*k).to_owned(),
+                        redis::Value::BulkString(v.as_bytes().to_vec()),
+                    )
+                })
                 .collect(),
             ..Default::default()
         }
@@ -167,7 +179,8 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_reported_not_panicked() {
-        let err = RefreshEvent::from_entry(&entry(&[("path", "/x"), ("version", "nope")])).expect_err("bad");
+        let err = RefreshEvent::from_entry(&entry(&[("path", "/x"), ("version", "nope")]))
+            .expect_err("bad");
         assert!(err.reason.contains("version"), "{err}");
         assert!(ViewsEvent::from_entry(&entry(&[])).is_err());
     }

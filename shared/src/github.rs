@@ -127,10 +127,17 @@ impl std::fmt::Debug for GithubClient {
 
 impl GithubClient {
     /// A client for `base` (e.g. `https://api.github.com`), sending `token` when set.
-    pub fn new(base: Url, token: Option<SecretString>, options: &ClientOptions) -> Result<Self, GithubError> {
+    pub fn new(
+        base: Url,
+        token: Option<SecretString>,
+        options: &ClientOptions,
+    ) -> Result<Self, GithubError> {
         let mut defaults = HeaderMap::new();
         defaults.insert(header::ACCEPT, HeaderValue::from_static(GITHUB_ACCEPT));
-        defaults.insert("x-github-api-version", HeaderValue::from_static(GITHUB_API_VERSION));
+        defaults.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(GITHUB_API_VERSION),
+        );
         let http = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .default_headers(defaults)
@@ -163,7 +170,10 @@ impl GithubClient {
                 "{}://{}{}{}",
                 self.base.scheme(),
                 self.base.host_str().unwrap_or_default(),
-                self.base.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                self.base
+                    .port()
+                    .map(|p| format!(":{p}"))
+                    .unwrap_or_default(),
                 format_args!("{base_path}{target}")
             );
             return Url::parse(&joined).map_err(|_| GithubError::InvalidTarget(target.to_owned()));
@@ -213,7 +223,11 @@ impl GithubClient {
 
     /// A conditional `GET` of `target` with the server token: sends `If-None-Match` when an
     /// ETag is known, so an unchanged resource answers 304 at no rate-limit cost.
-    pub async fn get(&self, target: &str, etag: Option<&str>) -> Result<GithubResponse, GithubError> {
+    pub async fn get(
+        &self,
+        target: &str,
+        etag: Option<&str>,
+    ) -> Result<GithubResponse, GithubError> {
         let url = self.resolve(target)?;
         let mut request = self.request(Method::GET, url, true);
         if let Some(etag) = etag {
@@ -287,7 +301,9 @@ pub fn parse_link_header(value: &str) -> Links {
     let mut rest = value;
     while let Some(open) = rest.find('<') {
         let after_open = &rest[open + 1..];
-        let Some(close) = after_open.find('>') else { break };
+        let Some(close) = after_open.find('>') else {
+            break;
+        };
         let url = after_open[..close].trim();
         let params_and_more = &after_open[close + 1..];
         // Parameters run until the next entry (a comma followed by '<') or the end.
@@ -354,7 +370,8 @@ impl RateLimit {
     /// (a partial or malformed set is ignored rather than guessed at). `used` defaults to
     /// `limit - remaining`.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let num = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let num =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         let limit = num("x-ratelimit-limit")?;
         let remaining = num("x-ratelimit-remaining")?;
         let reset_epoch_secs = num("x-ratelimit-reset")?;
@@ -473,7 +490,13 @@ mod tests {
     #[test]
     fn malformed_rate_limit_headers_are_ignored() {
         assert_eq!(RateLimit::from_headers(&HeaderMap::new()), None);
-        for (remaining, reset) in [("abc", "1"), ("-1", "1"), ("10", "soon"), ("6000", "1"), ("", "1")] {
+        for (remaining, reset) in [
+            ("abc", "1"),
+            ("-1", "1"),
+            ("10", "soon"),
+            ("6000", "1"),
+            ("", "1"),
+        ] {
             let h = headers(&[
                 ("x-ratelimit-limit", "5000"),
                 ("x-ratelimit-remaining", remaining),
@@ -502,8 +525,14 @@ mod tests {
             parse_retry_after(&headers(&[("retry-after", &date)]), now),
             Some(Duration::from_secs(90))
         );
-        assert_eq!(parse_retry_after(&headers(&[("retry-after", "soon")]), now), None);
-        assert_eq!(parse_retry_after(&headers(&[("retry-after", "-5")]), now), None);
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", "soon")]), now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after(&headers(&[("retry-after", "-5")]), now),
+            None
+        );
         assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
     }
 
@@ -537,39 +566,82 @@ mod tests {
         );
         assert_eq!(r.rate_limit_wait(now), Some(Duration::from_secs(120)));
         // Secondary limit without headers: at least a minute.
-        let r = response(403, &[], r#"{"message":"You have exceeded a secondary rate limit"}"#);
+        let r = response(
+            403,
+            &[],
+            r#"{"message":"You have exceeded a secondary rate limit"}"#,
+        );
         assert_eq!(r.rate_limit_wait(now), Some(Duration::from_secs(60)));
         // A plain 403 (permissions) is not a rate limit; neither is a 200.
-        assert_eq!(response(403, &[], r#"{"message":"Forbidden"}"#).rate_limit_wait(now), None);
-        assert_eq!(response(200, &[("retry-after", "5")], "{}").rate_limit_wait(now), None);
+        assert_eq!(
+            response(403, &[], r#"{"message":"Forbidden"}"#).rate_limit_wait(now),
+            None
+        );
+        assert_eq!(
+            response(200, &[("retry-after", "5")], "{}").rate_limit_wait(now),
+            None
+        );
     }
 
     fn client(base: &str) -> GithubClient {
-        GithubClient::new(Url::parse(base).expect("url"), None, &ClientOptions::default()).expect("client")
+        GithubClient::new(
+            Url::parse(base).expect("url"),
+            None,
+            &ClientOptions::default(),
+        )
+        .expect("client")
     }
 
     #[test]
     fn resolves_targets_only_under_the_base() {
         let c = client("https://api.github.com");
         assert_eq!(
-            c.resolve("/orgs/x/repos?per_page=100").expect("ok").as_str(),
+            c.resolve("/orgs/x/repos?per_page=100")
+                .expect("ok")
+                .as_str(),
             "https://api.github.com/orgs/x/repos?per_page=100"
         );
-        assert!(c.resolve("https://api.github.com/organizations/1/repos?page=2").is_ok());
-        assert!(matches!(c.resolve("https://evil.example/x"), Err(GithubError::ForeignTarget(_))));
-        assert!(matches!(c.resolve("http://api.github.com/x"), Err(GithubError::ForeignTarget(_))));
+        assert!(
+            c.resolve("https://api.github.com/organizations/1/repos?page=2")
+                .is_ok()
+        );
+        assert!(matches!(
+            c.resolve("https://evil.example/x"),
+            Err(GithubError::ForeignTarget(_))
+        ));
+        assert!(matches!(
+            c.resolve("http://api.github.com/x"),
+            Err(GithubError::ForeignTarget(_))
+        ));
         let c = client("http://127.0.0.1:3001/api/v3");
-        assert_eq!(c.resolve("/orgs/x").expect("ok").as_str(), "http://127.0.0.1:3001/api/v3/orgs/x");
+        assert_eq!(
+            c.resolve("/orgs/x").expect("ok").as_str(),
+            "http://127.0.0.1:3001/api/v3/orgs/x"
+        );
         assert!(c.resolve("http://127.0.0.1:3001/other").is_err());
-        let url = c.resolve("http://127.0.0.1:3001/api/v3/organizations/1/repos?page=2").expect("ok");
-        assert_eq!(c.relative_target(&url).as_deref(), Some("/organizations/1/repos?page=2"));
+        let url = c
+            .resolve("http://127.0.0.1:3001/api/v3/organizations/1/repos?page=2")
+            .expect("ok");
+        assert_eq!(
+            c.relative_target(&url).as_deref(),
+            Some("/organizations/1/repos?page=2")
+        );
     }
 
     #[test]
     fn per_page_is_added_once() {
-        assert_eq!(with_max_per_page("/orgs/x/repos"), "/orgs/x/repos?per_page=100");
-        assert_eq!(with_max_per_page("/orgs/x/repos?type=all"), "/orgs/x/repos?type=all&per_page=100");
-        assert_eq!(with_max_per_page("/orgs/x/repos?per_page=5"), "/orgs/x/repos?per_page=5");
+        assert_eq!(
+            with_max_per_page("/orgs/x/repos"),
+            "/orgs/x/repos?per_page=100"
+        );
+        assert_eq!(
+            with_max_per_page("/orgs/x/repos?type=all"),
+            "/orgs/x/repos?type=all&per_page=100"
+        );
+        assert_eq!(
+            with_max_per_page("/orgs/x/repos?per_page=5"),
+            "/orgs/x/repos?per_page=5"
+        );
     }
 
     #[test]

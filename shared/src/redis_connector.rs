@@ -53,7 +53,9 @@ impl RedisConnector {
         loop {
             match self.manager().await {
                 Ok(conn) => return Some(conn),
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "Redis unavailable; retrying in 1s"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "Redis unavailable; retrying in 1s")
+                }
             }
             tokio::select! {
                 () = cancel.cancelled() => return None,

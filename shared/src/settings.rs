@@ -106,7 +106,8 @@ impl EnvOverrides {
     {
         // Empty values mean "unset", as shells and compose files often produce them.
         let vars = vars.into_iter().filter(|(_, v)| !v.is_empty());
-        envy::from_iter::<_, Self>(vars).map_err(|e| SettingsError::Env(redact_token(&e.to_string())))
+        envy::from_iter::<_, Self>(vars)
+            .map_err(|e| SettingsError::Env(redact_token(&e.to_string())))
     }
 
     /// The overrides as `(config key, value)` pairs for `config::ConfigBuilder::set_override`.
@@ -121,7 +122,10 @@ impl EnvOverrides {
         put("github_api_url", self.github_api_url.map(Into::into));
         put("github_api_token", self.github_api_token.map(Into::into));
         put("github_org", self.github_org.map(Into::into));
-        put("refresh_interval_secs", self.refresh_interval_secs.map(Into::into));
+        put(
+            "refresh_interval_secs",
+            self.refresh_interval_secs.map(Into::into),
+        );
         put("port", self.port.map(|p| i64::from(p).into()));
         put("public_url", self.public_url.map(Into::into));
         put("key_prefix", self.key_prefix.map(Into::into));
@@ -138,8 +142,14 @@ impl EnvOverrides {
             "client_rate_limit_per_sec",
             self.client_rate_limit_per_sec.map(|r| i64::from(r).into()),
         );
-        put("metrics_port", self.metrics_port.map(|p| i64::from(p).into()));
-        put("shutdown_timeout_secs", self.shutdown_timeout_secs.map(Into::into));
+        put(
+            "metrics_port",
+            self.metrics_port.map(|p| i64::from(p).into()),
+        );
+        put(
+            "shutdown_timeout_secs",
+            self.shutdown_timeout_secs.map(Into::into),
+        );
         put(
             "cached_endpoints",
             self.cached_endpoints.map(|list| {
@@ -182,8 +192,11 @@ impl SettingsSource {
     /// The process's real command line and environment.
     pub fn from_process() -> Result<Self, SettingsError> {
         let env: HashMap<String, String> = std::env::vars().collect();
-        let config_file = parse_config_arg(std::env::args().skip(1))?
-            .or_else(|| env.get(CONFIG_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+        let config_file = parse_config_arg(std::env::args().skip(1))?.or_else(|| {
+            env.get(CONFIG_FILE_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         Ok(Self { config_file, env })
     }
 
@@ -196,13 +209,18 @@ impl SettingsSource {
     {
         Self {
             config_file: None,
-            env: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            env: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 }
 
 /// Reads `--config FILE` / `--config=FILE`; `--help` and unknown flags are errors.
-fn parse_config_arg<I: Iterator<Item = String>>(mut args: I) -> Result<Option<PathBuf>, SettingsError> {
+fn parse_config_arg<I: Iterator<Item = String>>(
+    mut args: I,
+) -> Result<Option<PathBuf>, SettingsError> {
     let mut file = None;
     while let Some(arg) = args.next() {
         if arg == "--config" {
@@ -234,10 +252,14 @@ pub fn load<T: DeserializeOwned>(source: &SettingsSource) -> Result<T, SettingsE
             .map_err(|e| SettingsError::Env(e.to_string()))?;
     }
     let merged = builder.build().map_err(|e| file_error(source, e))?;
-    merged.try_deserialize::<T>().map_err(|e| file_error(source, e))
+    merged
+        .try_deserialize::<T>()
+        .map_err(|e| file_error(source, e))
 }
 
-fn file_source(path: &Path) -> Result<config::File<config::FileSourceFile, config::FileFormat>, SettingsError> {
+fn file_source(
+    path: &Path,
+) -> Result<config::File<config::FileSourceFile, config::FileFormat>, SettingsError> {
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => config::FileFormat::Toml,
         Some("yaml" | "yml") => config::FileFormat::Yaml,
@@ -397,8 +419,9 @@ impl CommonSettings {
             let path = normalize_endpoint_path(&raw).ok_or_else(|| SettingsError::Invalid {
                 name: "CACHED_ENDPOINTS",
                 value: raw.clone(),
-                reason: "expected an absolute GitHub API path without query, e.g. /orgs/Netflix/repos"
-                    .to_owned(),
+                reason:
+                    "expected an absolute GitHub API path without query, e.g. /orgs/Netflix/repos"
+                        .to_owned(),
             })?;
             let interval = match endpoint.refresh_interval_secs {
                 Some(0) => {
@@ -421,13 +444,18 @@ impl CommonSettings {
 
 /// The seed's four cached endpoints for an organisation.
 pub fn default_endpoints(org: &str) -> Vec<EndpointSettings> {
-    ["/".to_owned(), format!("/orgs/{org}"), format!("/orgs/{org}/members"), format!("/orgs/{org}/repos")]
-        .into_iter()
-        .map(|path| EndpointSettings {
-            path,
-            refresh_interval_secs: None,
-        })
-        .collect()
+    [
+        "/".to_owned(),
+        format!("/orgs/{org}"),
+        format!("/orgs/{org}/members"),
+        format!("/orgs/{org}/repos"),
+    ]
+    .into_iter()
+    .map(|path| EndpointSettings {
+        path,
+        refresh_interval_secs: None,
+    })
+    .collect()
 }
 
 /// Normalises a GitHub API path: one leading `/`, no trailing `/` (except `/`), no query,
@@ -437,7 +465,10 @@ pub fn normalize_endpoint_path(raw: &str) -> Option<String> {
         return None;
     }
     let segments: Vec<&str> = raw.trim_end_matches('/').split('/').skip(1).collect();
-    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+    if segments
+        .iter()
+        .any(|s| s.is_empty() || *s == "." || *s == "..")
+    {
         return None;
     }
     if segments.is_empty() {
@@ -463,7 +494,8 @@ pub fn parse_base_url(name: &'static str, value: &str) -> Result<Url, SettingsEr
         value: value.to_owned(),
         reason: reason.to_owned(),
     };
-    let url = Url::parse(value.trim_end_matches('/')).map_err(|e| invalid(&format!("not a URL: {e}")))?;
+    let url =
+        Url::parse(value.trim_end_matches('/')).map_err(|e| invalid(&format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("expected an http:// or https:// URL with a host"));
     }
@@ -502,8 +534,22 @@ mod tests {
         assert_eq!(s.common.refresh_interval_secs, 10);
         assert_eq!(s.common.key_prefix, "hubcache");
         assert_eq!(s.port, 3000);
-        let paths: Vec<String> = s.common.cached().expect("valid").into_iter().map(|e| e.path).collect();
-        assert_eq!(paths, ["/", "/orgs/Netflix", "/orgs/Netflix/members", "/orgs/Netflix/repos"]);
+        let paths: Vec<String> = s
+            .common
+            .cached()
+            .expect("valid")
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/",
+                "/orgs/Netflix",
+                "/orgs/Netflix/members",
+                "/orgs/Netflix/repos"
+            ]
+        );
     }
 
     #[test]
@@ -571,10 +617,13 @@ mod tests {
         assert_eq!(s.common.github_org, "FileOrg");
         assert_eq!(s.port, 5000, "environment wins over the file");
         let cached = s.common.cached().expect("valid");
-        assert_eq!(cached, [CachedEndpoint {
-            path: "/orgs/FileOrg/repos".to_owned(),
-            interval: Duration::from_secs(30)
-        }]);
+        assert_eq!(
+            cached,
+            [CachedEndpoint {
+                path: "/orgs/FileOrg/repos".to_owned(),
+                interval: Duration::from_secs(30)
+            }]
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -592,8 +641,14 @@ mod tests {
     fn config_argument_parsing() {
         let args = |a: &[&str]| parse_config_arg(a.iter().map(|s| (*s).to_owned()));
         assert_eq!(args(&[]).expect("ok"), None);
-        assert_eq!(args(&["--config", "a.toml"]).expect("ok"), Some(PathBuf::from("a.toml")));
-        assert_eq!(args(&["--config=b.yaml"]).expect("ok"), Some(PathBuf::from("b.yaml")));
+        assert_eq!(
+            args(&["--config", "a.toml"]).expect("ok"),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            args(&["--config=b.yaml"]).expect("ok"),
+            Some(PathBuf::from("b.yaml"))
+        );
         assert!(args(&["--config"]).is_err());
         assert!(args(&["--verbose"]).is_err());
     }
@@ -601,7 +656,10 @@ mod tests {
     #[test]
     fn endpoint_paths_normalise() {
         assert_eq!(normalize_endpoint_path("/").as_deref(), Some("/"));
-        assert_eq!(normalize_endpoint_path("/orgs/x/").as_deref(), Some("/orgs/x"));
+        assert_eq!(
+            normalize_endpoint_path("/orgs/x/").as_deref(),
+            Some("/orgs/x")
+        );
         assert_eq!(normalize_endpoint_path("orgs/x"), None);
         assert_eq!(normalize_endpoint_path("/orgs//x"), None);
         assert_eq!(normalize_endpoint_path("/orgs/x?page=2"), None);

@@ -104,7 +104,11 @@ impl Snapshot {
     ///
     /// Body and metadata come from one `HMGET`, so they always belong to the same version. The
     /// content hash is verified: a damaged value is reported, never served.
-    pub async fn load<C>(conn: &mut C, keys: &KeySchema, path: &str) -> Result<Option<Self>, SnapshotError>
+    pub async fn load<C>(
+        conn: &mut C,
+        keys: &KeySchema,
+        path: &str,
+    ) -> Result<Option<Self>, SnapshotError>
     where
         C: redis::aio::ConnectionLike + Send,
     {
@@ -125,10 +129,11 @@ impl Snapshot {
                 });
             }
         };
-        let meta: SnapshotMeta = serde_json::from_str(&meta).map_err(|e| SnapshotError::Corrupt {
-            key: key.clone(),
-            reason: format!("meta is not valid JSON: {e}"),
-        })?;
+        let meta: SnapshotMeta =
+            serde_json::from_str(&meta).map_err(|e| SnapshotError::Corrupt {
+                key: key.clone(),
+                reason: format!("meta is not valid JSON: {e}"),
+            })?;
         if content_hash(&body) != meta.content_hash {
             return Err(SnapshotError::Corrupt {
                 key,
@@ -142,7 +147,11 @@ impl Snapshot {
     }
 
     /// Reads only the status of `path`'s snapshot (what the latest check found).
-    pub async fn load_status<C>(conn: &mut C, keys: &KeySchema, path: &str) -> Result<SnapshotStatus, SnapshotError>
+    pub async fn load_status<C>(
+        conn: &mut C,
+        keys: &KeySchema,
+        path: &str,
+    ) -> Result<SnapshotStatus, SnapshotError>
     where
         C: AsyncCommands + Send,
     {

@@ -59,8 +59,14 @@ pub fn init(service: &'static str) -> anyhow::Result<TelemetryGuard> {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .build()
-                .map_err(|e| anyhow::anyhow!("building the OTLP exporter for {OTLP_ENDPOINT_VAR}={endpoint}: {e}"))?;
-            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "building the OTLP exporter for {OTLP_ENDPOINT_VAR}={endpoint}: {e}"
+                    )
+                })?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build();
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
@@ -108,7 +114,9 @@ impl Extractor for TraceparentCarrier<'_> {
 pub fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();
     let mut map = HashMap::new();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut MapCarrier(&mut map)));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut MapCarrier(&mut map))
+    });
     map.remove("traceparent")
 }
 
@@ -116,7 +124,8 @@ pub fn current_traceparent() -> Option<String> {
 /// one trace spans fetcher, views and gateway.
 pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
     if let Some(tp) = traceparent {
-        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&TraceparentCarrier(tp)));
+        let parent =
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&TraceparentCarrier(tp)));
         if let Err(e) = span.set_parent(parent) {
             tracing::debug!(error = %e, "could not link span to its producer");
         }

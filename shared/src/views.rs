@@ -142,7 +142,10 @@ impl ViewSet {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let fields: BTreeMap<String, String> = redis::cmd("HGETALL").arg(keys.views()).query_async(conn).await?;
+        let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(keys.views())
+            .query_async(conn)
+            .await?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -164,8 +167,8 @@ impl ViewSet {
             let raw = fields
                 .get(name.as_str())
                 .ok_or_else(|| ViewsError::Corrupt(format!("view {name} missing")))?;
-            let entries: Vec<ViewEntry> =
-                serde_json::from_str(raw).map_err(|e| ViewsError::Corrupt(format!("view {name}: {e}")))?;
+            let entries: Vec<ViewEntry> = serde_json::from_str(raw)
+                .map_err(|e| ViewsError::Corrupt(format!("view {name}: {e}")))?;
             views.insert(name, entries);
         }
         Ok(Self {
@@ -193,10 +196,16 @@ mod tests {
     fn entries_serialise_as_pairs() {
         let e = vec![
             ViewEntry("Netflix/Hystrix".into(), ViewValue::Count(3518)),
-            ViewEntry("Netflix/x".into(), ViewValue::Timestamp("2024-01-02T03:04:05Z".into())),
+            ViewEntry(
+                "Netflix/x".into(),
+                ViewValue::Timestamp("2024-01-02T03:04:05Z".into()),
+            ),
         ];
         let json = serde_json::to_string(&e).expect("serialises");
-        assert_eq!(json, r#"[["Netflix/Hystrix",3518],["Netflix/x","2024-01-02T03:04:05Z"]]"#);
+        assert_eq!(
+            json,
+            r#"[["Netflix/Hystrix",3518],["Netflix/x","2024-01-02T03:04:05Z"]]"#
+        );
         let back: Vec<ViewEntry> = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, e);
     }

@@ -29,7 +29,8 @@ impl RedisServer {
     /// Starts one with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("hubcache-redis-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("hubcache-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).context("creating redis dir")?;
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         let child = spawn_redis(port, &dir, &extra)?;
@@ -64,12 +65,18 @@ impl RedisServer {
         let client = redis::Client::open(self.url())?;
         loop {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("redis-server on port {} did not answer PING within 10s", self.port);
+                bail!(
+                    "redis-server on port {} did not answer PING within 10s",
+                    self.port
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
