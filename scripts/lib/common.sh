@@ -1,0 +1,123 @@
+# Shared shell functions for scripts/*.sh. Source it; do not run it.
+# shellcheck shell=bash
+
+# The repository root, whatever the caller's working directory.
+HUBCACHE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# ensure_commands CMD:PACKAGE ...: installs the Debian package of each missing command when run as
+# root (apt-get update first, once), or says exactly what to install.
+ensure_commands() {
+  local missing=() pair cmd pkg
+  for pair in "$@"; do
+    cmd="${pair%%:*}"; pkg="${pair#*:}"
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${missing[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    die "missing ${missing[*]}: install with 'sudo apt-get install ${missing[*]}' (or your system's equivalent)"
+  fi
+}
+
+# free_port: prints a loopback TCP port that is free right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for_http URL SECONDS [STATUS]: waits until URL answers STATUS (default 200).
+wait_for_http() {
+  local url="$1" secs="$2" want="${3:-200}" code i
+  for ((i = 0; i < secs * 5; i++)); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+    [ "$code" = "$want" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# wait_for_redis PORT SECONDS: waits until redis-server on PORT answers PING.
+wait_for_redis() {
+  local port="$1" secs="$2" i
+  for ((i = 0; i < secs * 10; i++)); do
+    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = "PONG" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Processes started with start_bg, stopped by stop_all (children first, then redis).
+HUBCACHE_PIDS=()
+
+# start_bg NAME LOGFILE CMD...: starts CMD in the background, remembering its pid.
+start_bg() {
+  local name="$1" logfile="$2"; shift 2
+  "$@" >"$logfile" 2>&1 &
+  HUBCACHE_PIDS+=("$!")
+  log "started $name (pid $!, log $logfile)"
+}
+
+# stop_all: SIGTERM every started process, wait up to 10 s, then SIGKILL what is left.
+stop_all() {
+  local pid i
+  [ ${#HUBCACHE_PIDS[@]} -eq 0 ] && return 0
+  for ((i = ${#HUBCACHE_PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${HUBCACHE_PIDS[$i]}" 2>/dev/null || true
+  done
+  for ((i = 0; i < 100; i++)); do
+    local alive=0
+    for pid in "${HUBCACHE_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${HUBCACHE_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  HUBCACHE_PIDS=()
+}
+
+# start_stack BIN_DIR RUN_DIR: starts redis-server (unless REDIS_URL is given), github-sim
+# (unless real GitHub is configured), fetcher, views and gateway, and waits for /healthcheck.
+# Reads GITHUB_ORG, GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS from the environment; exports
+# what the services need. Sets HUBCACHE_BASE_URL.
+start_stack() {
+  local bin="$1" run="$2"
+  mkdir -p "$run"
+  export GITHUB_ORG="${GITHUB_ORG:-Netflix}"
+  export RUST_LOG="${RUST_LOG:-info}"
+
+  if [ -z "${REDIS_URL:-}" ]; then
+    local redis_port="${REDIS_PORT:-$(free_port)}"
+    start_bg redis-server "$run/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
+      --save "" --appendonly no --dir "$run"
+    wait_for_redis "$redis_port" 10 || die "redis-server did not start (see $run/redis.log)"
+    export REDIS_URL="redis://127.0.0.1:$redis_port"
+  fi
+
+  if [ -n "${GITHUB_API_TOKEN:-}" ] && [ "${GITHUB_API_URL:-https://api.github.com}" = "https://api.github.com" ]; then
+    export GITHUB_API_URL="https://api.github.com"
+    log "using real GitHub for org $GITHUB_ORG"
+  elif [ -z "${GITHUB_API_URL:-}" ] || [ "${GITHUB_API_URL}" = "https://api.github.com" ]; then
+    local sim_port="${SIM_PORT:-$(free_port)}"
+    start_bg github-sim "$run/github-sim.log" "$bin/github-sim" --port "$sim_port" \
+      --org "$GITHUB_ORG" --generate-repos "${SIM_REPOS:-150}"
+    export GITHUB_API_URL="http://127.0.0.1:$sim_port"
+    wait_for_http "$GITHUB_API_URL/_sim/stats" 20 || die "github-sim did not start (see $run/github-sim.log)"
+  fi
+
+  export PORT="${PORT:-3000}"
+  start_bg fetcher "$run/fetcher.log" "$bin/fetcher"
+  start_bg views "$run/views.log" "$bin/views"
+  start_bg gateway "$run/gateway.log" "$bin/gateway"
+  HUBCACHE_BASE_URL="http://127.0.0.1:$PORT"
+  export HUBCACHE_BASE_URL
+  if ! wait_for_http "$HUBCACHE_BASE_URL/healthcheck" 60; then
+    tail -n 20 "$run"/*.log >&2 || true
+    die "the stack did not become healthy within 60 s (logs in $run)"
+  fi
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The test command (README "Test it"; CI runs it through .ci/run).
+#
+# Provisions what the tests need (redis-server, curl), then: cargo fmt --check, cargo clippy
+# -D warnings, the workspace tests against real redis-server processes and github-sim, and finally
+# the whole stack (github-sim, fetcher, views, gateway, Redis) checked end to end by smoke.sh.
+# Exits non-zero on any failure and leaves no process behind.
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$HUBCACHE_ROOT"
+
+RUN_DIR="$(mktemp -d -t hubcache-test.XXXXXX)"
+cleanup() {
+  local status=$?
+  stop_all
+  if [ $status -ne 0 ]; then
+    warn "failed; logs kept in $RUN_DIR"
+  else
+    rm -rf "$RUN_DIR"
+  fi
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "workspace tests (real redis-server, github-sim)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+log "end-to-end: the whole stack against github-sim"
+cargo build --workspace --bins --locked
+(
+  unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL
+  export PORT="$(free_port)" REFRESH_INTERVAL_SECS=2 GITHUB_ORG=Netflix
+  start_stack "$HUBCACHE_ROOT/target/debug" "$RUN_DIR"
+  trap stop_all EXIT
+  "$HUBCACHE_ROOT/scripts/smoke.sh" "$HUBCACHE_BASE_URL"
+)
+
+if [ -x scripts/compose-test.sh ] && docker info >/dev/null 2>&1; then
+  log "docker compose stack (docker engine found)"
+  scripts/compose-test.sh
+fi
+
+log "all checks passed"
