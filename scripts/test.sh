@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Test it"; CI runs it through .ci/run).
 #
-# Provisions what the tests need (redis-server, curl), then: cargo fmt --check, cargo clippy
+# Provisions what the tests need (redis-server, curl, promtool), then: cargo fmt --check, cargo clippy
 # -D warnings, the workspace tests against real redis-server processes and github-sim, and finally
 # the whole stack (github-sim, fetcher, views, gateway, Redis) checked end to end by smoke.sh.
 # Exits non-zero on any failure and leaves no process behind.
@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
+ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3 promtool:prometheus
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -47,6 +47,11 @@ cargo build --workspace --bins --locked
   start_stack "$HUBCACHE_ROOT/target/debug" "$RUN_DIR"
   trap stop_all EXIT
   "$HUBCACHE_ROOT/scripts/smoke.sh" "$HUBCACHE_BASE_URL"
+  log "metrics of the running stack parse and lint cleanly (promtool)"
+  for url in "$HUBCACHE_BASE_URL/metrics" "http://127.0.0.1:$FETCHER_METRICS_PORT/metrics" \
+    "http://127.0.0.1:$VIEWS_METRICS_PORT/metrics"; do
+    curl -fsS --max-time 5 "$url" | promtool check metrics || die "invalid metrics at $url"
+  done
 )
 
 if [ -x scripts/compose-test.sh ] && docker info >/dev/null 2>&1; then

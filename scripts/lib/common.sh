@@ -84,7 +84,7 @@ stop_all() {
 # start_stack BIN_DIR RUN_DIR: starts redis-server (unless REDIS_URL is given), github-sim
 # (unless real GitHub is configured), fetcher, views and gateway, and waits for /healthcheck.
 # Reads GITHUB_ORG, GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS from the environment; exports
-# what the services need. Sets HUBCACHE_BASE_URL.
+# what the services need. Sets HUBCACHE_BASE_URL, FETCHER_METRICS_PORT and VIEWS_METRICS_PORT.
 start_stack() {
   local bin="$1" run="$2"
   mkdir -p "$run"
@@ -111,8 +111,11 @@ start_stack() {
   fi
 
   export PORT="${PORT:-3000}"
-  start_bg fetcher "$run/fetcher.log" "$bin/fetcher"
-  start_bg views "$run/views.log" "$bin/views"
+  # Admin listeners (/metrics, /livez) on free ports: the defaults (9100, 9101) may be taken.
+  export FETCHER_METRICS_PORT="${FETCHER_METRICS_PORT:-$(free_port)}"
+  export VIEWS_METRICS_PORT="${VIEWS_METRICS_PORT:-$(free_port)}"
+  start_bg fetcher "$run/fetcher.log" env METRICS_PORT="$FETCHER_METRICS_PORT" "$bin/fetcher"
+  start_bg views "$run/views.log" env METRICS_PORT="$VIEWS_METRICS_PORT" "$bin/views"
   start_bg gateway "$run/gateway.log" "$bin/gateway"
   HUBCACHE_BASE_URL="http://127.0.0.1:$PORT"
   export HUBCACHE_BASE_URL

@@ -9,6 +9,7 @@
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
 //! - [`redis_connector`]: how services open Redis connections ([`RedisConnector`]).
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
+//! - [`metrics`]: the process-wide Prometheus recorder and process metrics (no HTTP server).
 //! - [`shutdown`]: the one graceful-shutdown approach every service follows.
 //!
 //! Architecture Invariant: this crate knows nothing about actix-web or any HTTP server; it is
@@ -17,6 +18,7 @@
 pub mod events;
 pub mod github;
 pub mod keys;
+pub mod metrics;
 pub mod redis_connector;
 pub mod settings;
 pub mod shutdown;

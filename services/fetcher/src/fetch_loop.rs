@@ -70,6 +70,8 @@ impl FetchLoop {
 
     /// Runs until `shutdown`; releases the lease on the way out if it holds it.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        let lease_held = metrics::gauge!(LEASE_HELD_METRIC);
+        lease_held.set(0.0);
         loop {
             let acquired = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -77,7 +79,10 @@ impl FetchLoop {
             };
             debug_assert!(acquired);
             tracing::info!(instance = %self.lease.instance_id(), "fetcher lease acquired; polling");
-            match self.lead(&shutdown).await {
+            lease_held.set(1.0);
+            let stepped = self.lead(&shutdown).await;
+            lease_held.set(0.0);
+            match stepped {
                 Stepped::Cancelled => {
                     self.release().await;
                     return;
@@ -186,10 +191,19 @@ impl FetchLoop {
                 return None;
             }
         };
+        if let Some(snapshot) = &stored.snapshot {
+            record_snapshot_fetched(path, snapshot.meta.fetched_at_ms);
+        }
         let report = self
             .poller
             .poll(path, stored.snapshot.as_ref(), &mut self.budget)
             .await;
+        record_poll(
+            path,
+            &report.outcome,
+            started.elapsed(),
+            self.budget.latest(),
+        );
         let now = now_ms();
         let success_status = SnapshotStatus {
             last_success_at_ms: Some(now),
@@ -223,6 +237,7 @@ impl FetchLoop {
                         units = report.units,
                         "snapshot changed"
                     );
+                    record_snapshot_fetched(path, meta.fetched_at_ms);
                     self.cache.insert(
                         path.to_owned(),
                         Snapshot {
@@ -330,6 +345,97 @@ impl FetchLoop {
                 None
             }
         }
+    }
+}
+
+/// `hubcache_fetcher_lease_held`: 1 while this process holds the polling lease.
+const LEASE_HELD_METRIC: &str = "hubcache_fetcher_lease_held";
+
+/// Registers the HELP text of every fetcher metric (a metric without HELP fails
+/// `promtool check metrics`). Call once, after the recorder exists.
+pub(crate) fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        LEASE_HELD_METRIC,
+        "1 while this fetcher holds the polling lease (exactly one fetcher should)."
+    );
+    describe_counter!(
+        "hubcache_fetcher_polls_total",
+        "Polls of a cached endpoint, by endpoint and outcome (changed, unchanged, error)."
+    );
+    describe_histogram!(
+        "hubcache_fetcher_poll_duration_seconds",
+        Unit::Seconds,
+        "Time one poll of an endpoint took (all pages), by endpoint."
+    );
+    describe_gauge!(
+        "hubcache_fetcher_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the last successful poll, by endpoint (freshness: time() - this)."
+    );
+    describe_gauge!(
+        "hubcache_snapshot_fetched_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time the stored snapshot's content was fetched, by endpoint (age: time() - this)."
+    );
+    describe_gauge!(
+        "hubcache_github_rate_limit_remaining",
+        "GitHub rate-limit requests left in the current window, as last reported."
+    );
+    describe_gauge!(
+        "hubcache_github_rate_limit_used",
+        "GitHub rate-limit requests spent in the current window, as last reported."
+    );
+    describe_gauge!(
+        "hubcache_github_rate_limit_limit",
+        "GitHub rate-limit requests allowed per window, as last reported."
+    );
+    describe_gauge!(
+        "hubcache_github_rate_limit_reset_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time the GitHub rate-limit window resets, as last reported."
+    );
+}
+
+/// `hubcache_snapshot_fetched_timestamp_seconds{endpoint}`: when the stored snapshot's content
+/// was fetched (its age is `time() - x`; it changes only when the content does).
+fn record_snapshot_fetched(path: &str, fetched_at_ms: u64) {
+    metrics::gauge!("hubcache_snapshot_fetched_timestamp_seconds", "endpoint" => path.to_owned())
+        .set(fetched_at_ms as f64 / 1000.0);
+}
+
+/// Records one poll's metrics: its outcome and duration by endpoint (a configured path: a
+/// small fixed label set), the last success time, and GitHub's rate-limit budget as last seen.
+fn record_poll(
+    path: &str,
+    outcome: &PollOutcome,
+    elapsed: Duration,
+    rate_limit: Option<hubcache_shared::RateLimit>,
+) {
+    let outcome = match outcome {
+        PollOutcome::Changed { .. } => "changed",
+        PollOutcome::Unchanged { .. } => "unchanged",
+        PollOutcome::Failed(_) => "error",
+    };
+    // Polling means leading: re-assert it (the gauge stays right even if it was reset).
+    metrics::gauge!(LEASE_HELD_METRIC).set(1.0);
+    let endpoint = path.to_owned();
+    metrics::counter!("hubcache_fetcher_polls_total", "endpoint" => endpoint.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("hubcache_fetcher_poll_duration_seconds", "endpoint" => endpoint.clone())
+        .record(elapsed.as_secs_f64());
+    if outcome != "error" {
+        // A timestamp rather than an age: Prometheus computes `time() - x` at query time, and
+        // the value stays right between polls.
+        metrics::gauge!("hubcache_fetcher_last_success_timestamp_seconds", "endpoint" => endpoint)
+            .set(now_ms() as f64 / 1000.0);
+    }
+    if let Some(limit) = rate_limit {
+        metrics::gauge!("hubcache_github_rate_limit_remaining").set(limit.remaining as f64);
+        metrics::gauge!("hubcache_github_rate_limit_used").set(limit.used as f64);
+        metrics::gauge!("hubcache_github_rate_limit_limit").set(limit.limit as f64);
+        metrics::gauge!("hubcache_github_rate_limit_reset_timestamp_seconds")
+            .set(limit.reset_epoch_secs as f64);
     }
 }
 

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`settings`]: [`Settings`] (shared settings plus `LEASE_SECS` and request limits).
 //! - [`startup`]: [`Application`], built by `main` and the tests.
+//! - `admin`: the admin listener on `METRICS_PORT` (`/metrics`, `/livez`).
 //! - `fetch_loop`: the one task: wait for the lease, then poll due endpoints while holding it.
 //! - `lease`: the Redis lease that lets exactly one replica poll.
 //! - `poller`: one poll of one endpoint: conditional requests for every page, merged bytes.
@@ -18,6 +19,7 @@
 pub mod settings;
 pub mod startup;
 
+mod admin;
 mod budget;
 mod fetch_loop;
 mod lease;

@@ -33,6 +33,14 @@ pub struct Settings {
     /// `backoff_max_ms` (file): the ceiling of the exponential retry delay.
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: u64,
+    /// `METRICS_PORT`: the admin listener (`/metrics`, `/livez`) on all interfaces; default
+    /// 9100, 0 disables it.
+    #[serde(default = "default_metrics_port")]
+    pub metrics_port: u16,
+}
+
+fn default_metrics_port() -> u16 {
+    9100
 }
 
 fn default_lease_secs() -> u64 {

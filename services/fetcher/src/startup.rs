@@ -8,6 +8,7 @@ use hubcache_shared::shutdown::{self, CancellationToken};
 use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 
 use crate::Settings;
+use crate::admin::AdminListener;
 use crate::fetch_loop::FetchLoop;
 use crate::lease::{Lease, new_instance_id};
 use crate::poller::Poller;
@@ -25,6 +26,7 @@ pub struct Application {
     instance_id: String,
     client: GithubClient,
     connector: RedisConnector,
+    admin: Option<AdminListener>,
 }
 
 impl Application {
@@ -41,11 +43,15 @@ impl Application {
         let client = GithubClient::new(base, settings.common.github_api_token.clone(), &options)
             .context("building the GitHub client")?;
         let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let metrics = hubcache_shared::metrics::install();
+        crate::fetch_loop::describe_metrics();
+        let admin = AdminListener::bind(settings.metrics_port, metrics)?;
         Ok(Self {
             settings,
             instance_id: new_instance_id(),
             client,
             connector,
+            admin,
         })
     }
 
@@ -54,8 +60,25 @@ impl Application {
         &self.instance_id
     }
 
+    /// The admin listener's port (`/metrics`, `/livez`), `None` when `METRICS_PORT=0`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(AdminListener::port)
+    }
+
     /// Runs until `shutdown` is cancelled, then releases the lease if it holds it.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let admin = self
+            .admin
+            .take()
+            .map(|admin| tokio::spawn(admin.run(shutdown.clone())));
+        let result = self.poll_until_cancelled(shutdown).await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
+        result
+    }
+
+    async fn poll_until_cancelled(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let endpoints = self.settings.endpoints()?;
         tracing::info!(
             instance = %self.instance_id,

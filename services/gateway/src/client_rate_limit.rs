@@ -3,8 +3,8 @@
 //! or burn the server token's GitHub budget through the pass-through.
 //!
 //! `X-Forwarded-For` is only trusted when `client_rate_limit_trust_forwarded_for` is set (behind a
-//! proxy you control); otherwise any client could pick its own bucket. `/livez` and
-//! `/healthcheck` are exempt so orchestrators never get 429. Exceeding the budget answers 429
+//! proxy you control); otherwise any client could pick its own bucket. `/livez`,
+//! `/healthcheck` and `/metrics` are exempt so orchestrators never get 429. Exceeding the budget answers 429
 //! JSON with `Retry-After` in whole seconds.
 
 use std::net::IpAddr;
@@ -24,7 +24,7 @@ use crate::json_error::json_error;
 use crate::settings::Settings;
 
 /// Paths never limited.
-const EXEMPT: [&str; 2] = ["/livez", "/healthcheck"];
+const EXEMPT: [&str; 3] = ["/livez", "/healthcheck", "/metrics"];
 
 /// The limiter (absent when limiting is off) and how clients are identified.
 pub(crate) struct ClientRateLimiter {
@@ -109,6 +109,7 @@ pub(crate) async fn client_rate_limit(
         Err(wait) => {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = secs.max(1);
+            metrics::counter!("hubcache_client_rate_limited_total").increment(1);
             let mut response = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!("client rate limit exceeded; retry in {secs}s"),

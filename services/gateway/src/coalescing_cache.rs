@@ -188,6 +188,19 @@ struct State<K, V, E> {
     counters: Counters,
 }
 
+/// `hubcache_passthrough_cache_lookups_total{result}`: pass-through cache lookups by result
+/// (`hit`, `miss`, `coalesced`, `stale`, `revalidated`, `fetch_error`; the pass-through adds
+/// `bypass`).
+pub(crate) const LOOKUPS_METRIC: &str = "hubcache_passthrough_cache_lookups_total";
+/// `hubcache_passthrough_cache_evictions_total`: entries evicted to respect the bounds.
+const EVICTIONS_METRIC: &str = "hubcache_passthrough_cache_evictions_total";
+
+/// Counts one lookup result, both in the cache's own counters and in the process's metrics.
+fn count(counter: &AtomicU64, result: &'static str) {
+    counter.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(LOOKUPS_METRIC, "result" => result).increment(1);
+}
+
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
@@ -290,7 +303,7 @@ where
             let mut inner = state.inner.lock();
             if let Some(entry) = inner.entries.get(&key).cloned() {
                 if now < entry.fresh_until {
-                    state.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    count(&state.counters.hits, "hit");
                     return Ok(entry.lookup(Outcome::Hit, now));
                 }
                 if now < entry.fresh_until + state.policy.stale_while_revalidate {
@@ -299,7 +312,7 @@ where
                         // Nobody awaits this refresh: its task stores the answer by itself.
                         drop(self.start_flight(&mut inner, key, fetch, previous));
                     }
-                    state.counters.stale.fetch_add(1, Ordering::Relaxed);
+                    count(&state.counters.stale, "stale");
                     return Ok(entry.lookup(Outcome::StaleWhileRevalidate, now));
                 }
             }
@@ -312,12 +325,11 @@ where
                 }
             }
         };
-        let counter = if led {
-            &state.counters.misses
+        if led {
+            count(&state.counters.misses, "miss");
         } else {
-            &state.counters.coalesced
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            count(&state.counters.coalesced, "coalesced");
+        }
 
         match answer.await {
             Ok(flown) => Ok(Lookup {
@@ -334,7 +346,7 @@ where
                 let mut inner = state.inner.lock();
                 match inner.entries.get(&key) {
                     Some(entry) if now < entry.fresh_until + state.policy.stale_if_error => {
-                        state.counters.stale.fetch_add(1, Ordering::Relaxed);
+                        count(&state.counters.stale, "stale");
                         Ok(entry.lookup(Outcome::StaleIfError, now))
                     }
                     _ => Err(error),
@@ -466,7 +478,7 @@ impl<K: Hash + Eq, V: Weigh, E> FlightGuard<K, V, E> {
             }
             Ok(Fetched::NotModified { ttl }) => match previous {
                 Some(value) => {
-                    state.counters.revalidated.fetch_add(1, Ordering::Relaxed);
+                    count(&state.counters.revalidated, "revalidated");
                     let stored = inner.store(key, fresh(Arc::clone(&value), ttl), state);
                     (
                         value,
@@ -477,7 +489,7 @@ impl<K: Hash + Eq, V: Weigh, E> FlightGuard<K, V, E> {
                     )
                 }
                 None => {
-                    state.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                    count(&state.counters.fetch_errors, "fetch_error");
                     return Err(Arc::new(FetchError::NotModifiedWithoutEntry));
                 }
             },
@@ -490,7 +502,7 @@ impl<K: Hash + Eq, V: Weigh, E> FlightGuard<K, V, E> {
                 (Arc::new(value), kind)
             }
             Err(error) => {
-                state.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                count(&state.counters.fetch_errors, "fetch_error");
                 return Err(Arc::new(error));
             }
         };
@@ -531,6 +543,7 @@ impl<K: Hash + Eq, V, E> Inner<K, V, E> {
                 Some((_, evicted)) => {
                     self.bytes -= evicted.weight;
                     state.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(EVICTIONS_METRIC).increment(1);
                 }
                 None => break,
             }

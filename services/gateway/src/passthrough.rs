@@ -116,6 +116,10 @@ const LIVE_RESPONSE_HEADERS: &[&str] = &[
 const CREDENTIAL_RESPONSE_HEADERS: &[&str] =
     &["x-oauth-scopes", "x-accepted-oauth-scopes", "x-github-sso"];
 
+/// `hubcache_upstream_requests_total{status}`: requests the pass-through sent to GitHub, by
+/// response status (`error`: no response).
+const UPSTREAM_METRIC: &str = "hubcache_upstream_requests_total";
+
 /// The pass-through service: the coalescing cache in front of GitHub plus request forwarding.
 /// Built once and shared by every worker, so coalescing spans the whole process.
 pub(crate) struct PassThrough {
@@ -316,6 +320,8 @@ impl PassThrough {
         credential: Option<HeaderValue>,
     ) -> Result<HttpResponse, PassThroughError> {
         self.bypassed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::coalescing_cache::LOOKUPS_METRIC, "result" => "bypass")
+            .increment(1);
         let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
             .context("an HTTP method actix accepted")?;
         let readable = method == reqwest::Method::GET || method == reqwest::Method::HEAD;
@@ -603,11 +609,12 @@ impl Upstream {
         if let Some(body) = outgoing.body {
             builder = builder.body(body);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| UpstreamFailure::transport(&e))?;
+        let response = builder.send().await.map_err(|e| {
+            metrics::counter!(UPSTREAM_METRIC, "status" => "error").increment(1);
+            UpstreamFailure::transport(&e)
+        })?;
         let status = response.status();
+        metrics::counter!(UPSTREAM_METRIC, "status" => status.as_str().to_owned()).increment(1);
         let headers = response.headers().clone();
         let body = response
             .bytes()

@@ -29,6 +29,8 @@ pub(crate) struct ServedSnapshot {
     pub(crate) version: u64,
     /// Hex SHA-256 of the body.
     pub(crate) content_hash: String,
+    /// When the fetcher fetched this version (Unix ms): the snapshot age metric.
+    pub(crate) fetched_at_ms: u64,
     /// The whole body, as stored.
     pub(crate) full: Representation,
     /// Byte ranges of the top-level array elements, for lists.
@@ -73,6 +75,7 @@ impl ServedSnapshot {
             full: Representation::precompressed(body, &meta.content_hash),
             path: meta.path,
             version: meta.version,
+            fetched_at_ms: meta.fetched_at_ms,
             content_hash: meta.content_hash,
             elements,
             org_id,

@@ -13,6 +13,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use hubcache_shared::github::ClientOptions;
+use hubcache_shared::metrics::MetricsHandle;
 use hubcache_shared::{GithubClient, KeySchema, RedisConnector, shutdown};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
@@ -38,6 +39,8 @@ pub(crate) struct AppState {
     pub(crate) public_url: Option<Url>,
     /// Everything that is not a cached key, view or health route.
     pub(crate) pass_through: PassThrough,
+    /// Renders `GET /metrics` (the process-wide recorder).
+    pub(crate) metrics: MetricsHandle,
 }
 
 /// A built gateway: listening, with its copies loaded if Redis was reachable.
@@ -90,7 +93,9 @@ impl Application {
             served: Arc::clone(&served),
             public_url: settings.public_base_url()?,
             pass_through: PassThrough::new(&settings, github)?,
+            metrics: hubcache_shared::metrics::install(),
         });
+        routes::describe_metrics();
         let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
         let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
 

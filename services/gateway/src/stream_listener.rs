@@ -9,17 +9,21 @@
 //! - Any Redis failure marks the state stale, and the listener reconnects every second; after
 //!   reconnecting it reloads everything (events may have been missed or the streams reset).
 //!   Loaded copies are never dropped: a Redis that lost its data does not empty the gateway.
+//! - Each reload runs in a span continuing the event's `traceparent`, so a refresh is one trace
+//!   from the fetcher's poll to the gateway serving it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hubcache_shared::snapshot::SnapshotError;
+use hubcache_shared::telemetry;
 use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot, ViewSet, ViewsEvent};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::served_snapshot::ServedSnapshot;
 use crate::served_state::ServedState;
@@ -141,33 +145,46 @@ impl StreamListener {
                 reply = read.query_async(&mut session.blocking) => reply.context("XREAD of the refresh and views streams")?,
             };
             let Some(reply) = reply else { continue };
-            let mut paths = BTreeSet::new();
-            let mut views_changed = false;
+            // Path -> the traceparent of the newest event naming it (the reload continues
+            // that refresh's trace).
+            let mut paths = BTreeMap::new();
+            let mut views_changed: Option<Option<String>> = None;
             for stream in reply.keys {
                 let is_refresh = stream.key == refresh_stream;
                 for entry in stream.ids {
                     if is_refresh {
                         session.refresh_id.clone_from(&entry.id);
-                        if let Some(path) = self.refresh_target(&entry) {
-                            paths.insert(path);
+                        if let Some((path, traceparent)) = self.refresh_target(&entry) {
+                            paths.insert(path, traceparent);
                         }
                     } else {
                         session.views_id.clone_from(&entry.id);
-                        views_changed |= self.views_changed(&entry);
+                        if let Some(traceparent) = self.views_changed(&entry) {
+                            views_changed = Some(traceparent);
+                        }
                     }
                 }
             }
-            for path in paths {
-                self.reload_snapshot(&mut session.manager, &path).await?;
+            for (path, traceparent) in paths {
+                let span = tracing::info_span!("gateway.reload_snapshot", path = %path);
+                telemetry::continue_trace(&span, traceparent.as_deref());
+                self.reload_snapshot(&mut session.manager, &path)
+                    .instrument(span)
+                    .await?;
             }
-            if views_changed {
-                self.reload_views(&mut session.manager).await?;
+            if let Some(traceparent) = views_changed {
+                let span = tracing::info_span!("gateway.reload_views");
+                telemetry::continue_trace(&span, traceparent.as_deref());
+                self.reload_views(&mut session.manager)
+                    .instrument(span)
+                    .await?;
             }
         }
     }
 
-    /// The cached path a refresh event asks to reload, unless it is already served.
-    fn refresh_target(&self, entry: &StreamId) -> Option<String> {
+    /// The cached path a refresh event asks to reload (with the event's traceparent), unless it
+    /// is already served.
+    fn refresh_target(&self, entry: &StreamId) -> Option<(String, Option<String>)> {
         let event = match RefreshEvent::from_entry(entry) {
             Ok(event) => event,
             Err(e) => {
@@ -181,19 +198,20 @@ impl StreamListener {
         let current = self.state.snapshot(&event.path);
         let served = current
             .is_some_and(|s| s.version == event.version && s.content_hash == event.content_hash);
-        (!served).then_some(event.path)
+        (!served).then_some((event.path, event.traceparent))
     }
 
-    /// Whether a views event names a version other than the one served.
-    fn views_changed(&self, entry: &StreamId) -> bool {
+    /// `Some(traceparent)` when a views event names a version other than the one served.
+    fn views_changed(&self, entry: &StreamId) -> Option<Option<String>> {
         match ViewsEvent::from_entry(entry) {
             Ok(event) => self
                 .state
                 .views()
-                .is_none_or(|v| v.version != event.version),
+                .is_none_or(|v| v.version != event.version)
+                .then_some(event.traceparent),
             Err(e) => {
                 tracing::warn!(error = %e, "skipping malformed views event");
-                false
+                None
             }
         }
     }

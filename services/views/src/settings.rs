@@ -31,6 +31,14 @@ pub struct Settings {
     /// never removes one.
     #[serde(default = "default_consumer_expiry_secs")]
     pub consumer_expiry_secs: u64,
+    /// `METRICS_PORT`: the admin listener (`/metrics`, `/livez`) on all interfaces; default
+    /// 9101 (beside the fetcher's 9100 on one host), 0 disables it.
+    #[serde(default = "default_metrics_port")]
+    pub metrics_port: u16,
+}
+
+fn default_metrics_port() -> u16 {
+    9101
 }
 
 fn default_claim_idle_secs() -> u64 {

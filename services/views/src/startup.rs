@@ -7,6 +7,7 @@ use std::time::Duration;
 use hubcache_shared::shutdown::{self, CancellationToken};
 use hubcache_shared::{KeySchema, RedisConnector};
 
+use crate::admin::AdminListener;
 use crate::settings::Settings;
 use crate::stats::ViewsStats;
 use crate::worker::{ViewsWorker, WorkerConfig, consumer_name};
@@ -23,6 +24,7 @@ pub struct Application {
     consumer: String,
     stats: ViewsStats,
     shutdown_timeout: Duration,
+    admin: Option<AdminListener>,
 }
 
 impl Application {
@@ -50,7 +52,11 @@ impl Application {
             claim_idle = ?settings.claim_idle(),
             "views worker configured"
         );
+        let metrics = hubcache_shared::metrics::install();
+        crate::stats::describe_metrics();
+        let admin = AdminListener::bind(settings.metrics_port, metrics)?;
         Ok(Self {
+            admin,
             worker: Arc::new(worker),
             connector,
             consumer,
@@ -64,6 +70,11 @@ impl Application {
         &self.consumer
     }
 
+    /// The admin listener's port (`/metrics`, `/livez`), `None` when `METRICS_PORT=0`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(AdminListener::port)
+    }
+
     /// Live counters of what this worker did; stays readable after `run` took `self`.
     pub fn stats(&self) -> ViewsStats {
         self.stats.clone()
@@ -72,7 +83,19 @@ impl Application {
     /// Runs until `shutdown` is cancelled, then lets in-flight work finish (at most
     /// `SHUTDOWN_TIMEOUT_SECS`). Redis being down is never a reason to return; a task that
     /// stops on its own (a bug) stops the others and is reported as an error.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let admin = self
+            .admin
+            .take()
+            .map(|admin| tokio::spawn(admin.run(shutdown.clone())));
+        let result = self.run_workers(shutdown).await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
+        result
+    }
+
+    async fn run_workers(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Some(conn) = self.connector.manager_with_retry(&shutdown).await else {
             return Ok(());
         };

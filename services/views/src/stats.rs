@@ -1,4 +1,6 @@
-//! Counters of what a views worker did: for logs, tests and a future metrics endpoint.
+//! Counters of what a views worker did: for logs and tests, mirrored into the process's
+//! Prometheus metrics (`hubcache_views_events_total{result}`,
+//! `hubcache_views_entries_claimed_total`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +62,15 @@ impl ViewsStats {
     }
 
     pub(crate) fn record(&self, handled: Handled) {
+        let result = match handled {
+            Handled::Stored => "stored",
+            Handled::UpToDate => "up_to_date",
+            Handled::OtherPath => "other_path",
+            Handled::Malformed => "malformed",
+            Handled::NoSnapshot => "no_snapshot",
+            Handled::Unusable => "unusable",
+        };
+        metrics::counter!("hubcache_views_events_total", "result" => result).increment(1);
         match handled {
             Handled::Stored => self.counters.views_stored.fetch_add(1, Ordering::Relaxed),
             Handled::Malformed | Handled::Unusable => {
@@ -74,8 +85,36 @@ impl ViewsStats {
     }
 
     pub(crate) fn record_claim(&self) {
+        metrics::counter!("hubcache_views_entries_claimed_total").increment(1);
         self.counters
             .entries_claimed
             .fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Registers the HELP text of every views metric (a metric without HELP fails
+/// `promtool check metrics`). Call once, after the recorder exists.
+pub(crate) fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "hubcache_views_events_total",
+        "Refresh events (and catch-ups) handled, by result: stored, up_to_date, other_path, malformed, no_snapshot, unusable."
+    );
+    describe_counter!(
+        "hubcache_views_entries_claimed_total",
+        "Refresh events taken over from a dead consumer with XAUTOCLAIM."
+    );
+    describe_histogram!(
+        "hubcache_views_recompute_duration_seconds",
+        Unit::Seconds,
+        "Time to rank the repos snapshot into every view."
+    );
+    describe_gauge!(
+        "hubcache_views_pending_entries",
+        "Refresh events delivered to the views group but not yet acknowledged (XPENDING count)."
+    );
+    describe_gauge!(
+        "hubcache_views_stream_lag_entries",
+        "Refresh events not yet delivered to the views group (XINFO GROUPS lag)."
+    );
 }

@@ -28,7 +28,7 @@ use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
-    StreamReadOptions, StreamReadReply,
+    StreamInfoGroupsReply, StreamReadOptions, StreamReadReply,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -358,7 +358,10 @@ impl ViewsWorker {
                 return Ok(Handled::Unusable);
             }
         };
-        let compute_ms = started.elapsed().as_millis() as u64;
+        let compute = started.elapsed();
+        metrics::histogram!("hubcache_views_recompute_duration_seconds")
+            .record(compute.as_secs_f64());
+        let compute_ms = compute.as_millis() as u64;
         let repos = set.views.values().map(Vec::len).max().unwrap_or(0);
         match self
             .store
@@ -426,6 +429,9 @@ impl ViewsWorker {
             if let Err(e) = self.forget_idle_consumers(&mut conn).await {
                 tracing::debug!(error = %format!("{e:#}"), "listing the group's consumers failed; will retry");
             }
+            if let Err(e) = self.record_backlog(&mut conn).await {
+                tracing::debug!(error = %format!("{e:#}"), "reading the group's backlog failed; will retry");
+            }
         }
         tracing::info!(consumer = %self.consumer, "views claimer stopped");
     }
@@ -478,6 +484,27 @@ impl ViewsWorker {
 }
 
 impl ViewsWorker {
+    /// Sets the backlog gauges from `XINFO GROUPS` (one cheap command per claim interval):
+    /// `hubcache_views_pending_entries` (delivered, not yet acknowledged: the `XPENDING` count)
+    /// and `hubcache_views_stream_lag_entries` (not yet delivered to the group).
+    async fn record_backlog(&self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+        let info: StreamInfoGroupsReply = conn
+            .xinfo_groups(self.keys.refresh_stream())
+            .await
+            .context("XINFO GROUPS of the refresh stream")?;
+        if let Some(group) = info
+            .groups
+            .iter()
+            .find(|g| g.name == self.keys.views_group())
+        {
+            metrics::gauge!("hubcache_views_pending_entries").set(group.pending as f64);
+            if let Some(lag) = group.lag {
+                metrics::gauge!("hubcache_views_stream_lag_entries").set(lag as f64);
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes consumers (dead workers) idle longer than `consumer_expiry` with no pending
     /// entries, so the group lists only workers that may still be alive. Entries still pending
     /// are never dropped this way: they are claimed first.

@@ -5,6 +5,9 @@
 //!   hubcache never tests against a mock Redis.
 //! - [`free_port`]: a currently unused loopback TCP port.
 //! - [`eventually`]: poll an async condition until it holds or a deadline passes.
+//! - [`prometheus_text`]: validate a `/metrics` scrape with promtool, read sample values.
+
+pub mod prometheus_text;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

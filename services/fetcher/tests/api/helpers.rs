@@ -132,6 +132,9 @@ impl TestApp {
             ("KEY_PREFIX", PREFIX.to_owned()),
             ("LEASE_SECS", self.options.lease_secs.to_string()),
             ("SHUTDOWN_TIMEOUT_SECS", "5".to_owned()),
+            // No admin listener (several fetchers run in one test); tests/api/metrics.rs
+            // turns it on.
+            ("METRICS_PORT", "0".to_owned()),
         ];
         if let Some(token) = token {
             vars.push(("GITHUB_API_TOKEN", token.to_owned()));

@@ -6,5 +6,6 @@ mod cold_start;
 mod faults;
 mod helpers;
 mod lease;
+mod metrics;
 mod settings;
 mod steady_state;

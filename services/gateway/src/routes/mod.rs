@@ -1,9 +1,10 @@
 //! The gateway's routes, registered in one place so the table reads top to bottom:
-//! health, views, the org's lists by numeric id, every cached key, then the pass-through for
+//! health, metrics, views, the org's lists by numeric id, every cached key, then the pass-through for
 //! everything else.
 
 mod cached_keys;
 mod health;
+mod metrics;
 mod pass_through;
 mod views;
 
@@ -16,6 +17,7 @@ use crate::served_state::ServedState;
 use crate::served_views::Direction;
 use crate::startup::AppState;
 
+pub(crate) use metrics::describe as describe_metrics;
 pub(crate) use pass_through::pass_through;
 
 /// `Cache-Status` of an answer from the in-process copy (RFC 9211).
@@ -35,6 +37,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
     .route(
         "/healthcheck",
         web::route().guard(get_or_head()).to(health::healthcheck),
+    )
+    .route(
+        "/metrics",
+        web::route().guard(get_or_head()).to(metrics::metrics),
     );
     for (prefix, direction) in [("top", Direction::Top), ("bottom", Direction::Bottom)] {
         let pattern = format!("/view/{prefix}/{{n}}/{{view}}");
@@ -79,6 +85,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
 
 /// Adds `Cache-Status` (and a staleness `Warning` while Redis is unreachable).
 fn mark_hit(builder: &mut HttpResponseBuilder, stale: bool) {
+    let result = if stale { "stale" } else { "hit" };
+    ::metrics::counter!("hubcache_served_copy_responses_total", "result" => result).increment(1);
     if stale {
         builder
             .insert_header(("cache-status", HeaderValue::from_static(HIT_STALE)))

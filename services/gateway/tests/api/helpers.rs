@@ -105,6 +105,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         ("PORT".to_owned(), "0".to_owned()),
         ("WORKERS".to_owned(), "2".to_owned()),
         ("SHUTDOWN_TIMEOUT_SECS".to_owned(), "2".to_owned()),
+        // The in-process fetcher and views: no admin listeners (tests run side by side).
+        ("METRICS_PORT".to_owned(), "0".to_owned()),
     ];
     if let Some((rate, _)) = options.rate_limit {
         vars.push(("CLIENT_RATE_LIMIT_PER_SEC".to_owned(), rate.to_string()));

@@ -78,6 +78,8 @@ pub fn settings_for(redis_url: &str) -> Settings {
         ("GITHUB_ORG", ORG),
         ("KEY_PREFIX", "views-test"),
         ("SHUTDOWN_TIMEOUT_SECS", "2"),
+        // No admin listener (several workers run in one test); tests/api/metrics.rs turns it on.
+        ("METRICS_PORT", "0"),
     ]))
     .expect("test settings are valid");
     settings.claim_idle_secs = 1;

@@ -4,5 +4,6 @@
 mod bad_input;
 mod group;
 mod helpers;
+mod metrics;
 mod recovery;
 mod refresh;
