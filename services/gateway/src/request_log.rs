@@ -84,3 +84,97 @@ fn method_label(method: &Method) -> &'static str {
         _ => "other",
     }
 }
+
+/// The request span, as `tracing-actix-web`'s default but with `http.target` holding the path
+/// only: a query string can carry a credential (`?access_token=`), and spans end up in logs and
+/// trace backends. The client address is the peer address, not a forwarded-for header.
+pub(crate) struct PathOnlyRootSpan;
+
+impl tracing_actix_web::RootSpanBuilder for PathOnlyRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> tracing::Span {
+        let method = request.method().as_str().to_owned();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| PASSTHROUGH_ROUTE.to_owned());
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let peer = request
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %method,
+            http.route = %route,
+            http.target = %request.path(),
+            http.client_ip = %peer,
+            http.status_code = tracing::field::Empty,
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+#[cfg(test)]
+mod root_span_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Captures formatted log output.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_request_span_never_records_the_query_string() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = actix_web::test::init_service(
+            actix_web::App::new()
+                .wrap(actix_web::middleware::from_fn(request_log))
+                .wrap(tracing_actix_web::TracingLogger::<PathOnlyRootSpan>::new())
+                .route("/x", actix_web::web::get().to(actix_web::HttpResponse::Ok)),
+        )
+        .await;
+        let req = actix_web::test::TestRequest::get()
+            .uri("/x?access_token=ghp_supersecret")
+            .to_request();
+        let resp = actix_web::test::call_service(&app, req).await;
+        assert!(resp.status().is_success());
+        let logged = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(logged.contains("\"http.target\":\"/x\""), "{logged}");
+        assert!(!logged.contains("ghp_supersecret"), "{logged}");
+    }
+}

@@ -22,7 +22,7 @@ use url::Url;
 use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
 use crate::passthrough::PassThrough;
 use crate::request_hygiene::{RequestHygiene, request_hygiene};
-use crate::request_log::request_log;
+use crate::request_log::{PathOnlyRootSpan, request_log};
 use crate::routes;
 use crate::served_state::ServedState;
 use crate::settings::Settings;
@@ -111,7 +111,7 @@ impl Application {
                 .wrap(from_fn(client_rate_limit))
                 .wrap(from_fn(request_hygiene))
                 .wrap(from_fn(request_log))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<PathOnlyRootSpan>::new())
                 .configure(|cfg| routes::configure(cfg, &served))
         })
         .shutdown_timeout(settings.common.shutdown_timeout_secs)

@@ -113,7 +113,8 @@ pub(crate) fn generate(options: &GeneratorOptions) -> Dataset {
         }
         repos.push(repo);
         repo_id += rng.between(1, 2_000_000);
-        created_at += rng.between(0, 2 * mean_gap) as i64;
+        // Clamped: with few repos the random gaps could otherwise run past the last update date.
+        created_at = (created_at + rng.between(0, 2 * mean_gap) as i64).min(LAST_CREATED_AT);
     }
 
     let mut members = Vec::with_capacity(options.members);
@@ -940,6 +941,25 @@ mod tests {
     #[test]
     fn timestamps_use_githubs_format() {
         assert_eq!(timestamp(1_507_651_200), "2017-10-10T16:00:00Z");
+    }
+
+    #[test]
+    fn tiny_orgs_generate_valid_dates() {
+        for repos in [1, 2, 3, 5, 20] {
+            for seed in 1..20 {
+                let dataset = generate(&GeneratorOptions {
+                    org: "Netflix".into(),
+                    repos,
+                    members: 3,
+                    seed,
+                    api_base: "https://api.github.com".into(),
+                });
+                for repo in &dataset.orgs[0].repos {
+                    let updated = repo["updated_at"].as_str().unwrap_or_default();
+                    assert!(updated.starts_with("20"), "{updated}");
+                }
+            }
+        }
     }
 
     #[test]
