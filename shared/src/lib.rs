@@ -7,6 +7,7 @@
 //! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`]).
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
+//! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
 //! - [`redis_connector`]: how services open Redis connections ([`RedisConnector`]).
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`metrics`]: the process-wide Prometheus recorder and process metrics (no HTTP server).
@@ -20,6 +21,7 @@ pub mod github;
 pub mod keys;
 pub mod metrics;
 pub mod redis_connector;
+pub mod retry;
 pub mod settings;
 pub mod shutdown;
 pub mod snapshot;
@@ -30,6 +32,7 @@ pub use events::{MalformedEvent, RefreshEvent, ViewsEvent};
 pub use github::{GithubClient, GithubResponse, Links, RateLimit};
 pub use keys::KeySchema;
 pub use redis_connector::RedisConnector;
+pub use retry::{Backoff, instance_id};
 pub use settings::{CachedEndpoint, CommonSettings, SettingsError, SettingsSource};
 pub use snapshot::{Snapshot, SnapshotKind, SnapshotMeta, SnapshotStatus};
 pub use views::{ViewEntry, ViewName, ViewSet, ViewValue};

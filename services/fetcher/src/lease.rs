@@ -164,36 +164,9 @@ impl Lease {
     }
 }
 
-/// A unique id for this process: `hostname-pid-random`, readable in `redis-cli GET`.
-pub(crate) fn new_instance_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "unknown-host".to_owned());
-    format!(
-        "{host}-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn instance_ids_are_unique_per_handle() {
-        let a = new_instance_id();
-        let b = new_instance_id();
-        assert_ne!(a, b);
-        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
-    }
 
     #[test]
     fn renewal_leaves_time_for_retries() {

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hubcache_shared::CachedEndpoint;
-use rand::Rng;
+use hubcache_shared::{Backoff, CachedEndpoint};
 
 use crate::budget::Stretch;
 
@@ -13,41 +12,6 @@ const COST_SMOOTHING: f64 = 0.3;
 /// The least an endpoint is assumed to cost per poll: even an endpoint that has answered 304
 /// for hours may change, and then its pages cost.
 const MIN_EXPECTED_UNITS: f64 = 0.1;
-
-/// Exponential backoff with full jitter between `base` and the doubling ceiling.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    base: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Delays start at `base` and their ceiling doubles per failure up to `max`.
-    pub(crate) fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            base,
-            max: max.max(base),
-        }
-    }
-
-    /// The largest delay after `failures` consecutive failures (at least one).
-    pub(crate) fn ceiling(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(32);
-        self.base
-            .saturating_mul(1u32 << doublings.min(31))
-            .min(self.max)
-    }
-
-    /// A random delay in `[base, ceiling(failures)]`: spreads retries of several fetchers (and
-    /// endpoints) apart, and never retries sooner than `base`.
-    pub(crate) fn delay(&self, failures: u32, rng: &mut impl Rng) -> Duration {
-        let ceiling = self.ceiling(failures);
-        if ceiling <= self.base {
-            return self.base;
-        }
-        rng.random_range(self.base..=ceiling)
-    }
-}
 
 /// One endpoint's place in the schedule.
 #[derive(Debug)]
@@ -155,36 +119,6 @@ mod tests {
             path: path.to_owned(),
             interval: Duration::from_secs(secs),
         }
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_and_stays_in_bounds() {
-        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-        assert_eq!(b.ceiling(1), Duration::from_secs(1));
-        assert_eq!(b.ceiling(2), Duration::from_secs(2));
-        assert_eq!(b.ceiling(4), Duration::from_secs(8));
-        assert_eq!(b.ceiling(9), Duration::from_secs(256));
-        assert_eq!(b.ceiling(10), Duration::from_secs(300));
-        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(300));
-        let mut rng = rand::rng();
-        for failures in 1..40 {
-            for _ in 0..50 {
-                let d = b.delay(failures, &mut rng);
-                assert!(
-                    d >= Duration::from_secs(1) && d <= b.ceiling(failures),
-                    "{failures}: {d:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn backoff_is_jittered() {
-        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(60));
-        let mut rng = rand::rng();
-        let delays: std::collections::HashSet<Duration> =
-            (0..20).map(|_| b.delay(8, &mut rng)).collect();
-        assert!(delays.len() > 1, "{delays:?}");
     }
 
     #[test]

@@ -10,10 +10,11 @@ use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 use crate::Settings;
 use crate::admin::AdminListener;
 use crate::fetch_loop::FetchLoop;
-use crate::lease::{Lease, new_instance_id};
+use crate::lease::Lease;
 use crate::poller::Poller;
-use crate::schedule::{Backoff, Schedule};
+use crate::schedule::Schedule;
 use crate::snapshot_writer::SnapshotWriter;
+use hubcache_shared::Backoff;
 
 /// A configured fetcher, ready to run.
 ///
@@ -48,7 +49,7 @@ impl Application {
         let admin = AdminListener::bind(settings.metrics_port, metrics)?;
         Ok(Self {
             settings,
-            instance_id: new_instance_id(),
+            instance_id: hubcache_shared::instance_id(),
             client,
             connector,
             admin,

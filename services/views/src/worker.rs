@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hubcache_shared::snapshot::{SnapshotError, now_ms};
 use hubcache_shared::telemetry;
-use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot};
-use rand::Rng as _;
+use hubcache_shared::{Backoff, KeySchema, RedisConnector, RefreshEvent, Snapshot};
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
@@ -45,10 +44,8 @@ const BLOCK: Duration = Duration::from_secs(2);
 const READ_COUNT: usize = 16;
 /// Entries claimed per `XAUTOCLAIM` call.
 const CLAIM_COUNT: usize = 64;
-/// The first retry delay after a Redis failure.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// The ceiling of the retry delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Retry delays after a Redis failure: from 100 ms, doubling up to 5 s, jittered.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// Why a step of the worker failed. Every variant is retried; none is fatal.
 #[derive(Debug, thiserror::Error)]
@@ -122,16 +119,17 @@ impl ViewsWorker {
         let mut reader: Option<MultiplexedConnection> = None;
         // Entries delivered to this consumer and not acknowledged yet, oldest first.
         let mut unacked: VecDeque<StreamId> = VecDeque::new();
-        let mut backoff = Backoff::default();
+        let mut failures: u32 = 0;
         while !shutdown.is_cancelled() {
             match self
                 .consume_step(&mut conn, &mut reader, &mut unacked, &shutdown)
                 .await
             {
-                Ok(()) => backoff.reset(),
+                Ok(()) => failures = 0,
                 Err(error) => {
                     reader = None;
-                    let delay = backoff.next_delay();
+                    failures = failures.saturating_add(1);
+                    let delay = BACKOFF.delay(failures, &mut rand::rng());
                     match &error {
                         WorkerError::GroupMissing => {
                             tracing::warn!(retry_in = ?delay, "{error}; recreating it");
@@ -535,71 +533,16 @@ impl ViewsWorker {
     }
 }
 
-/// Jittered exponential backoff between [`BACKOFF_MIN`] and [`BACKOFF_MAX`], so a fleet of
-/// workers does not hammer a Redis that is coming back.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: BACKOFF_MIN }
-    }
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-
-    /// The delay before the next attempt: half the current step plus up to half again at
-    /// random; the step doubles each time up to the ceiling.
-    fn next_delay(&mut self) -> Duration {
-        let step = self.next;
-        self.next = (step * 2).min(BACKOFF_MAX);
-        let half_ms = (step / 2).as_millis() as u64;
-        Duration::from_millis(half_ms + rand::rng().random_range(0..=half_ms))
-    }
-}
-
-/// A consumer name unique in the group: `hostname-pid-random`. The random part keeps a
-/// restarted process (same host and pid, e.g. pid 1 in a container) from inheriting the pending
-/// entries of its previous life, which the claim sweep hands to live workers instead.
+/// A consumer name unique in the group: the process's [`hubcache_shared::instance_id`], so a
+/// restarted process (same host and pid, e.g. pid 1 in a container) does not inherit the pending
+/// entries of its previous life: the claim sweep hands those to live workers instead.
 pub(crate) fn consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "views".to_owned());
-    format!(
-        "{host}-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
+    hubcache_shared::instance_id()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_to_its_ceiling_with_jitter_and_resets() {
-        let mut backoff = Backoff::default();
-        let first = backoff.next_delay();
-        assert!(
-            first >= BACKOFF_MIN / 2 && first <= BACKOFF_MIN,
-            "{first:?}"
-        );
-        for _ in 0..20 {
-            let d = backoff.next_delay();
-            assert!(d <= BACKOFF_MAX, "{d:?}");
-        }
-        assert!(backoff.next_delay() >= BACKOFF_MAX / 2);
-        backoff.reset();
-        assert!(backoff.next_delay() <= BACKOFF_MIN);
-    }
 
     #[test]
     fn consumer_names_differ_between_workers_of_one_process() {
