@@ -54,6 +54,9 @@ cargo build --workspace --bins --locked
   done
 )
 
+log "Kubernetes manifests (offline schema validation)"
+scripts/k8s-validate.sh
+
 if [ -x scripts/compose-test.sh ] && docker info >/dev/null 2>&1; then
   log "docker compose stack (docker engine found)"
   scripts/compose-test.sh

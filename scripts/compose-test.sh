@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# compose-test.sh: the docker compose stack (deploy/), tested for real on this machine's engine.
+#
+# Run by scripts/test.sh when `docker info` works; runs on its own too. Steps, each timed:
+#   1. base images: where no registry can be reached, scripts/lib/images.sh creates the images the
+#      committed files name (cached between runs);
+#   2. build the four images from deploy/Dockerfile with the demo setup (deploy/demo.env);
+#   3. up -d --scale gateway=3, wait until the load balancer answers /healthcheck 200;
+#   4. scripts/smoke.sh through the load balancer;
+#   5. every gateway replica answers the same bytes and ETags for the cached keys and views;
+#   6. one replica stopped under a stream of requests through the load balancer: none may fail;
+#   7. Redis restarted: the stack recovers (healthy, and a change made in github-sim afterwards
+#      reaches the views through fetcher -> Redis -> views -> gateway);
+#   8. down -v --remove-orphans, and nothing of the project is left (also on failure or Ctrl-C).
+# Only loopback addresses are used from the host; the load balancer is published on 127.0.0.1.
+# Env: COMPOSE_TEST_PORT (default: a free port), COMPOSE_TEST_KEEP_IMAGES=0 to remove the built
+# images at the end (default: keep them, they are the build cache of the next run).
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/images.sh
+source "$HUBCACHE_ROOT/scripts/lib/images.sh"
+cd "$HUBCACHE_ROOT"
+
+PROJECT=hubcache-test
+ORG=Netflix
+T_START=$SECONDS
+TIMINGS=()
+phase_start=$SECONDS
+phase() { # phase NAME: records the time since the previous phase ended
+  TIMINGS+=("$(printf '%-34s %4d s' "$1" $((SECONDS - phase_start)))")
+  phase_start=$SECONDS
+}
+print_timings() {
+  local t
+  log "timings:"
+  for t in "${TIMINGS[@]}"; do printf '    %s\n' "$t" >&2; done
+  printf '    %-34s %4d s\n' "total" $((SECONDS - T_START)) >&2
+}
+
+ensure_commands curl:curl python3:python3 flock:util-linux
+docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info)"
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE_CMD=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  COMPOSE_CMD=(docker-compose)
+else
+  die "neither 'docker compose' nor 'docker-compose' is installed"
+fi
+
+# The settings a user would have are cleared: the test runs the offline demo exactly as the
+# README's command does (deploy/demo.env selects the demo profile and github-sim as upstream).
+unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL PUBLIC_URL KEY_PREFIX CACHED_ENDPOINTS \
+  COMPOSE_PROFILES COMPOSE_FILE COMPOSE_PROJECT_NAME HUBCACHE_CONFIG METRICS_PORT WORKERS \
+  CLIENT_RATE_LIMIT_PER_SEC OTEL_EXPORTER_OTLP_ENDPOINT PORT
+PORT_HOST="${COMPOSE_TEST_PORT:-$(free_port)}"
+export HUBCACHE_PORT="127.0.0.1:$PORT_HOST" GITHUB_ORG="$ORG" REFRESH_INTERVAL_SECS=2 \
+  HUBCACHE_IMAGE_PREFIX=hubcache-test HUBCACHE_TAG=ci RUST_LOG=info
+BASE="http://127.0.0.1:$PORT_HOST"
+COMPOSE=("${COMPOSE_CMD[@]}" -p "$PROJECT" -f "$HUBCACHE_ROOT/deploy/docker-compose.yml"
+  --env-file "$HUBCACHE_ROOT/deploy/demo.env")
+RUN_DIR="$(mktemp -d -t hubcache-compose-test.XXXXXX)"
+
+compose() { "${COMPOSE[@]}" "$@"; }
+
+leftovers() { # prints what is left of the project (containers, volumes, networks)
+  docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"
+  docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT"
+  docker network ls -q --filter "label=com.docker.compose.project=$PROJECT"
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ $status -ne 0 ]; then
+    warn "compose test failed; the last logs of each service:"
+    compose logs --no-color --tail=40 >"$RUN_DIR/compose.log" 2>&1 || true
+    tail -n 200 "$RUN_DIR/compose.log" >&2 || true
+  fi
+  if [ -n "$(leftovers)" ]; then
+    log "docker compose down -v --remove-orphans"
+    timeout 120 "${COMPOSE[@]}" down -v --remove-orphans --timeout 20 >/dev/null 2>&1 || true
+  fi
+  if [ -n "$(leftovers)" ]; then
+    warn "removing leftovers of $PROJECT"
+    docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+    docker network ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker network rm >/dev/null 2>&1 || true
+  fi
+  if [ "${COMPOSE_TEST_KEEP_IMAGES:-1}" = 0 ]; then
+    docker image ls -q "hubcache-test/*:ci" | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  fi
+  rm -rf "$RUN_DIR"
+  [ $status -eq 0 ] && print_timings
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One run at a time per Docker engine: runs share the project name, the image tags and the CPU.
+exec 9>"${TMPDIR:-/tmp}/hubcache-compose-test.lock"
+if ! flock -n 9; then
+  log "another compose test is running on this machine; waiting for it (at most 40 min)"
+  flock -w 2400 9 || die "another compose test held the lock for 40 min"
+fi
+
+# A stack of a previous, interrupted run would hold the names and the volume.
+[ -z "$(leftovers)" ] || timeout 120 "${COMPOSE[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+
+# --- 1. base images ----------------------------------------------------------------------------
+ensure_base_images
+phase "base images"
+
+# --- 2. build --------------------------------------------------------------------------------
+old_images="$(docker image ls -q 'hubcache-test/*:ci' | sort -u)"
+log "building the images (release; slow on a cold cache)"
+if ! nice "${COMPOSE[@]}" build --force-rm >"$RUN_DIR/build.log" 2>&1; then
+  tail -n 60 "$RUN_DIR/build.log" >&2
+  die "docker compose build failed"
+fi
+# Superseded images of earlier runs (their layers stay as cache while still used).
+for id in $old_images; do
+  docker image ls -q 'hubcache-test/*:ci' | grep -q "^$id" || docker rmi "$id" >/dev/null 2>&1 || true
+done
+phase "build (4 images)"
+
+# --- 3. up, 3 gateways -----------------------------------------------------------------------
+log "up -d --scale gateway=3 (load balancer on $BASE)"
+compose up -d --scale gateway=3 >"$RUN_DIR/up.log" 2>&1 || { cat "$RUN_DIR/up.log" >&2; die "docker compose up failed"; }
+wait_for_http "$BASE/healthcheck" 180 || die "the stack did not become healthy within 180 s"
+phase "up until /healthcheck 200 (lb)"
+TIME_TO_HEALTHY="$(echo "${TIMINGS[-1]}" | awk '{print $(NF-1)}')"
+
+mapfile -t GATEWAYS < <(compose ps -q gateway)
+[ "${#GATEWAYS[@]}" -eq 3 ] || die "expected 3 gateway containers, found ${#GATEWAYS[@]}"
+
+# --- 4. smoke through the load balancer ------------------------------------------------------
+log "smoke test through the load balancer"
+GITHUB_ORG="$ORG" scripts/smoke.sh "$BASE"
+phase "smoke.sh through lb"
+
+# --- 5. the replicas agree -------------------------------------------------------------------
+# replica_digest CONTAINER PATH: status, ETag and body digest of PATH as that replica serves it.
+replica_digest() {
+  docker exec "$1" curl -s --max-time 10 -D - -o /tmp/body "http://127.0.0.1:3000$2" >"$RUN_DIR/headers" \
+    && docker exec "$1" sha256sum /tmp/body >"$RUN_DIR/sum" || return 1
+  printf '%s %s %s\n' "$(head -n1 "$RUN_DIR/headers" | awk '{print $2}')" \
+    "$(grep -i '^etag:' "$RUN_DIR/headers" | tr -d '\r' | cut -d' ' -f2-)" "$(cut -d' ' -f1 "$RUN_DIR/sum")"
+}
+log "each of the 3 replicas serves identical data"
+for path in "/orgs/$ORG" "/orgs/$ORG/repos" "/orgs/$ORG/members" "/" "/view/top/10/stars" "/view/bottom/5/forks"; do
+  first=""
+  for cid in "${GATEWAYS[@]}"; do
+    d="$(replica_digest "$cid" "$path")" || die "replica ${cid:0:12} did not answer $path"
+    case "$d" in 200\ ?*\ ?*) ;; *) die "replica ${cid:0:12} answered $path with '$d' (want 200, an ETag, a body)" ;; esac
+    if [ -z "$first" ]; then first="$d"; elif [ "$d" != "$first" ]; then
+      die "replicas disagree on $path: '$first' vs '$d' (${cid:0:12})"
+    fi
+  done
+  printf '  ok   %-24s identical on 3 replicas (%s)\n' "$path" "${first:0:40}"
+done
+phase "replicas identical"
+
+# --- 6. one replica stopped while requests flow ----------------------------------------------
+# load SECONDS OUTFILE: sequential GETs of the merged repos list through lb, one status per line.
+load() {
+  local until=$((SECONDS + $1))
+  while [ $SECONDS -lt $until ]; do
+    curl -s -o /dev/null --max-time 10 -w '%{http_code}\n' "$BASE/orgs/$ORG/repos" || echo 000
+  done >"$2"
+}
+victim="${GATEWAYS[0]}"
+log "stopping gateway replica ${victim:0:12} under load (20 s of requests through lb)"
+load 20 "$RUN_DIR/stop.codes" &
+load_pid=$!
+sleep 4
+stop_t0=$SECONDS
+docker stop --time 20 "$victim" >/dev/null
+STOP_SECS=$((SECONDS - stop_t0))
+wait "$load_pid"
+total=$(wc -l <"$RUN_DIR/stop.codes")
+STOP_FAILED=$(grep -vc '^200$' "$RUN_DIR/stop.codes" || true)
+[ "$(docker inspect -f '{{.State.Running}}' "$victim")" = false ] || die "the stopped replica is still running"
+echo "  $total requests while a replica stopped (docker stop took $STOP_SECS s): $STOP_FAILED failed"
+[ "$total" -ge 50 ] || die "too few requests went through the load balancer ($total)"
+[ "$STOP_FAILED" -eq 0 ] || die "$STOP_FAILED of $total requests failed while a replica stopped: $(sort "$RUN_DIR/stop.codes" | uniq -c | tr '\n' ' ')"
+expect_code="$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "$BASE/healthcheck")"
+[ "$expect_code" = 200 ] || die "/healthcheck is $expect_code after a replica stopped"
+phase "replica stop (0 failures)"
+
+# --- 7. Redis restarted ----------------------------------------------------------------------
+[ "$(compose exec -T redis redis-cli config get appendonly | tail -n1 | tr -d '\r')" = yes ] \
+  || die "Redis runs without AOF"
+log "restarting redis"
+load 300 "$RUN_DIR/redis.codes" & # stopped below
+load_pid=$!
+restart_t0=$SECONDS
+compose restart redis >/dev/null 2>&1 || die "docker compose restart redis failed"
+# Redis back and answering, then the stack healthy through lb.
+for ((i = 0; i < 300; i++)); do
+  [ "$(compose exec -T redis redis-cli ping 2>/dev/null | tr -d '\r')" = PONG ] && break
+  sleep 0.2
+done
+wait_for_http "$BASE/healthcheck" 120 || die "/healthcheck did not come back within 120 s of the Redis restart"
+REDIS_HEALTHY_SECS=$((SECONDS - restart_t0))
+# The pipeline works again end to end: a change made in github-sim now must reach the views.
+repo="$(curl -s --max-time 10 "$BASE/view/bottom/1/stars" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0].split("/")[1])')"
+[ -n "$repo" ] || die "could not read /view/bottom/1/stars"
+compose exec -T github-sim curl -s -f -o /dev/null -X PATCH -H 'content-type: application/json' \
+  -d '{"stargazers_count": 987654321}' "http://127.0.0.1:3001/_sim/repos/$ORG/$repo" \
+  || die "could not change $ORG/$repo in github-sim"
+recovered=0
+for ((i = 0; i < 60; i++)); do
+  top="$(curl -s --max-time 5 "$BASE/view/top/1/stars" || true)"
+  case "$top" in *"/$repo\","*987654321*) recovered=1; break ;; esac
+  sleep 1
+done
+REDIS_RECOVERY_SECS=$((SECONDS - restart_t0))
+kill "$load_pid" 2>/dev/null || true
+wait "$load_pid" 2>/dev/null || true
+redis_total=$(wc -l <"$RUN_DIR/redis.codes")
+REDIS_FAILED=$(grep -vc '^200$' "$RUN_DIR/redis.codes" || true)
+[ "$recovered" = 1 ] || die "a change in github-sim did not reach /view/top/1/stars within 60 s of Redis coming back (got: ${top:0:200})"
+echo "  healthy again $REDIS_HEALTHY_SECS s after the restart began; a new upstream change served after $REDIS_RECOVERY_SECS s"
+echo "  requests through lb during the Redis restart: $redis_total, non-200: $REDIS_FAILED"
+phase "redis restart + recovery"
+
+# --- 8. down -------------------------------------------------------------------------------
+log "docker compose down -v --remove-orphans"
+compose down -v --remove-orphans --timeout 20 >/dev/null 2>&1 || die "docker compose down failed"
+[ -z "$(leftovers)" ] || die "containers, volumes or networks of $PROJECT were left behind"
+phase "down -v (nothing left)"
+
+echo "compose: time to healthy ${TIME_TO_HEALTHY} s; replica stop: $STOP_FAILED of $total requests failed;" \
+  "Redis restart: healthy after $REDIS_HEALTHY_SECS s, pipeline recovered after $REDIS_RECOVERY_SECS s"
+echo "compose: 5 passed, 0 failed"
