@@ -14,7 +14,9 @@
 #   8. down -v --remove-orphans, and nothing of the project is left (also on failure or Ctrl-C).
 # Only loopback addresses are used from the host; the load balancer is published on 127.0.0.1.
 # Env: COMPOSE_TEST_PORT (default: a free port), COMPOSE_TEST_KEEP_IMAGES=0 to remove the built
-# images at the end (default: keep them, they are the build cache of the next run).
+# images at the end (default: keep them, they are the build cache of the next run),
+# COMPOSE_TEST_CARGO_PROFILE (default image-test: unoptimised, fast to build; release: the
+# images exactly as a user builds them).
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -113,7 +115,11 @@ phase "base images"
 
 # --- 2. build --------------------------------------------------------------------------------
 old_images="$(docker image ls -q 'hubcache-test/*:ci' | sort -u)"
-log "building the images (release; slow on a cold cache)"
+# CARGO_PROFILE (deploy/Dockerfile): this test checks the deployment, not speed, so by default it
+# builds unoptimised images (profile image-test), several times faster than release;
+# COMPOSE_TEST_CARGO_PROFILE=release tests exactly the images a user builds.
+export CARGO_PROFILE="${COMPOSE_TEST_CARGO_PROFILE:-image-test}"
+log "building the images (Cargo profile $CARGO_PROFILE; slow on a cold cache)"
 if ! nice "${COMPOSE[@]}" build --force-rm >"$RUN_DIR/build.log" 2>&1; then
   tail -n 60 "$RUN_DIR/build.log" >&2
   die "docker compose build failed"

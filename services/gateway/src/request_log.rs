@@ -28,9 +28,14 @@ pub(crate) async fn request_log(
     let method = req.method().clone();
     let mut response = next.call(req).await?;
     let request_id = response.request().extensions().get::<RequestId>().copied();
-    if let Some(id) = request_id
-        && let Ok(value) = HeaderValue::from_str(&id.to_string())
-    {
+    let mut request_id_text = uuid::Uuid::encode_buffer();
+    let request_id: &str = match request_id {
+        Some(id) => uuid::Uuid::from(id)
+            .hyphenated()
+            .encode_lower(&mut request_id_text),
+        None => "",
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let elapsed = started.elapsed();
@@ -48,6 +53,7 @@ pub(crate) async fn request_log(
         status = status.as_u16(),
         latency_us = elapsed.as_micros() as u64,
         cache_status,
+        request_id,
         "request"
     );
     let method = method_label(&method);
@@ -91,34 +97,16 @@ fn method_label(method: &Method) -> &'static str {
 pub(crate) struct PathOnlyRootSpan;
 
 impl tracing_actix_web::RootSpanBuilder for PathOnlyRootSpan {
+    /// The request span when traces are exported; otherwise none at all. Log lines never render
+    /// it (see `REQUEST_SPAN_NAME`: the request log line carries the request id), and computing
+    /// its fields (the route template means matching the path again) costs more than serving a
+    /// cached key.
     fn on_request_start(request: &ServiceRequest) -> tracing::Span {
-        let method = request.method().as_str().to_owned();
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| PASSTHROUGH_ROUTE.to_owned());
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let peer = request
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        tracing::info_span!(
-            "HTTP request",
-            http.method = %method,
-            http.route = %route,
-            http.target = %request.path(),
-            http.client_ip = %peer,
-            http.status_code = tracing::field::Empty,
-            otel.name = %format!("{method} {route}"),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            request_id = %request_id,
-            exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
-        )
+        if hubcache_shared::telemetry::is_exporting() {
+            request_span(request)
+        } else {
+            tracing::Span::none()
+        }
     }
 
     fn on_request_end<B: MessageBody>(
@@ -127,6 +115,28 @@ impl tracing_actix_web::RootSpanBuilder for PathOnlyRootSpan {
     ) {
         tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
+}
+
+/// The exported request span: OpenTelemetry's HTTP server attributes, with `http.target`
+/// holding the path only.
+fn request_span(request: &ServiceRequest) -> tracing::Span {
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| PASSTHROUGH_ROUTE.to_owned());
+    tracing::info_span!(
+        hubcache_shared::telemetry::REQUEST_SPAN_NAME,
+        http.method = %request.method(),
+        http.route = %route,
+        http.target = %request.path(),
+        http.client_ip = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        http.status_code = tracing::field::Empty,
+        otel.name = %format!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        request_id = %request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default(),
+        exception.message = tracing::field::Empty,
+        exception.details = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]
@@ -151,8 +161,9 @@ mod root_span_tests {
         }
     }
 
-    #[actix_web::test]
-    async fn the_request_span_never_records_the_query_string() {
+    /// A JSON subscriber that renders the current span into every line, like a log pipeline
+    /// that did not know to leave request spans out (trace backends see every field).
+    fn json_capture() -> (Capture, impl tracing::Subscriber) {
         let capture = Capture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -160,6 +171,25 @@ mod root_span_tests {
             .with_current_span(true)
             .with_writer(move || writer.clone())
             .finish();
+        (capture, subscriber)
+    }
+
+    #[actix_web::test]
+    async fn the_exported_request_span_never_records_the_query_string() {
+        let (capture, subscriber) = json_capture();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let req = actix_web::test::TestRequest::get()
+            .uri("/x?access_token=ghp_supersecret")
+            .to_srv_request();
+        request_span(&req).in_scope(|| tracing::info!("inside"));
+        let logged = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(logged.contains("\"http.target\":\"/x\""), "{logged}");
+        assert!(!logged.contains("ghp_supersecret"), "{logged}");
+    }
+
+    #[actix_web::test]
+    async fn the_request_log_line_has_the_request_id_and_no_query_string() {
+        let (capture, subscriber) = json_capture();
         let _guard = tracing::subscriber::set_default(subscriber);
         let app = actix_web::test::init_service(
             actix_web::App::new()
@@ -173,8 +203,22 @@ mod root_span_tests {
             .to_request();
         let resp = actix_web::test::call_service(&app, req).await;
         assert!(resp.status().is_success());
+        let request_id = resp
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .expect("x-request-id")
+            .to_str()
+            .expect("ascii");
+        assert_eq!(request_id.len(), 36, "a hyphenated uuid: {request_id}");
         let logged = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf8");
-        assert!(logged.contains("\"http.target\":\"/x\""), "{logged}");
+        let line: serde_json::Value = logged
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|v: &serde_json::Value| v["fields"]["message"] == "request")
+            .unwrap_or_else(|| panic!("no request line in {logged}"));
+        assert_eq!(line["fields"]["request_id"], request_id, "{line}");
+        assert_eq!(line["fields"]["route"], "/x", "{line}");
+        assert_eq!(line["fields"]["status"], 200, "{line}");
         assert!(!logged.contains("ghp_supersecret"), "{logged}");
     }
 }

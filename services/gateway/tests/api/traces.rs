@@ -221,5 +221,26 @@ async fn a_refresh_is_one_trace_from_the_fetchers_poll_to_views_and_gateway() {
         views_reload.parent_span_id, views.span_id,
         "the gateway's views reload continues the views refresh"
     );
+
+    // Each request the gateway answers is a server span named after its route template.
+    let response = reqwest::get(format!(
+        "http://127.0.0.1:{gateway_port}/view/top/3/stars?x=1"
+    ))
+    .await
+    .expect("gateway answers");
+    assert!(response.status().is_success(), "{}", response.status());
+    eventually(
+        Duration::from_secs(10),
+        "the gateway's request span is exported",
+        || async {
+            received
+                .lock()
+                .iter()
+                .any(|s| s.service == "gateway" && s.name == "GET /view/top/{n}/{view}")
+                .then_some(())
+        },
+    )
+    .await
+    .expect("request span exported");
     receiver_handle.stop(false).await;
 }
