@@ -45,29 +45,35 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// A cached value's size in bytes, for the byte bound (an estimate of what it keeps alive).
-pub(crate) trait Weigh {
+///
+/// `pub` (a bench implements it for its values) only for the benches, through [`crate::hot_paths`].
+pub trait Weigh {
     /// Bytes this value accounts for.
     fn weight(&self) -> usize;
 }
 
 /// Bounds and windows of a [`CoalescingCache`]. Fresh lifetimes are per answer ([`Fetched`]).
+///
+/// `pub`, fields included (a bench builds one), only for the benches, through [`crate::hot_paths`].
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CachePolicy {
+pub struct CachePolicy {
     /// At most this many entries are kept.
-    pub(crate) max_entries: usize,
+    pub max_entries: usize,
     /// At most this many bytes (sum of [`Weigh::weight`]) are kept; a larger value is not stored.
-    pub(crate) max_bytes: usize,
+    pub max_bytes: usize,
     /// How long after expiry an entry is served at once while one refresh runs.
-    pub(crate) stale_while_revalidate: Duration,
+    pub stale_while_revalidate: Duration,
     /// How long after expiry an entry is served when the refresh fails.
-    pub(crate) stale_if_error: Duration,
+    pub stale_if_error: Duration,
     /// The whole fetch (connect, headers, body, preparation) must finish within this.
-    pub(crate) fetch_timeout: Duration,
+    pub fetch_timeout: Duration,
 }
 
 /// What a fetch decided about its upstream answer.
+///
+/// `pub` (a bench's fetches return it) only for the benches, through [`crate::hot_paths`].
 #[derive(Debug)]
-pub(crate) enum Fetched<V> {
+pub enum Fetched<V> {
     /// Cache this answer, fresh for `ttl` from now.
     Store {
         /// The answer.
@@ -86,8 +92,10 @@ pub(crate) enum Fetched<V> {
 }
 
 /// Why a shared fetch produced no answer. Shared by all waiters (hence `Arc`), never cached.
+///
+/// `pub` (the error type of [`CoalescingCache::get_or_fetch`], not re-exported) only for the benches, through [`crate::hot_paths`].
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FetchError<E> {
+pub enum FetchError<E> {
     /// The fetch took longer than [`CachePolicy::fetch_timeout`].
     #[error("no upstream answer within {0:?}")]
     TimedOut(Duration),
@@ -127,8 +135,11 @@ pub(crate) struct FetchKind {
 }
 
 /// A lookup's answer.
+///
+/// `pub` (the answer of [`CoalescingCache::get_or_fetch`], not re-exported; the fields stay
+/// crate-private) only for the benches, through [`crate::hot_paths`].
 #[derive(Debug)]
-pub(crate) struct Lookup<V> {
+pub struct Lookup<V> {
     /// The value (shared with the cache and other callers).
     pub(crate) value: Arc<V>,
     /// How it was obtained.
@@ -162,7 +173,9 @@ pub(crate) struct CacheStats {
 
 /// A per-key coalescing, bounded LRU cache with fresh, stale-while-revalidate and
 /// stale-if-error windows. Cheap to clone: clones share one cache.
-pub(crate) struct CoalescingCache<K, V, E> {
+///
+/// `pub` (with [`CoalescingCache::new`] and [`CoalescingCache::get_or_fetch`]) only for the benches, through [`crate::hot_paths`].
+pub struct CoalescingCache<K, V, E> {
     state: Arc<State<K, V, E>>,
 }
 
@@ -268,7 +281,9 @@ where
     E: Send + Sync + 'static,
 {
     /// An empty cache with `policy`.
-    pub(crate) fn new(policy: CachePolicy) -> Self {
+    ///
+    /// `pub` only for the benches, through [`crate::hot_paths`].
+    pub fn new(policy: CachePolicy) -> Self {
         Self {
             state: Arc::new(State {
                 policy,
@@ -288,7 +303,9 @@ where
     /// `fetch` receives the key's previous (possibly expired) value, if any, so it can revalidate
     /// it; it runs in a spawned task only if this call starts the key's fetch, and is dropped
     /// unused otherwise. Dropping the returned future does not cancel the fetch.
-    pub(crate) async fn get_or_fetch<F, Fut>(
+    ///
+    /// `pub` only for the benches, through [`crate::hot_paths`].
+    pub async fn get_or_fetch<F, Fut>(
         &self,
         key: K,
         fetch: F,

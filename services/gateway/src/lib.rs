@@ -18,6 +18,7 @@
 //! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
 //! - `public_base`: the gateway's own base URL for Link headers.
 //! - `json_error`: the `{"message": ...}` error shape.
+//! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
 mod client_rate_limit;
 mod coalescing_cache;
@@ -38,3 +39,12 @@ mod stream_listener;
 
 pub use settings::Settings;
 pub use startup::Application;
+
+/// The hot paths the criterion benches (`benches/hot_paths.rs`) measure: a bench target is another
+/// crate and cannot reach `pub(crate)` items. For `benches/` only; not a stable API.
+#[doc(hidden)]
+pub mod hot_paths {
+    pub use crate::coalescing_cache::{CachePolicy, CoalescingCache, Fetched, Weigh};
+    pub use crate::representation::Representation;
+    pub use crate::served_views::{Direction, ServedViews, TopN};
+}

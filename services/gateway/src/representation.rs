@@ -51,7 +51,10 @@ impl Coding {
 }
 
 /// A body plus its precomputed validators and encodings.
-pub(crate) struct Representation {
+///
+/// `pub` (what [`crate::hot_paths::ServedViews::slice`] returns; the fields stay crate-private)
+/// only for the benches, through [`crate::hot_paths`].
+pub struct Representation {
     identity: Bytes,
     /// The opaque tag (hex, no quotes); variants append `-gzip`/`-br`.
     tag: String,

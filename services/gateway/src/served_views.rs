@@ -23,13 +23,18 @@ use crate::representation::Representation;
 const SLICE_CACHE_ENTRIES: u64 = 1024;
 
 /// `N` of `/view/{top|bottom}/{N}/{view}`: a positive integer, validated at the edge.
+///
+/// `pub` (built with `str::parse`) only for the benches, through [`crate::hot_paths`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct TopN(NonZeroUsize);
+pub struct TopN(NonZeroUsize);
 
 /// Why a path segment is not a valid `N`.
+///
+/// `pub` (the error of `TopN`'s `FromStr`, not re-exported; the field stays crate-private)
+/// only for the benches, through [`crate::hot_paths`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("N must be a positive integer, got {0:?}")]
-pub(crate) struct InvalidTopN(pub(crate) String);
+pub struct InvalidTopN(pub(crate) String);
 
 impl FromStr for TopN {
     type Err = InvalidTopN;
@@ -51,8 +56,10 @@ impl TopN {
 }
 
 /// Which end of a view's (descending) ordering.
+///
+/// `pub` only for the benches, through [`crate::hot_paths`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Direction {
+pub enum Direction {
     /// The first N entries.
     Top,
     /// The last N entries, still listed in descending order.
@@ -96,7 +103,10 @@ fn json_string(s: &str) -> String {
 }
 
 /// Every view of one version, ready to slice.
-pub(crate) struct ServedViews {
+///
+/// `pub` (with [`ServedViews::prepare`] and [`ServedViews::slice`]; the fields stay crate-private)
+/// only for the benches, through [`crate::hot_paths`].
+pub struct ServedViews {
     /// The repos snapshot version the views were computed from.
     pub(crate) version: u64,
     /// That snapshot's content hash.
@@ -115,7 +125,9 @@ impl std::fmt::Debug for ServedViews {
 
 impl ServedViews {
     /// Renders every view of `set` (once per version).
-    pub(crate) fn prepare(set: &ViewSet) -> Self {
+    ///
+    /// `pub` only for the benches, through [`crate::hot_paths`].
+    pub fn prepare(set: &ViewSet) -> Self {
         Self {
             version: set.version,
             source_hash: set.source_hash.clone(),
@@ -130,7 +142,9 @@ impl ServedViews {
 
     /// The first or last `n` entries of `view` (the whole view when `n` exceeds it); `None`
     /// if this set lacks the view.
-    pub(crate) fn slice(
+    ///
+    /// `pub` only for the benches, through [`crate::hot_paths`].
+    pub fn slice(
         &self,
         view: ViewName,
         direction: Direction,
