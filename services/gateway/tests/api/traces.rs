@@ -96,7 +96,11 @@ fn start(binary: PathBuf, env: &[(&str, String)]) -> Service {
 async fn a_refresh_is_one_trace_from_the_fetchers_poll_to_views_and_gateway() {
     let (Some(fetcher), Some(views)) = (binary("fetcher"), binary("views")) else {
         // `cargo test -p gateway` alone does not build the other packages' binaries;
-        // scripts/test.sh (a workspace run) does.
+        // scripts/test.sh (a workspace run) does, so in CI a missing binary is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but the fetcher/views binaries were not built next to the gateway"
+        );
         eprintln!("fetcher/views binaries not built next to the gateway: skipping");
         return;
     };

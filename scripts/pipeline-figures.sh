@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# pipeline-figures.sh: measures the refresh pipeline's figures (issue 3) on a real stack.
+#
+# Starts Redis, github-sim with a generated org (SIM_REPOS, default 1000), two fetchers, views and
+# a gateway (release build; FIGURES_BIN=target/debug to use a debug build), then measures:
+#   1. change-to-view latency: a repo changed through github-sim's control API, timed until the
+#      gateway's /view/top/1/stars shows it (ROUNDS times, at REFRESH_INTERVAL_SECS, default 10);
+#   2. steady-state rate-limit spend: github-sim's counters over STEADY_SECS (default 60) with no
+#      upstream change, extrapolated to one hour;
+#   3. lease takeover: the polling fetcher killed with SIGKILL, timed until the other one holds the
+#      lease (its hubcache_fetcher_lease_held gauge), with LEASE_SECS (default 15).
+# Prints a markdown summary (also to FIGURES_OUT if set). Not part of CI; leaves no process behind.
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$HUBCACHE_ROOT"
+
+ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3
+
+BIN="${FIGURES_BIN:-$HUBCACHE_ROOT/target/release}"
+ROUNDS="${ROUNDS:-5}"
+STEADY_SECS="${STEADY_SECS:-60}"
+RUN_DIR="$(mktemp -d -t hubcache-figures.XXXXXX)"
+trap 'stop_all; rm -rf "$RUN_DIR"' EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${FIGURES_BIN:-}" ]; then
+  log "building (release)"
+  cargo build --release --locked --bins
+fi
+
+unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL PUBLIC_URL
+export SIM_REPOS="${SIM_REPOS:-1000}" GITHUB_ORG=Netflix RUST_LOG=warn PORT="$(free_port)"
+export REFRESH_INTERVAL_SECS="${REFRESH_INTERVAL_SECS:-10}" LEASE_SECS="${LEASE_SECS:-15}"
+start_stack "$BIN" "$RUN_DIR"
+BASE="$HUBCACHE_BASE_URL"
+SIM="$GITHUB_API_URL"
+FIRST_FETCHER_PID="${HUBCACHE_PIDS[2]}"
+SECOND_METRICS_PORT="$(free_port)"
+start_bg fetcher-2 "$RUN_DIR/fetcher-2.log" env METRICS_PORT="$SECOND_METRICS_PORT" "$BIN/fetcher"
+
+now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
+lease_held() { # lease_held PORT: the fetcher's hubcache_fetcher_lease_held gauge (or "?")
+  curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
+    awk '$1 == "hubcache_fetcher_lease_held" { print $2; found=1 } END { if (!found) print "?" }'
+}
+
+REPO="$(curl -fsS "$SIM/orgs/Netflix/repos?per_page=1&page=7" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')"
+
+log "change-to-view latency ($ROUNDS rounds, refresh interval ${REFRESH_INTERVAL_SECS}s)"
+LATENCIES=()
+for ((round = 1; round <= ROUNDS; round++)); do
+  stars=$((50000000 + round))
+  # Start at a random point of the fetcher's cycle, as a real change would.
+  sleep "$(python3 -c "import random; print(round(random.uniform(0, $REFRESH_INTERVAL_SECS), 2))")"
+  start=$(now_ms)
+  curl -fsS -o /dev/null -X PATCH "$SIM/_sim/repos/Netflix/$REPO" -d "{\"stargazers_count\": $stars}"
+  want="[[\"Netflix/$REPO\", $stars]]"
+  deadline=$((start + (REFRESH_INTERVAL_SECS + 30) * 1000))
+  while [ "$(curl -s --max-time 2 "$BASE/view/top/1/stars")" != "$want" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || die "round $round: the view did not change within $((REFRESH_INTERVAL_SECS + 30)) s"
+    sleep 0.02
+  done
+  LATENCIES+=($(($(now_ms) - start)))
+  log "  round $round: ${LATENCIES[-1]} ms"
+done
+
+log "steady state: ${STEADY_SECS}s with no upstream change"
+sleep 2
+curl -fsS -o /dev/null -X POST "$SIM/_sim/stats/reset"
+sleep "$STEADY_SECS"
+STATS="$(curl -fsS "$SIM/_sim/stats")"
+
+log "lease takeover: SIGKILL the polling fetcher"
+if [ "$(lease_held "$FETCHER_METRICS_PORT")" = 1 ]; then
+  HOLDER_PID="$FIRST_FETCHER_PID"; OTHER_PORT="$SECOND_METRICS_PORT"
+else
+  HOLDER_PID="${HUBCACHE_PIDS[-1]}"; OTHER_PORT="$FETCHER_METRICS_PORT"
+fi
+[ "$(lease_held "$OTHER_PORT")" = 0 ] || die "expected exactly one fetcher holding the lease"
+killed=$(now_ms)
+kill -KILL "$HOLDER_PID"
+until [ "$(lease_held "$OTHER_PORT")" = 1 ]; do
+  [ $(($(now_ms) - killed)) -lt $(((LEASE_SECS + 10) * 1000)) ] || die "no takeover within $((LEASE_SECS + 10)) s"
+  sleep 0.05
+done
+TAKEOVER_MS=$(($(now_ms) - killed))
+
+SUMMARY="$(python3 - "$STEADY_SECS" "$TAKEOVER_MS" "$LEASE_SECS" "$REFRESH_INTERVAL_SECS" "$SIM_REPOS" "$STATS" "${LATENCIES[@]}" <<'EOF'
+import json, statistics, sys
+steady, takeover, lease, interval, repos, stats = sys.argv[1:7]
+lat = [int(x) for x in sys.argv[7:]]
+stats = json.loads(stats)
+steady = int(steady)
+units = stats.get("rate_limit_used", 0)
+total = stats.get("total", 0)
+nm = stats.get("not_modified", stats.get("not_modified_total", "?"))
+print(f"## Refresh pipeline figures ({repos} repositories, refresh interval {interval} s, lease {lease} s)\n")
+print(f"- change-to-view latency (github-sim change to the gateway's /view/top/1/stars), {len(lat)} rounds: "
+      f"min {min(lat)} ms, median {statistics.median(lat):.0f} ms, max {max(lat)} ms (bound: interval + 1 s = {int(interval) * 1000 + 1000} ms)")
+print(f"- steady state over {steady} s: {total} upstream requests ({nm} x 304), {units} rate-limit units "
+      f"= {units * 3600 / steady:.0f} units per hour")
+print(f"- lease takeover after SIGKILL of the polling fetcher: {int(takeover) / 1000:.2f} s (lease {lease} s)")
+EOF
+)"
+printf '\n%s\n' "$SUMMARY"
+[ -z "${FIGURES_OUT:-}" ] || printf '%s\n' "$SUMMARY" >"$FIGURES_OUT"
