@@ -679,3 +679,18 @@ async fn the_token_never_appears_in_metrics_or_health() {
         );
     }
 }
+
+#[tokio::test]
+async fn gone_is_cached_like_not_found() {
+    let app = spawn(&[], |s| s.negative_ttl_secs = 60).await;
+    let path = repo_path(&app, 3).await;
+    add_fault(
+        &app,
+        json!({"status": 410, "count": 1, "path_prefix": path}),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.get(&path).await.status(), 410);
+    }
+    assert_eq!(app.sim_requests(&path).await, 1, "the 410 was cached");
+}
