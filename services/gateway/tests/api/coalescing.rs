@@ -282,3 +282,36 @@ async fn waiters_are_counted_as_coalesced_never_as_hits() {
         "most requests joined the in-flight fetch: {counters}"
     );
 }
+
+#[tokio::test]
+async fn a_refreshed_entry_replaces_the_expired_one_without_leaking_its_accounting() {
+    let app = spawn_passthrough(None, &[("CACHE_TTL_SECS", "1")], |s| {
+        s.stale_while_revalidate_secs = 0;
+    })
+    .await;
+    let paths = repo_paths(&app).await;
+    app.get(&paths[0]).await;
+    app.get(&paths[1]).await;
+    let health: Value = app.get("/healthcheck").await.json().await.expect("json");
+    let (entries, bytes) = (
+        health["pass_through"]["entries"].clone(),
+        health["pass_through"]["bytes"].clone(),
+    );
+    assert_eq!(entries, 2);
+    // Both expire; each is refreshed in place (revalidated with its ETag), several times over.
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for path in &paths[..2] {
+            assert_eq!(
+                cache_status(&app.get(path).await),
+                "hubcache; fwd=stale; fwd-status=304; stored",
+                "round {round}: {path}"
+            );
+            assert_eq!(cache_status(&app.get(path).await), "hubcache; hit");
+        }
+    }
+    let health: Value = app.get("/healthcheck").await.json().await.expect("json");
+    assert_eq!(health["pass_through"]["entries"], entries, "{health}");
+    assert_eq!(health["pass_through"]["bytes"], bytes, "{health}");
+    assert_eq!(health["pass_through"]["evictions"], 0, "{health}");
+}
