@@ -3,7 +3,8 @@
 #
 # Provisions what the tests need (redis-server, curl, promtool), then: cargo fmt --check, cargo clippy
 # -D warnings, the workspace tests against real redis-server processes and github-sim, and finally
-# the whole stack (github-sim, fetcher, views, gateway, Redis) checked end to end by smoke.sh.
+# the whole stack (github-sim, fetcher, views, gateway, Redis) checked end to end by smoke.sh and
+# by PyGithub (installed from PyPI into a virtualenv under target/) through the gateway.
 # Exits non-zero on any failure and leaves no process behind.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -44,9 +45,16 @@ cargo build --workspace --bins --locked
 (
   unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL
   export PORT="$(free_port)" REFRESH_INTERVAL_SECS=2 GITHUB_ORG=Netflix
+  # The gateway's own URL: Link headers and upstream URLs in bodies point at it, as PyGithub
+  # (which follows URLs found in bodies) needs.
+  export PUBLIC_URL="http://127.0.0.1:$PORT"
   start_stack "$HUBCACHE_ROOT/target/debug" "$RUN_DIR"
   trap stop_all EXIT
   "$HUBCACHE_ROOT/scripts/smoke.sh" "$HUBCACHE_BASE_URL"
+  log "PyGithub through the gateway, compared with github-sim"
+  venv="$(python_venv "${PYGITHUB_VENV:-$HUBCACHE_ROOT/target/pygithub-venv}" \
+    "$HUBCACHE_ROOT/scripts/pygithub-requirements.txt")"
+  "$venv/bin/python" "$HUBCACHE_ROOT/scripts/pygithub-check.py" "$HUBCACHE_BASE_URL" "$GITHUB_API_URL" "$GITHUB_ORG"
   log "metrics of the running stack parse and lint cleanly (promtool)"
   for url in "$HUBCACHE_BASE_URL/metrics" "http://127.0.0.1:$FETCHER_METRICS_PORT/metrics" \
     "http://127.0.0.1:$VIEWS_METRICS_PORT/metrics"; do

@@ -52,6 +52,32 @@ wait_for_redis() {
   return 1
 }
 
+# python_venv DIR REQUIREMENTS: makes (or reuses) a virtualenv in DIR with the packages of the
+# pip requirements file installed from PyPI; reinstalls when the file changed. Prints DIR.
+python_venv() {
+  local dir="$1" requirements="$2" stamp
+  stamp="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.requirements-sha256" 2>/dev/null)" = "$stamp" ]; then
+    echo "$dir"
+    return 0
+  fi
+  rm -rf "$dir"
+  if ! python3 -m venv "$dir" >/dev/null 2>&1; then
+    # Debian's python3 needs its venv package for ensurepip.
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+      log "installing python3-venv (apt-get)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2 || die "cannot create a Python virtualenv in $dir (install python3-venv)"
+  fi
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2 ||
+    die "pip could not install $requirements into $dir"
+  echo "$stamp" >"$dir/.requirements-sha256"
+  echo "$dir"
+}
+
 # Processes started with start_bg, stopped by stop_all (children first, then redis).
 HUBCACHE_PIDS=()
 
@@ -83,7 +109,8 @@ stop_all() {
 
 # start_stack BIN_DIR RUN_DIR: starts redis-server (unless REDIS_URL is given), github-sim
 # (unless real GitHub is configured), fetcher, views and gateway, and waits for /healthcheck.
-# Reads GITHUB_ORG, GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS from the environment; exports
+# Reads GITHUB_ORG, GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS (and whatever else the
+# services read, e.g. PUBLIC_URL) from the environment; exports
 # what the services need. Sets HUBCACHE_BASE_URL, FETCHER_METRICS_PORT and VIEWS_METRICS_PORT.
 start_stack() {
   local bin="$1" run="$2"

@@ -17,9 +17,12 @@
 //! - `routes`: the route table (health, views, cached keys, pass-through glue).
 //! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
 //! - `public_base`: the gateway's own base URL for Link headers.
+//! - `body_urls`: with `PUBLIC_URL`, upstream URLs in bodies (snapshots and pass-through answers)
+//!   pointed at the gateway.
 //! - `json_error`: the `{"message": ...}` error shape.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
+mod body_urls;
 mod client_rate_limit;
 mod coalescing_cache;
 mod json_error;

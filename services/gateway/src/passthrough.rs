@@ -31,6 +31,7 @@ use hubcache_shared::github::{GITHUB_ACCEPT, GithubResponse, Links, RateLimit};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::body_urls::BodyUrlRewriter;
 use crate::coalescing_cache::{
     CachePolicy, CacheStats, CoalescingCache, FetchError, FetchKind, Fetched, Outcome, Weigh,
 };
@@ -46,8 +47,6 @@ const GZIP_MIN_BYTES: usize = 1024;
 const BLOCKING_PREPARE_BYTES: usize = 64 * 1024;
 /// Bookkeeping bytes counted per entry on top of its bodies and headers.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
-/// The host real GitHub data points at; rewritten like the configured upstream.
-const GITHUB_API_BASE: &str = "https://api.github.com";
 
 /// RFC 9211 `Cache-Status` header.
 const CACHE_STATUS: &str = "cache-status";
@@ -151,10 +150,8 @@ struct Upstream {
     github: GithubClient,
     use_server_token: bool,
     public_url: Option<Url>,
-    /// `PUBLIC_URL` without trailing slash, when set: the replacement of upstream URLs in bodies.
-    body_base: Option<String>,
-    /// Upstream bases rewritten in bodies and headers, longest first.
-    upstream_bases: Vec<String>,
+    /// With `PUBLIC_URL` set: rewrites upstream URLs in stored bodies to it.
+    body_urls: Option<BodyUrlRewriter>,
     fresh_ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
@@ -174,20 +171,14 @@ impl PassThrough {
             stale_if_error: Duration::from_secs(settings.stale_if_error_secs),
             fetch_timeout: settings.upstream_timeout(),
         };
-        let configured_base = github.base_url().as_str().trim_end_matches('/').to_owned();
-        let mut upstream_bases = vec![GITHUB_API_BASE.to_owned(), configured_base];
-        upstream_bases.sort_by_key(|base| std::cmp::Reverse(base.len()));
-        upstream_bases.dedup();
+        let body_urls = BodyUrlRewriter::for_public_url(public_url.as_ref(), github.base_url());
         Ok(Self {
             cache: CoalescingCache::new(policy),
             upstream: Arc::new(Upstream {
                 github,
                 use_server_token: settings.passthrough_use_server_token,
-                body_base: public_url
-                    .as_ref()
-                    .map(|url| url.as_str().trim_end_matches('/').to_owned()),
                 public_url,
-                upstream_bases,
+                body_urls,
                 fresh_ttl: Duration::from_secs(settings.cache_ttl_secs),
                 negative_ttl: Duration::from_secs(settings.negative_ttl_secs),
                 timeout: settings.upstream_timeout(),
@@ -754,16 +745,12 @@ impl Upstream {
         let location = text(reqwest::header::LOCATION);
         let etag = text(reqwest::header::ETAG);
         let compress = compress && textual && answer.body.len() >= GZIP_MIN_BYTES;
-        let rewrite = self
-            .body_base
-            .clone()
-            .filter(|_| textual)
-            .map(|base| (base, self.upstream_bases.clone()));
+        let rewrite = self.body_urls.clone().filter(|_| textual);
         let body = answer.body;
         let blocking = body_needs_blocking(body.len(), compress);
         let work = move || -> std::io::Result<(Bytes, Option<Bytes>)> {
             let body = match rewrite {
-                Some((base, needles)) => rewrite_body(&body, &needles, &base).unwrap_or(body),
+                Some(rewriter) => rewriter.rewrite(&body).unwrap_or(body),
                 None => body,
             };
             let gzip = if compress { Some(gzip(&body)?) } else { None };
@@ -1013,38 +1000,6 @@ fn if_none_match_matches(header: &str, etag: &str) -> bool {
             .any(|candidate| opaque(candidate) == wanted)
 }
 
-/// Replaces every upstream base (`needles`, longest first) in `body` with `base`, where it starts
-/// a URL (followed by `/`, `?`, `#`, `"` or the end, so `https://api.github.com.evil` is left
-/// alone). The replacement is a serialised URL, which never contains `"`, `\` or control
-/// characters, so JSON stays valid. `None` when nothing matched (the body is kept as is).
-fn rewrite_body(body: &Bytes, needles: &[String], base: &str) -> Option<Bytes> {
-    let mut out: Option<Vec<u8>> = None;
-    let mut copied = 0;
-    let mut at = 0;
-    while let Some(offset) = body[at..].iter().position(|&b| b == b'h') {
-        let start = at + offset;
-        let found = needles.iter().find(|needle| {
-            let end = start + needle.len();
-            body[start..].starts_with(needle.as_bytes())
-                && matches!(body.get(end), None | Some(b'/' | b'?' | b'#' | b'"'))
-        });
-        match found {
-            Some(needle) => {
-                let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 1024));
-                out.extend_from_slice(&body[copied..start]);
-                out.extend_from_slice(base.as_bytes());
-                copied = start + needle.len();
-                at = copied;
-            }
-            None => at = start + 1,
-        }
-    }
-    out.map(|mut out| {
-        out.extend_from_slice(&body[copied..]);
-        Bytes::from(out)
-    })
-}
-
 /// The `Cache-Control` directives the cache acts on.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct CacheControl {
@@ -1250,29 +1205,6 @@ mod tests {
         }
         let names: Vec<&str> = outgoing.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["accept"]);
-    }
-
-    #[test]
-    fn bodies_are_rewritten_only_where_a_url_starts_and_stay_valid_json() {
-        let needles = vec![
-            "http://127.0.0.1:3001/api/v3".to_owned(),
-            GITHUB_API_BASE.to_owned(),
-        ];
-        let body = Bytes::from_static(
-            br#"{"url":"https://api.github.com/repos/a/b","t":"https://api.github.com{/x}","h":"https://api.github.com","e":"https://api.github.com.evil.example/x","s":"http://127.0.0.1:3001/api/v3/users/u?x=1","w":"https://github.com/a"}"#,
-        );
-        let rewritten = rewrite_body(&body, &needles, "https://cache.example").expect("rewritten");
-        let json: serde_json::Value = serde_json::from_slice(&rewritten).expect("valid JSON");
-        assert_eq!(json["url"], "https://cache.example/repos/a/b");
-        assert_eq!(
-            json["t"], "https://api.github.com{/x}",
-            "only URL boundaries match"
-        );
-        assert_eq!(json["h"], "https://cache.example");
-        assert_eq!(json["e"], "https://api.github.com.evil.example/x");
-        assert_eq!(json["s"], "https://cache.example/users/u?x=1");
-        assert_eq!(json["w"], "https://github.com/a");
-        assert!(rewrite_body(&Bytes::from_static(b"{\"a\":\"hello\"}"), &needles, "x").is_none());
     }
 
     #[test]

@@ -97,6 +97,12 @@ impl Representation {
         repr
     }
 
+    /// The sanitised tag the ETags are made of (derived representations, such as a page of a
+    /// list, extend it so their validators change whenever this one does).
+    pub(crate) fn tag(&self) -> &str {
+        &self.tag
+    }
+
     /// The uncompressed bytes.
     pub(crate) fn identity(&self) -> &Bytes {
         &self.identity

@@ -1,7 +1,9 @@
 //! One snapshot version made ready to serve: everything a request could need is computed once,
 //! when the version is loaded, so a request only clones `Bytes` and header values.
 //!
-//! Per version: the exact body with its strong ETag (the content hash) and gzip/brotli copies;
+//! Per version: the exact body with its strong ETag (the content hash) and gzip/brotli copies
+//! (with `PUBLIC_URL` set, the body has its upstream URLs pointed at the gateway first, and the
+//! ETag is the hash of those bytes);
 //! for lists, the byte range of every top-level element (found once with `RawValue`), from which
 //! any GitHub-style page is cut without parsing; for an organisation object, its numeric `id`
 //! (GitHub's own Link headers name the org's lists `/organizations/{id}/...`).
@@ -10,10 +12,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
+use hubcache_shared::snapshot::content_hash;
 use hubcache_shared::{Snapshot, SnapshotKind};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::body_urls::BodyUrlRewriter;
 use crate::paging::PageRequest;
 use crate::representation::Representation;
 
@@ -27,7 +31,7 @@ pub(crate) struct ServedSnapshot {
     pub(crate) path: String,
     /// The snapshot version (from its metadata).
     pub(crate) version: u64,
-    /// Hex SHA-256 of the body.
+    /// Hex SHA-256 of the stored body (before any URL rewriting): identifies the version.
     pub(crate) content_hash: String,
     /// When the fetcher fetched this version (Unix ms): the snapshot age metric.
     pub(crate) fetched_at_ms: u64,
@@ -57,10 +61,19 @@ struct OrgId {
 }
 
 impl ServedSnapshot {
-    /// Prepares `snapshot` for serving. CPU-heavy for large lists (compression, one parse):
+    /// Prepares `snapshot` for serving, its upstream URLs rewritten by `body_urls` when given
+    /// (`PUBLIC_URL` is set). CPU-heavy for large lists (rewriting, compression, one parse):
     /// call it from `spawn_blocking`, never on a request.
-    pub(crate) fn prepare(snapshot: Snapshot) -> Self {
+    pub(crate) fn prepare(snapshot: Snapshot, body_urls: Option<&BodyUrlRewriter>) -> Self {
         let Snapshot { body, meta } = snapshot;
+        // A strong ETag names exact bytes: rewritten bytes get the hash of what is served.
+        let (body, tag) = match body_urls.and_then(|rewriter| rewriter.rewrite(&body)) {
+            Some(rewritten) => {
+                let tag = content_hash(&rewritten);
+                (rewritten, tag)
+            }
+            None => (body, meta.content_hash.clone()),
+        };
         let elements = match meta.kind {
             SnapshotKind::List => element_ranges(&body),
             SnapshotKind::Object => None,
@@ -72,7 +85,7 @@ impl ServedSnapshot {
             .then(|| serde_json::from_slice::<OrgId>(&body).ok().map(|o| o.id))
             .flatten();
         Self {
-            full: Representation::precompressed(body, &meta.content_hash),
+            full: Representation::precompressed(body, &tag),
             path: meta.path,
             version: meta.version,
             fetched_at_ms: meta.fetched_at_ms,
@@ -108,10 +121,7 @@ impl ServedSnapshot {
                 out.put_u8(b']');
                 out.freeze()
             };
-            let tag = format!(
-                "{}-p{}-{}",
-                self.content_hash, request.per_page, request.page
-            );
+            let tag = format!("{}-p{}-{}", self.full.tag(), request.per_page, request.page);
             Arc::new(Representation::new(bytes, &tag))
         }))
     }
@@ -143,7 +153,6 @@ fn element_ranges(body: &[u8]) -> Option<Vec<Range<usize>>> {
 mod tests {
     use super::*;
     use hubcache_shared::SnapshotMeta;
-    use hubcache_shared::snapshot::content_hash;
 
     fn snapshot(path: &str, kind: SnapshotKind, body: &str) -> Snapshot {
         Snapshot {
@@ -162,7 +171,7 @@ mod tests {
     #[test]
     fn pages_are_exact_slices_of_the_stored_bytes() {
         let body = r#"[ {"a": 1},{"b" : [1, 2]} ,{"c":"x,y"}, 4 ]"#;
-        let s = ServedSnapshot::prepare(snapshot("/orgs/o/repos", SnapshotKind::List, body));
+        let s = ServedSnapshot::prepare(snapshot("/orgs/o/repos", SnapshotKind::List, body), None);
         assert_eq!(s.element_count(), Some(4));
         let page = |per_page, page| {
             let r = s.page(PageRequest { per_page, page }).expect("list");
@@ -175,12 +184,49 @@ mod tests {
     }
 
     #[test]
+    fn public_url_rewrites_the_served_bytes_pages_and_etag() {
+        let body = r#"[{"url":"https://api.github.com/repos/o/a"},{"url":"https://api.github.com/repos/o/b"}]"#;
+        let rewriter = BodyUrlRewriter::for_public_url(
+            Some(&url::Url::parse("http://gw.example:8080").expect("url")),
+            &url::Url::parse("http://127.0.0.1:3001").expect("url"),
+        )
+        .expect("rewriter");
+        let verbatim =
+            ServedSnapshot::prepare(snapshot("/orgs/o/repos", SnapshotKind::List, body), None);
+        let rewritten = ServedSnapshot::prepare(
+            snapshot("/orgs/o/repos", SnapshotKind::List, body),
+            Some(&rewriter),
+        );
+        assert_eq!(verbatim.full.identity().as_ref(), body.as_bytes());
+        let expected = body.replace("https://api.github.com", "http://gw.example:8080");
+        assert_eq!(rewritten.full.identity().as_ref(), expected.as_bytes());
+        // The version is still known by the stored bytes' hash; the validator by the served ones.
+        assert_eq!(rewritten.content_hash, verbatim.content_hash);
+        assert_eq!(rewritten.full.tag(), content_hash(expected.as_bytes()));
+        assert_ne!(rewritten.full.tag(), verbatim.full.tag());
+        let page = rewritten
+            .page(PageRequest {
+                per_page: 1,
+                page: 2,
+            })
+            .expect("a list");
+        assert_eq!(
+            page.identity().as_ref(),
+            br#"[{"url":"http://gw.example:8080/repos/o/b"}]"#
+        );
+        assert!(page.tag().starts_with(rewritten.full.tag()));
+    }
+
+    #[test]
     fn org_objects_expose_their_id() {
-        let s = ServedSnapshot::prepare(snapshot(
-            "/orgs/o",
-            SnapshotKind::Object,
-            r#"{"login":"o","id":913567}"#,
-        ));
+        let s = ServedSnapshot::prepare(
+            snapshot(
+                "/orgs/o",
+                SnapshotKind::Object,
+                r#"{"login":"o","id":913567}"#,
+            ),
+            None,
+        );
         assert_eq!(s.org_id, Some(913567));
         assert!(
             s.page(PageRequest {
@@ -189,7 +235,8 @@ mod tests {
             })
             .is_none()
         );
-        let root = ServedSnapshot::prepare(snapshot("/", SnapshotKind::Object, r#"{"id":1}"#));
+        let root =
+            ServedSnapshot::prepare(snapshot("/", SnapshotKind::Object, r#"{"id":1}"#), None);
         assert_eq!(root.org_id, None);
     }
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 use url::Url;
 
+use crate::body_urls::BodyUrlRewriter;
 use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
 use crate::passthrough::PassThrough;
 use crate::request_hygiene::{RequestHygiene, request_hygiene};
@@ -67,10 +68,16 @@ impl Application {
             .collect();
         let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
         let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let public_url = settings.public_base_url()?;
+        let body_urls = BodyUrlRewriter::for_public_url(
+            public_url.as_ref(),
+            &settings.common.github_base_url()?,
+        );
         let listener = StreamListener::new(
             connector,
             KeySchema::new(&settings.common.key_prefix),
             Arc::clone(&served),
+            body_urls,
         );
         let connected = match listener.connect_and_load().await {
             Ok(connected) => Some(connected),
@@ -91,7 +98,7 @@ impl Application {
         .context("building the GitHub client")?;
         let state = web::Data::new(AppState {
             served: Arc::clone(&served),
-            public_url: settings.public_base_url()?,
+            public_url,
             pass_through: PassThrough::new(&settings, github)?,
             metrics: hubcache_shared::metrics::install(),
         });

@@ -25,6 +25,7 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::body_urls::BodyUrlRewriter;
 use crate::served_snapshot::ServedSnapshot;
 use crate::served_state::ServedState;
 use crate::served_views::ServedViews;
@@ -42,6 +43,7 @@ pub(crate) struct StreamListener {
     connector: RedisConnector,
     keys: KeySchema,
     state: Arc<ServedState>,
+    body_urls: Option<BodyUrlRewriter>,
 }
 
 /// A live session with Redis: connections and the stream positions already applied.
@@ -53,12 +55,19 @@ pub(crate) struct Connected {
 }
 
 impl StreamListener {
-    /// A listener updating `state` from the Redis behind `connector`.
-    pub(crate) fn new(connector: RedisConnector, keys: KeySchema, state: Arc<ServedState>) -> Self {
+    /// A listener updating `state` from the Redis behind `connector`; `body_urls` (set with
+    /// `PUBLIC_URL`) points the upstream URLs in each loaded snapshot at the gateway.
+    pub(crate) fn new(
+        connector: RedisConnector,
+        keys: KeySchema,
+        state: Arc<ServedState>,
+        body_urls: Option<BodyUrlRewriter>,
+    ) -> Self {
         Self {
             connector,
             keys,
             state,
+            body_urls,
         }
     }
 
@@ -245,9 +254,12 @@ impl StreamListener {
         {
             return Ok(());
         }
-        let prepared = tokio::task::spawn_blocking(move || ServedSnapshot::prepare(snapshot))
-            .await
-            .context("preparing a snapshot")?;
+        let body_urls = self.body_urls.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            ServedSnapshot::prepare(snapshot, body_urls.as_ref())
+        })
+        .await
+        .context("preparing a snapshot")?;
         tracing::info!(
             path,
             version = prepared.version,

@@ -3,7 +3,8 @@ use std::time::Duration;
 use hubcache_testkit::eventually;
 
 use crate::helpers::{
-    ORG, ORG_ID, REPO_COUNT, members_body, org_body, repos_body, root_body, spawn_app,
+    ORG, ORG_ID, Options, REPO_COUNT, members_body, org_body, repos_body, root_body, spawn_app,
+    spawn_with,
 };
 
 #[tokio::test]
@@ -31,6 +32,36 @@ async fn cached_keys_serve_the_exact_snapshot_bytes_as_json() {
         );
         assert_eq!(response.text().await.expect("body"), body, "{path}");
     }
+}
+
+#[tokio::test]
+async fn public_url_points_upstream_urls_in_cached_bodies_at_the_gateway() {
+    let app = spawn_with(Options {
+        seed: true,
+        public_url: Some("https://cache.example:8443/"),
+        ..Options::default()
+    })
+    .await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(etag.starts_with('"'), "a strong ETag: {etag}");
+    let served = response.text().await.expect("body");
+    assert_eq!(
+        served,
+        root_body().replace("https://api.github.com", "https://cache.example:8443")
+    );
+    // The ETag names the served (rewritten) bytes, not the stored ones.
+    let verbatim = spawn_app().await;
+    let stored_etag = verbatim.get("/").await.headers()["etag"].clone();
+    assert_ne!(etag, stored_etag.to_str().expect("ascii"));
+    let revalidated = app.get_with("/", &[("if-none-match", &etag)]).await;
+    assert_eq!(revalidated.status(), 304);
+    // Bodies without upstream URLs are served as stored.
+    assert_eq!(app.get_text(&format!("/orgs/{ORG}")).await, org_body(1));
 }
 
 #[tokio::test]

@@ -36,6 +36,8 @@ pub struct Options {
     pub rate_limit: Option<(u32, u32)>,
     /// Run github-sim, the fetcher and views (the org is the sim's).
     pub pipeline: bool,
+    /// `PUBLIC_URL` of the gateway.
+    pub public_url: Option<&'static str>,
 }
 
 /// A running gateway and what it talks to. Everything stops when dropped.
@@ -110,6 +112,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     ];
     if let Some((rate, _)) = options.rate_limit {
         vars.push(("CLIENT_RATE_LIMIT_PER_SEC".to_owned(), rate.to_string()));
+    }
+    if let Some(public_url) = options.public_url {
+        vars.push(("PUBLIC_URL".to_owned(), public_url.to_owned()));
     }
     let keys = KeySchema::new("hubcache");
     let shutdown = CancellationToken::new();

@@ -108,3 +108,39 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(id(&a).len(), 36, "a UUID");
     assert_ne!(id(&a), id(&b));
 }
+
+#[tokio::test]
+async fn a_foreign_host_is_never_connected_to() {
+    let app = spawn_app().await;
+    // A listening server the request names: it must see no connection at all.
+    let foreign = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let foreign_url = format!("http://{}", foreign.local_addr().expect("addr"));
+    let response = proxied_client(&app)
+        .get(format!("{foreign_url}/orgs/{ORG}"))
+        .send()
+        .await
+        .expect("answered by the gateway");
+    assert_eq!(response.status(), 403);
+    // Neither may a Host or X-Forwarded-Host header steer the pass-through there.
+    let response = app
+        .get_with(
+            "/users/someone",
+            &[
+                ("host", foreign_url.trim_start_matches("http://")),
+                (
+                    "x-forwarded-host",
+                    foreign_url.trim_start_matches("http://"),
+                ),
+            ],
+        )
+        .await;
+    assert_ne!(response.status(), 403, "an ordinary request");
+    let accepted =
+        tokio::time::timeout(std::time::Duration::from_millis(300), foreign.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "the gateway connected to the foreign host"
+    );
+}

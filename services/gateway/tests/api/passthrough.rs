@@ -655,3 +655,42 @@ async fn link_headers_point_at_the_gateway_and_bodies_follow_public_url() {
     assert_eq!(json["url"], "https://cache.example.test/repos/acme/x");
     assert_eq!(json["gh"], "https://cache.example.test/users/u");
 }
+
+#[tokio::test]
+async fn the_token_never_appears_in_metrics_or_health() {
+    let app = spawn(&[("GITHUB_API_TOKEN", SERVER_TOKEN)], |_| {}).await;
+    let path = repo_path(&app, 0).await;
+    app.get_text(&path).await;
+    app.get_with(&path, &[("authorization", "token client-secret")])
+        .await;
+    app.get(&format!("/repos/{ORG}/nope")).await;
+    assert!(
+        app.sim_stats().await["authorization_seen"].as_u64() >= Some(2),
+        "the token was in use"
+    );
+    // (/healthcheck is 503 here, no snapshots are seeded: its body still shows cache counters.)
+    for page in ["/metrics", "/healthcheck"] {
+        let text = app.get(page).await.text().await.expect("body");
+        assert!(!text.is_empty(), "{page}");
+        assert!(!text.contains(SERVER_TOKEN), "the server token in {page}");
+        assert!(
+            !text.contains("client-secret"),
+            "a client credential in {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn gone_is_cached_like_not_found() {
+    let app = spawn(&[], |s| s.negative_ttl_secs = 60).await;
+    let path = repo_path(&app, 3).await;
+    add_fault(
+        &app,
+        json!({"status": 410, "count": 1, "path_prefix": path}),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.get(&path).await.status(), 410);
+    }
+    assert_eq!(app.sim_requests(&path).await, 1, "the 410 was cached");
+}
