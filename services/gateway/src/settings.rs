@@ -50,6 +50,16 @@ pub struct Settings {
     /// `WORKERS`: HTTP worker threads (default: one per core).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// `MAX_UPSTREAM_FETCHES`: pass-through requests to GitHub in flight at once (cache misses,
+    /// background refreshes and uncached forwards together). A request that would need one more
+    /// gets 503 JSON with `Retry-After` (or a stale copy) at once instead of queueing.
+    #[serde(default = "default_max_upstream_fetches")]
+    pub max_upstream_fetches: usize,
+    /// `MAX_CONNECTIONS`: open client connections, all workers together; at the bound the
+    /// gateway stops accepting until one closes (new clients wait in the listen backlog), so
+    /// memory stays bounded however many clients connect.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// `CLIENT_RATE_LIMIT_PER_SEC`: requests per second per client IP; 0 turns limiting off.
     #[serde(default)]
     pub client_rate_limit_per_sec: u32,
@@ -93,6 +103,12 @@ fn default_negative_ttl_secs() -> u64 {
 fn default_upstream_timeout_secs() -> u64 {
     10
 }
+fn default_max_upstream_fetches() -> usize {
+    256
+}
+fn default_max_connections() -> usize {
+    10_000
+}
 fn default_client_rate_limit_burst() -> u32 {
     50
 }
@@ -124,6 +140,8 @@ impl Settings {
         positive("CACHE_MAX_ENTRIES", self.cache_max_entries)?;
         positive("CACHE_TTL_SECS", self.cache_ttl_secs)?;
         positive("upstream_timeout_secs", self.upstream_timeout_secs)?;
+        positive("MAX_UPSTREAM_FETCHES", self.max_upstream_fetches as u64)?;
+        positive("MAX_CONNECTIONS", self.max_connections as u64)?;
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",
@@ -141,6 +159,17 @@ impl Settings {
             .filter(|s| !s.is_empty())
             .map(|s| parse_base_url("PUBLIC_URL", s))
             .transpose()
+    }
+
+    /// `MAX_CONNECTIONS` spread over the workers (actix bounds connections per worker), rounded
+    /// up so the total is at least `MAX_CONNECTIONS`.
+    pub fn max_connections_per_worker(&self) -> usize {
+        let workers = self
+            .workers
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(1)
+            .max(1);
+        self.max_connections.div_ceil(workers)
     }
 
     /// Pass-through upstream timeout.
@@ -168,7 +197,12 @@ mod tests {
             ("PUBLIC_URL", "not a url"),
             ("PASSTHROUGH_USE_SERVER_TOKEN", "maybe"),
             ("CACHE_MAX_BYTES", "0"),
+            ("CACHE_MAX_ENTRIES", "-1"),
+            ("CACHE_TTL_SECS", "soon"),
             ("WORKERS", "0"),
+            ("MAX_UPSTREAM_FETCHES", "0"),
+            ("MAX_CONNECTIONS", "lots"),
+            ("CLIENT_RATE_LIMIT_PER_SEC", "1.5"),
         ] {
             let err = Settings::load(&SettingsSource::from_vars([(name, value)])).expect_err(name);
             let msg = err.to_string();

@@ -30,6 +30,13 @@ use crate::stream_listener::{Connected, StreamListener};
 
 /// How often idle clients' rate-limit buckets are forgotten.
 const RATE_LIMIT_UPKEEP: Duration = Duration::from_secs(60);
+/// A client must send its whole request head within this (else 408 and the connection is
+/// closed): a slow client (slowloris) holds a connection slot no longer than this.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle keep-alive connection is closed after this, freeing its slot.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// A connection being shut down is dropped after this even if the client never acknowledges.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What every handler can reach (one instance per process, shared by all workers).
 pub(crate) struct AppState {
@@ -115,6 +122,10 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, &served))
         })
         .shutdown_timeout(settings.common.shutdown_timeout_secs)
+        .max_connections(settings.max_connections_per_worker())
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
         .disable_signals();
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

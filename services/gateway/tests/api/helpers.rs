@@ -36,6 +36,10 @@ pub struct Options {
     pub rate_limit: Option<(u32, u32)>,
     /// Run github-sim, the fetcher and views (the org is the sim's).
     pub pipeline: bool,
+    /// More environment variables for every service (e.g. `MAX_CONNECTIONS`).
+    pub vars: Vec<(&'static str, String)>,
+    /// Start Redis with its append-only file on (for restarts that keep the data).
+    pub redis_aof: bool,
 }
 
 /// A running gateway and what it talks to. Everything stops when dropped.
@@ -83,7 +87,12 @@ pub async fn spawn_pipeline() -> TestApp {
 
 /// A gateway with the given options.
 pub async fn spawn_with(options: Options) -> TestApp {
-    let redis = RedisServer::start().await.expect("redis-server starts");
+    let redis = if options.redis_aof {
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await
+    } else {
+        RedisServer::start().await
+    }
+    .expect("redis-server starts");
     let org = if options.pipeline { "Netflix" } else { ORG };
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
@@ -108,6 +117,12 @@ pub async fn spawn_with(options: Options) -> TestApp {
         // The in-process fetcher and views: no admin listeners (tests run side by side).
         ("METRICS_PORT".to_owned(), "0".to_owned()),
     ];
+    vars.extend(
+        options
+            .vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone())),
+    );
     if let Some((rate, _)) = options.rate_limit {
         vars.push(("CLIENT_RATE_LIMIT_PER_SEC".to_owned(), rate.to_string()));
     }

@@ -7,6 +7,7 @@ mod helpers;
 mod http_semantics;
 mod hygiene;
 mod metrics;
+mod overload;
 mod passthrough;
 mod pipeline;
 mod rate_limit;
