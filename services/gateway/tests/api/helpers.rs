@@ -400,6 +400,91 @@ pub fn view_set(version: u64) -> ViewSet {
     }
 }
 
+/// One more gateway over the same Redis and github-sim (a replica, or a restarted process);
+/// stops when dropped.
+pub struct OtherGateway {
+    /// `http://127.0.0.1:{port}`.
+    pub address: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for OtherGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// Starts another gateway on this test's Redis and github-sim.
+    pub async fn other_gateway(&self) -> OtherGateway {
+        let vars = [
+            ("REDIS_URL", self.redis.url()),
+            ("GITHUB_API_URL", self.sim_url.clone()),
+            ("GITHUB_ORG", self.org.clone()),
+            ("PORT", "0".to_owned()),
+            ("WORKERS", "1".to_owned()),
+            ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
+        ];
+        let mut settings =
+            gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
+        settings.host = "127.0.0.1".to_owned();
+        let application = gateway::Application::build(settings)
+            .await
+            .expect("gateway builds");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(application.run(shutdown.clone()));
+        OtherGateway { address, shutdown }
+    }
+
+    /// `GET {base}{path}` with this test's client.
+    pub async fn get_from(&self, base: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    /// Sends raw bytes over a new connection; the status (`None` if the gateway closed the
+    /// connection without answering) and the body.
+    pub async fn raw_bytes(&self, request: &[u8]) -> (Option<u16>, String) {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect");
+        // The gateway may answer and close before reading everything: a write error is fine.
+        let _ = stream.write_all(request).await;
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|s| s.parse().ok());
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Every field of a Redis hash (to prove nothing was changed).
+    pub async fn hash(&self, key: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut conn = self.redis_conn().await;
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("HGETALL")
+    }
+
+    /// Runs one Redis command (tampering with stored data, as a test of damage).
+    pub async fn redis_cmd(&self, cmd: &redis::Cmd) {
+        let mut conn = self.redis_conn().await;
+        let _: redis::Value = cmd.query_async(&mut conn).await.expect("redis command");
+    }
+}
+
 // -------------------------------------------------------------------------------------------
 // Pass-through helpers (used by tests/api/passthrough.rs; added below, existing ones unchanged).
 // -------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The gateway's integration tests: real redis-server, github-sim, and (for the pipeline tests)
 //! the real fetcher and views services, all in process. Each test starts its own stack.
 
+mod bad_input;
 mod cached_keys;
 mod health;
 mod helpers;
