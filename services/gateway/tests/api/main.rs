@@ -13,5 +13,6 @@ mod passthrough;
 mod pipeline;
 mod rate_limit;
 mod resilience;
+mod settings;
 mod traces;
 mod views;
