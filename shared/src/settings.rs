@@ -677,3 +677,26 @@ mod tests {
         assert_eq!(normalize_endpoint_path("/orgs/x?page=2"), None);
     }
 }
+
+/// Property tests: endpoint paths come from the environment and config files.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn normalised_paths_are_plain_and_stable(raw in "[/a-z.{}?# \\\\-]{0,24}") {
+            if let Some(path) = normalize_endpoint_path(&raw) {
+                prop_assert!(path.starts_with('/'));
+                prop_assert!(path == "/" || !path.ends_with('/'));
+                prop_assert!(!path.contains("//") && !path.contains(['?', '#', ' ', '\\']));
+                prop_assert!(path.split('/').skip(1).all(|s| s != "." && s != ".."));
+                prop_assert_eq!(normalize_endpoint_path(&path), Some(path.clone()));
+            }
+        }
+    }
+}

@@ -364,3 +364,77 @@ mod tests {
         );
     }
 }
+
+/// Property tests: request targets are whatever a client sends.
+#[cfg(test)]
+mod fuzz {
+    use hubcache_shared::SettingsSource;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hygiene() -> RequestHygiene {
+        let settings = Settings::load(&SettingsSource::from_vars([(
+            "GITHUB_API_URL",
+            "http://127.0.0.1:3001/api/v3",
+        )]))
+        .expect("settings");
+        RequestHygiene::new(&settings).expect("hygiene")
+    }
+
+    /// Targets built from the characters that matter to traversal and escaping.
+    fn target() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("/".to_owned()),
+            Just(".".to_owned()),
+            Just("..".to_owned()),
+            Just("%2e".to_owned()),
+            Just("%2E".to_owned()),
+            Just("%2f".to_owned()),
+            Just("%5c".to_owned()),
+            Just("%00".to_owned()),
+            Just("%".to_owned()),
+            Just("?".to_owned()),
+            "[a-z0-9]{1,4}",
+            "%[0-9a-fA-F]{2}",
+        ];
+        let path = proptest::collection::vec(piece, 0..10).prop_map(|p| format!("/{}", p.concat()));
+        prop_oneof![
+            path.clone(),
+            path.clone()
+                .prop_map(|p| format!("http://api.github.com{p}")),
+            path.clone()
+                .prop_map(|p| format!("http://127.0.0.1:3001/api/v3{p}")),
+            path.prop_map(|p| format!("http://evil.example{p}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn accepted_targets_never_traverse_or_leave_the_api(target in target()) {
+            let Ok(uri) = target.parse::<Uri>() else {
+                return Ok(()); // the HTTP parser refuses it before us
+            };
+            let h = hygiene();
+            match h.check(&Method::GET, &uri, &Default::default()) {
+                Ok(rewritten) => {
+                    prop_assert!(uri.host() != Some("evil.example"), "{}", target);
+                    let served = rewritten.unwrap_or_else(|| uri.clone());
+                    prop_assert!(served.authority().is_none(), "origin-form: {}", served);
+                    let path = served.path();
+                    prop_assert!(path.starts_with('/'), "{}", path);
+                    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+                    prop_assert!(decoded.iter().all(|b| *b >= 0x20 && *b != 0x7f && *b != b'\\'));
+                    for segment in path.split('/') {
+                        let segment = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
+                        prop_assert!(segment != b"." && segment != b"..", "{}", target);
+                        prop_assert!(!segment.contains(&b'/'), "encoded slash in {}", target);
+                    }
+                }
+                Err(e) => prop_assert!(e.status().is_client_error()),
+            }
+        }
+    }
+}

@@ -210,3 +210,59 @@ mod tests {
         }
     }
 }
+
+/// Property tests: any value in any variable is either used or refused with its name.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VARIABLES: &[&str] = &[
+        "REDIS_URL",
+        "GITHUB_API_URL",
+        "GITHUB_ORG",
+        "REFRESH_INTERVAL_SECS",
+        "PORT",
+        "PUBLIC_URL",
+        "KEY_PREFIX",
+        "CACHED_ENDPOINTS",
+        "PASSTHROUGH_USE_SERVER_TOKEN",
+        "CACHE_MAX_BYTES",
+        "CACHE_MAX_ENTRIES",
+        "CACHE_TTL_SECS",
+        "WORKERS",
+        "CLIENT_RATE_LIMIT_PER_SEC",
+        "MAX_UPSTREAM_FETCHES",
+        "MAX_CONNECTIONS",
+        "SHUTDOWN_TIMEOUT_SECS",
+    ];
+    const TOKEN: &str = "ghp_fuzzTokenNeverEchoed";
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "-?[0-9]{1,25}(\\.[0-9])?",
+            "(redis|http|https|ftp)://[a-z0-9.:@/{}?-]{0,20}",
+            "[a-zA-Z{}/ ,.-]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_value_is_used_or_refused_naming_the_variable(
+            index in 0..VARIABLES.len(),
+            value in value(),
+        ) {
+            let name = VARIABLES[index];
+            let source = SettingsSource::from_vars([(name, value.as_str()), ("GITHUB_API_TOKEN", TOKEN)]);
+            if let Err(e) = Settings::load(&source) {
+                let message = e.to_string();
+                prop_assert!(message.contains(name), "{}={:?}: {}", name, value, message);
+                prop_assert!(!message.contains(TOKEN), "{}", message);
+            }
+        }
+    }
+}
