@@ -58,7 +58,32 @@ pub struct TestApp {
     pub sim_url: String,
     /// A client that neither decompresses nor uses a proxy.
     pub client: reqwest::Client,
+    /// The in-process fetcher and views of a pipeline (empty otherwise), by name.
+    pub services: Vec<Service>,
+    /// The settings variables the services were started with.
+    vars: Vec<(String, String)>,
     shutdown: CancellationToken,
+}
+
+/// A service (fetcher or views) running in a task of the test's runtime.
+pub struct Service {
+    /// `fetcher` or `views`.
+    pub name: &'static str,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    /// Whether it has returned (it never should while the test runs: no service exits because
+    /// a dependency is down).
+    pub fn has_exited(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Abrupt stop, like a killed process: nothing is released or acknowledged.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 impl Drop for TestApp {
@@ -140,24 +165,18 @@ pub async fn spawn_with(options: Options) -> TestApp {
             .no_proxy()
             .build()
             .expect("client"),
+        services: Vec::new(),
+        vars: vars.clone(),
         shutdown: shutdown.clone(),
     };
     if options.seed {
         app.seed_all(1).await;
     }
     if options.pipeline {
-        let source = SettingsSource::from_vars(vars.clone());
-        let fetcher = fetcher::Application::build(
-            fetcher::Settings::load(&source).expect("fetcher settings"),
-        )
-        .await
-        .expect("fetcher builds");
-        tokio::spawn(fetcher.run(shutdown.clone()));
-        let views =
-            views::Application::build(views::Settings::load(&source).expect("views settings"))
-                .await
-                .expect("views builds");
-        tokio::spawn(views.run(shutdown.clone()));
+        let fetcher = app.start_fetcher().await;
+        app.services.push(fetcher);
+        let views = app.start_views().await;
+        app.services.push(views);
     }
     if options.redis_down {
         app.redis.stop();
@@ -179,6 +198,33 @@ pub async fn spawn_with(options: Options) -> TestApp {
 }
 
 impl TestApp {
+    /// Starts a fetcher with this test's settings (stopped with the test).
+    pub async fn start_fetcher(&self) -> Service {
+        let source = SettingsSource::from_vars(self.vars.clone());
+        let fetcher = fetcher::Application::build(
+            fetcher::Settings::load(&source).expect("fetcher settings"),
+        )
+        .await
+        .expect("fetcher builds");
+        Service {
+            name: "fetcher",
+            task: tokio::spawn(fetcher.run(self.shutdown.clone())),
+        }
+    }
+
+    /// Starts a views service with this test's settings (stopped with the test).
+    pub async fn start_views(&self) -> Service {
+        let source = SettingsSource::from_vars(self.vars.clone());
+        let views =
+            views::Application::build(views::Settings::load(&source).expect("views settings"))
+                .await
+                .expect("views builds");
+        Service {
+            name: "views",
+            task: tokio::spawn(views.run(self.shutdown.clone())),
+        }
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.get_with(path, &[]).await
@@ -526,7 +572,7 @@ pub async fn spawn_passthrough(
     ];
     all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut settings =
-        gateway::Settings::load(&SettingsSource::from_vars(all)).expect("gateway settings");
+        gateway::Settings::load(&SettingsSource::from_vars(all.clone())).expect("gateway settings");
     settings.host = "127.0.0.1".to_owned();
     configure(&mut settings);
     let shutdown = CancellationToken::new();
@@ -546,6 +592,8 @@ pub async fn spawn_passthrough(
             .no_proxy()
             .build()
             .expect("client"),
+        services: Vec::new(),
+        vars: all,
         shutdown,
     }
 }

@@ -12,6 +12,7 @@ mod overload;
 mod passthrough;
 mod pipeline;
 mod rate_limit;
+mod redis_restart;
 mod resilience;
 mod settings;
 mod traces;
