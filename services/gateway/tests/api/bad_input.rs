@@ -77,7 +77,7 @@ async fn hostile_targets_and_headers_get_clear_errors_and_change_nothing() {
                 "b".repeat(2_000_000)
             )
             .into_bytes(),
-            false,
+            true,
         ),
     ];
     for (what, request, ours) in cases {

@@ -224,3 +224,72 @@ async fn slow_clients_filling_every_connection_slot_are_cut_off_and_others_then_
         );
     }
 }
+
+/// Sends a complete head announcing a body, then trickles the body one byte every 300 ms.
+async fn slow_body(port: u16, target: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: localhost\r\nAuthorization: token x\r\nContent-Length: 100000\r\n\r\n"
+    );
+    let mut answer = Vec::new();
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return (String::new(), started.elapsed());
+    }
+    let mut buf = [0u8; 1024];
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            () = tokio::time::sleep(Duration::from_millis(300)) => {
+                if stream.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn slow_request_bodies_are_cut_off_with_408() {
+    let app = spawn_with(Options {
+        seed: true,
+        ..Options::default()
+    })
+    .await;
+    let (issues, org) = (format!("/repos/{ORG}/r0/issues"), format!("/orgs/{ORG}"));
+    let (pass_through, cached) =
+        tokio::join!(slow_body(app.port, &issues), slow_body(app.port, &org));
+    eprintln!(
+        "slow bodies: pass-through cut after {:?} ({:?}), cached key after {:?} ({:?})",
+        pass_through.1,
+        pass_through.0.lines().next(),
+        cached.1,
+        cached.0.lines().next()
+    );
+    for (answer, after) in [pass_through, cached] {
+        // The body deadline is 10 s; the connection is closed after the answer.
+        assert!(
+            after < Duration::from_secs(25),
+            "a slow body is cut off: {after:?}"
+        );
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(
+            answer.contains(r#"{"message":"#),
+            "a JSON error: {answer:?}"
+        );
+    }
+    // Meanwhile and afterwards, everyone else is served.
+    assert_eq!(app.get_text(&org).await, org_body(1));
+}
