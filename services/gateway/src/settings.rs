@@ -60,6 +60,12 @@ pub struct Settings {
     /// memory stays bounded however many clients connect.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// How long a client connection may leave sent response data unacknowledged (a client that
+    /// stops reading: its receive window stays closed) before it is dropped, seconds (config
+    /// file only; Linux `TCP_USER_TIMEOUT`). Without it a client that never reads a large
+    /// response holds its connection slot for as long as it stays connected.
+    #[serde(default = "default_client_stall_timeout_secs")]
+    pub client_stall_timeout_secs: u64,
     /// `CLIENT_RATE_LIMIT_PER_SEC`: requests per second per client IP; 0 turns limiting off.
     #[serde(default)]
     pub client_rate_limit_per_sec: u32,
@@ -109,6 +115,9 @@ fn default_max_upstream_fetches() -> usize {
 fn default_max_connections() -> usize {
     10_000
 }
+fn default_client_stall_timeout_secs() -> u64 {
+    30
+}
 fn default_client_rate_limit_burst() -> u32 {
     50
 }
@@ -142,6 +151,7 @@ impl Settings {
         positive("upstream_timeout_secs", self.upstream_timeout_secs)?;
         positive("MAX_UPSTREAM_FETCHES", self.max_upstream_fetches as u64)?;
         positive("MAX_CONNECTIONS", self.max_connections as u64)?;
+        positive("client_stall_timeout_secs", self.client_stall_timeout_secs)?;
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",

@@ -60,6 +60,25 @@ pub struct Application {
     shutdown_timeout: Duration,
 }
 
+/// The `on_connect` hook that gives every client connection a `TCP_USER_TIMEOUT`: response
+/// data left unacknowledged (including a receive window the client keeps closed by not reading)
+/// for `stall` aborts the connection. actix bounds reading the request head, and
+/// `request_hygiene` the body, but nothing bounds writing the response.
+fn limit_stalled_writes(
+    stall: Duration,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + Clone + 'static {
+    move |connection, _| {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+            && let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(stall))
+        {
+            tracing::debug!(error = %e, "setting TCP_USER_TIMEOUT on a client connection failed");
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (connection, stall);
+    }
+}
+
 impl Application {
     /// Connects to Redis and loads the cached keys and views (if Redis is down, starts anyway:
     /// unloaded keys answer 503 and a background task keeps retrying), then binds `host:port`
@@ -126,6 +145,9 @@ impl Application {
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .keep_alive(KEEP_ALIVE)
+        .on_connect(limit_stalled_writes(Duration::from_secs(
+            settings.client_stall_timeout_secs,
+        )))
         .disable_signals();
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

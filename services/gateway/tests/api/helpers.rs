@@ -40,6 +40,8 @@ pub struct Options {
     pub vars: Vec<(&'static str, String)>,
     /// Start Redis with its append-only file on (for restarts that keep the data).
     pub redis_aof: bool,
+    /// The gateway's `client_stall_timeout_secs` (config file only), if not the default.
+    pub client_stall_timeout_secs: Option<u64>,
 }
 
 /// A running gateway and what it talks to. Everything stops when dropped.
@@ -187,6 +189,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     settings.host = "127.0.0.1".to_owned();
     if let Some((_, burst)) = options.rate_limit {
         settings.client_rate_limit_burst = burst;
+    }
+    if let Some(secs) = options.client_stall_timeout_secs {
+        settings.client_stall_timeout_secs = secs;
     }
     let application = gateway::Application::build(settings)
         .await

@@ -293,3 +293,53 @@ async fn slow_request_bodies_are_cut_off_with_408() {
     // Meanwhile and afterwards, everyone else is served.
     assert_eq!(app.get_text(&org).await, org_body(1));
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_large_answer_is_dropped() {
+    // The whole pipeline: github-sim's 150 repos make a ~800 KB list, far more than a closed
+    // receive window and the socket buffers hold.
+    let app = spawn_with(Options {
+        pipeline: true,
+        client_stall_timeout_secs: Some(2),
+        ..Options::default()
+    })
+    .await;
+    app.wait_ready().await;
+    let path = format!("/orgs/{}/repos", app.org);
+    let full = app.get(&path).await.bytes().await.expect("body").len();
+
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("request");
+    // Not reading at all for longer than the stall timeout (plus zero-window probe backoff).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0)) => break "closed",
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Ok(Err(_)) => break "reset",
+            Err(_) => break "still open",
+        }
+    };
+    eprintln!(
+        "slow reader: a {full}-byte answer, client not reading for 12 s: got {} bytes, then {ended}",
+        received.len()
+    );
+    assert!(
+        received.len() < full,
+        "the stalled connection was dropped before the answer was delivered"
+    );
+    // Everyone else is served as usual.
+    assert_eq!(app.get(&path).await.status(), 200);
+}
