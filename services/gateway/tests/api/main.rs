@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod http_semantics;
 mod hygiene;
+mod load_balancer;
 mod metrics;
 mod overload;
 mod passthrough;
