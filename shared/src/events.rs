@@ -185,3 +185,72 @@ mod tests {
         assert!(ViewsEvent::from_entry(&entry(&[])).is_err());
     }
 }
+
+/// Property tests: stream entries come from whatever is in Redis.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = redis::Value> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..24).prop_map(redis::Value::BulkString),
+            "[0-9]{0,22}".prop_map(|s| redis::Value::BulkString(s.into_bytes())),
+            any::<i64>().prop_map(redis::Value::Int),
+            Just(redis::Value::Nil),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = StreamId> {
+        let name = prop_oneof![
+            Just("path".to_owned()),
+            Just("version".to_owned()),
+            Just("content_hash".to_owned()),
+            Just("at_ms".to_owned()),
+            Just("traceparent".to_owned()),
+            "[a-z_]{0,8}",
+        ];
+        proptest::collection::hash_map(name, value(), 0..7).prop_map(|map| StreamId {
+            id: "1-0".to_owned(),
+            map,
+            ..Default::default()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_entry_parses_or_is_reported_without_panicking(entry in entry()) {
+            if let Ok(event) = RefreshEvent::from_entry(&entry) {
+                prop_assert!(!event.path.is_empty());
+                prop_assert!(!event.content_hash.is_empty());
+            }
+            if let Err(e) = ViewsEvent::from_entry(&entry) {
+                prop_assert!(e.reason.contains("version") || e.reason.contains("at_ms"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn events_round_trip_through_their_fields(
+            path in "/[ -~]{0,40}",
+            version in any::<u64>(),
+            content_hash in "[0-9a-f]{1,64}",
+            at_ms in any::<u64>(),
+            traceparent in proptest::option::of("[0-9a-f-]{1,55}"),
+        ) {
+            let event = RefreshEvent { path, version, content_hash, at_ms, traceparent };
+            let entry = StreamId {
+                id: "1-0".to_owned(),
+                map: event
+                    .to_fields()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), redis::Value::BulkString(v.into_bytes())))
+                    .collect(),
+                ..Default::default()
+            };
+            prop_assert_eq!(RefreshEvent::from_entry(&entry), Ok(event));
+        }
+    }
+}

@@ -655,3 +655,57 @@ mod tests {
         assert!(!format!("{c:?}").contains("ghp_topsecret"));
     }
 }
+
+/// Property tests: the `Link` parser sees whatever an upstream sends.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// URLs as GitHub writes them (no `<`, `>`, `,`, `;` or quotes inside).
+    fn url() -> impl Strategy<Value = String> {
+        "https?://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[A-Za-z0-9_.~-]{0,8}){0,4}(\\?[a-z_]{1,8}=[0-9]{1,6}(&[a-z_]{1,8}=[0-9]{1,6}){0,2})?"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_header_value_parses_without_panicking(value in any::<String>()) {
+            let links = parse_link_header(&value);
+            for url in [links.next, links.prev, links.first, links.last].into_iter().flatten() {
+                prop_assert!(!url.is_empty());
+                prop_assert!(value.contains(&url));
+            }
+        }
+
+        #[test]
+        fn rendered_links_come_back_whatever_the_order_and_spacing(
+            next in url(),
+            last in url(),
+            prev in proptest::option::of(url()),
+            space in "[ \t]{0,2}",
+            quote in prop_oneof![Just("\""), Just("")],
+            extra in proptest::option::of("[a-z]{1,6}=\"[a-z ,;<>]{0,10}\""),
+            reverse in any::<bool>(),
+        ) {
+            let entry = |url: &str, rel: &str| {
+                let extra = extra.as_deref().map(|e| format!(";{space}{e}")).unwrap_or_default();
+                format!("<{url}>;{space}rel={quote}{rel}{quote}{extra}")
+            };
+            let mut entries = vec![entry(&next, "next"), entry(&last, "last")];
+            if let Some(prev) = &prev {
+                entries.push(entry(prev, "prev"));
+            }
+            if reverse {
+                entries.reverse();
+            }
+            let links = parse_link_header(&entries.join(&format!(",{space}")));
+            prop_assert_eq!(links.next.as_deref(), Some(next.as_str()));
+            prop_assert_eq!(links.last.as_deref(), Some(last.as_str()));
+            prop_assert_eq!(links.prev, prev);
+            prop_assert_eq!(links.first, None);
+        }
+    }
+}

@@ -90,6 +90,10 @@ pub struct EnvOverrides {
     pub workers: Option<usize>,
     /// `CLIENT_RATE_LIMIT_PER_SEC`: per-client request budget (0 disables limiting).
     pub client_rate_limit_per_sec: Option<u32>,
+    /// `MAX_UPSTREAM_FETCHES`: the gateway's bound on pass-through requests to GitHub in flight.
+    pub max_upstream_fetches: Option<usize>,
+    /// `MAX_CONNECTIONS`: the gateway's bound on open client connections.
+    pub max_connections: Option<usize>,
     /// `METRICS_PORT`: the admin listener of fetcher and views (0 disables it).
     pub metrics_port: Option<u16>,
     /// `SHUTDOWN_TIMEOUT_SECS`: how long a service drains on SIGTERM.
@@ -138,6 +142,14 @@ impl EnvOverrides {
         put("cache_max_entries", self.cache_max_entries.map(Into::into));
         put("cache_ttl_secs", self.cache_ttl_secs.map(Into::into));
         put("workers", self.workers.map(|w| (w as u64).into()));
+        put(
+            "max_upstream_fetches",
+            self.max_upstream_fetches.map(|n| (n as u64).into()),
+        );
+        put(
+            "max_connections",
+            self.max_connections.map(|n| (n as u64).into()),
+        );
         put(
             "client_rate_limit_per_sec",
             self.client_rate_limit_per_sec.map(|r| i64::from(r).into()),
@@ -663,5 +675,28 @@ mod tests {
         assert_eq!(normalize_endpoint_path("orgs/x"), None);
         assert_eq!(normalize_endpoint_path("/orgs//x"), None);
         assert_eq!(normalize_endpoint_path("/orgs/x?page=2"), None);
+    }
+}
+
+/// Property tests: endpoint paths come from the environment and config files.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn normalised_paths_are_plain_and_stable(raw in "[/a-z.{}?# \\\\-]{0,24}") {
+            if let Some(path) = normalize_endpoint_path(&raw) {
+                prop_assert!(path.starts_with('/'));
+                prop_assert!(path == "/" || !path.ends_with('/'));
+                prop_assert!(!path.contains("//") && !path.contains(['?', '#', ' ', '\\']));
+                prop_assert!(path.split('/').skip(1).all(|s| s != "." && s != ".."));
+                prop_assert_eq!(normalize_endpoint_path(&path), Some(path.clone()));
+            }
+        }
     }
 }

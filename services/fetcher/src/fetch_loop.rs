@@ -210,7 +210,11 @@ impl FetchLoop {
             ..stored.status.clone()
         };
         let written = match report.outcome {
-            PollOutcome::Changed { body, meta } => {
+            PollOutcome::Changed { body, mut meta } => {
+                // The next version after the stored one, also when the stored snapshot was
+                // damaged and polled as absent (the poller then counts from 0): a replacement
+                // never repeats or lowers a version consumers have seen.
+                meta.version = stored.version + 1;
                 let event = RefreshEvent {
                     path: path.to_owned(),
                     version: meta.version,
@@ -219,7 +223,7 @@ impl FetchLoop {
                     traceparent: current_traceparent(),
                 };
                 let replacement = Replacement {
-                    base_version: stored.version,
+                    base: &stored.base,
                     body: &body,
                     meta: &meta,
                     status: &success_status,

@@ -67,8 +67,9 @@ pub(crate) enum WriteOutcome {
 /// A new snapshot version and what goes with it.
 #[derive(Debug)]
 pub(crate) struct Replacement<'a> {
-    /// The version the new body was computed against (`meta.version` is one more).
-    pub(crate) base_version: u64,
+    /// The stored `version` field the new body was computed against, exactly as read
+    /// ([`Stored::base`]): the write happens only if it is still the same.
+    pub(crate) base: &'a str,
     /// The new body.
     pub(crate) body: &'a [u8],
     /// Its meta.
@@ -82,8 +83,13 @@ pub(crate) struct Replacement<'a> {
 /// An endpoint's stored state, as a poll starts from it.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
-    /// The version a replacement must be based on (0: nothing stored yet).
+    /// The newest version stored (0: nothing stored yet); a replacement is this plus one.
+    /// For a damaged hash whose `version` field is not a number, the version its meta names
+    /// (0 if that is unreadable too), so versions never go backwards.
     pub(crate) version: u64,
+    /// The `version` field exactly as stored (`"0"` when absent): what a replacement's guarded
+    /// write compares, so a damaged, non-numeric field can be replaced too.
+    pub(crate) base: String,
     /// The current snapshot, unless none (or only a damaged one) is stored.
     pub(crate) snapshot: Option<Snapshot>,
     /// The latest check's outcome.
@@ -130,12 +136,6 @@ impl SnapshotWriter {
             .query_async(conn)
             .await
             .with_context(|| format!("reading the version of {key}"))?;
-        let version: u64 = match version {
-            None => 0,
-            Some(v) => v
-                .parse()
-                .with_context(|| format!("{key} has a non-numeric {FIELD_VERSION} {v:?}"))?,
-        };
         let status: SnapshotStatus = status
             .and_then(|raw| match serde_json::from_str(&raw) {
                 Ok(status) => Some(status),
@@ -145,10 +145,29 @@ impl SnapshotWriter {
                 }
             })
             .unwrap_or_default();
+        let base = version.clone().unwrap_or_else(|| "0".to_owned());
+        let version: u64 = match version.map(|v| v.parse::<u64>()) {
+            None => 0,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => {
+                // Damaged (tampering, a bad restore): replace the whole snapshot with the next
+                // version after the one its meta names, rather than failing on every poll.
+                let meta_version = self.meta_version(conn, &key).await?;
+                tracing::warn!(%key, field = FIELD_VERSION, value = %base, "stored snapshot has a non-numeric version; it will be replaced");
+                cache.remove(path);
+                return Ok(Stored {
+                    version: meta_version,
+                    base,
+                    snapshot: None,
+                    status,
+                });
+            }
+        };
         if version == 0 {
             cache.remove(path);
             return Ok(Stored {
                 version,
+                base,
                 snapshot: None,
                 status,
             });
@@ -156,6 +175,7 @@ impl SnapshotWriter {
         if let Some(cached) = cache.get(path).filter(|s| s.meta.version == version) {
             return Ok(Stored {
                 version,
+                base,
                 snapshot: Some(cached.clone()),
                 status,
             });
@@ -169,12 +189,14 @@ impl SnapshotWriter {
                 cache.insert(path.to_owned(), snapshot.clone());
                 Ok(Stored {
                     version,
+                    base,
                     snapshot: Some(snapshot),
                     status,
                 })
             }
             Ok(None) => Ok(Stored {
                 version,
+                base,
                 snapshot: None,
                 status,
             }),
@@ -183,12 +205,26 @@ impl SnapshotWriter {
                 tracing::warn!(%key, %reason, "stored snapshot is damaged; it will be replaced");
                 Ok(Stored {
                     version,
+                    base,
                     snapshot: None,
                     status,
                 })
             }
             Err(SnapshotError::Redis(e)) => Err(e).with_context(|| format!("reading {key}")),
         }
+    }
+
+    /// The version a damaged hash's meta names, or 0 if the meta is missing or unreadable.
+    async fn meta_version(&self, conn: &mut ConnectionManager, key: &str) -> anyhow::Result<u64> {
+        let meta: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg(FIELD_META)
+            .query_async(conn)
+            .await
+            .with_context(|| format!("reading the meta of {key}"))?;
+        Ok(meta
+            .and_then(|m| serde_json::from_str::<SnapshotMeta>(&m).ok())
+            .map_or(0, |m| m.version))
     }
 
     /// Replaces a snapshot, sets its status and appends its refresh event, in one step.
@@ -199,7 +235,7 @@ impl SnapshotWriter {
         replacement: &Replacement<'_>,
     ) -> anyhow::Result<WriteOutcome> {
         let Replacement {
-            base_version,
+            base,
             body,
             meta,
             status,
@@ -213,7 +249,7 @@ impl SnapshotWriter {
             .key(self.keys.snapshot(&meta.path))
             .key(self.keys.refresh_stream())
             .arg(lease.instance_id())
-            .arg(base_version.to_string())
+            .arg(*base)
             .arg(FIELD_VERSION)
             .arg(STREAM_MAX_LEN)
             .arg(4)

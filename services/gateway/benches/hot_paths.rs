@@ -89,6 +89,7 @@ fn cache_lookup(c: &mut Criterion) {
             stale_while_revalidate: Duration::from_secs(30),
             stale_if_error: Duration::from_secs(300),
             fetch_timeout: Duration::from_secs(10),
+            max_fetches: 256,
         });
     let keys: Vec<String> = (0..10_000)
         .map(|i| format!("GET /repos/Netflix/repo-{i:04}"))

@@ -16,6 +16,11 @@
 //!   finishes (no polling). Waiters that joined are counted as `coalesced`, never as hits.
 //! - **The fetch failed** (error or timeout) → every waiter gets the same error, nothing is cached,
 //!   and a caller whose key still has an entry within `stale_if_error` past expiry gets that entry.
+//! - **Too many fetches in flight** (`max_fetches`, shared with the pass-through's uncached
+//!   forwards) → a caller that would start a new fetch is refused at once with
+//!   [`FetchError::Overloaded`] (or gets its entry within `stale_if_error`), and a
+//!   stale-while-revalidate refresh is skipped: no queue of upstream requests grows behind a slow
+//!   or overwhelmed upstream, and joining a fetch already in flight is always allowed.
 //!
 //! # Why `lru` + a mutex rather than moka
 //! moka 0.12 has one capacity (entries *or* weighted bytes), admits new keys through TinyLFU by
@@ -42,6 +47,7 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use lru::LruCache;
 use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// A cached value's size in bytes, for the byte bound (an estimate of what it keeps alive).
@@ -67,6 +73,9 @@ pub struct CachePolicy {
     pub stale_if_error: Duration,
     /// The whole fetch (connect, headers, body, preparation) must finish within this.
     pub fetch_timeout: Duration,
+    /// At most this many fetches run at once (see [`CoalescingCache::try_reserve_fetch`]);
+    /// a lookup that would start one more is refused with [`FetchError::Overloaded`].
+    pub max_fetches: usize,
 }
 
 /// What a fetch decided about its upstream answer.
@@ -108,6 +117,9 @@ pub enum FetchError<E> {
     /// The fetch task panicked or was cancelled (runtime shutdown).
     #[error("the fetch task ended without an answer")]
     Aborted,
+    /// [`CachePolicy::max_fetches`] fetches were already running; this one was not started.
+    #[error("{0} upstream fetches are already in flight")]
+    Overloaded(usize),
 }
 
 /// How a lookup was answered; maps to `Cache-Status`.
@@ -169,6 +181,8 @@ pub(crate) struct CacheStats {
     pub(crate) fetch_errors: u64,
     /// Entries evicted by the entry or byte bound.
     pub(crate) evictions: u64,
+    /// Lookups refused because [`CachePolicy::max_fetches`] fetches were in flight.
+    pub(crate) overloaded: u64,
 }
 
 /// A per-key coalescing, bounded LRU cache with fresh, stale-while-revalidate and
@@ -197,13 +211,15 @@ impl<K, V, E> fmt::Debug for CoalescingCache<K, V, E> {
 
 struct State<K, V, E> {
     policy: CachePolicy,
+    /// One permit per running fetch ([`CachePolicy::max_fetches`]); never waited for.
+    fetch_permits: Arc<Semaphore>,
     inner: Mutex<Inner<K, V, E>>,
     counters: Counters,
 }
 
 /// `hubcache_passthrough_cache_lookups_total{result}`: pass-through cache lookups by result
-/// (`hit`, `miss`, `coalesced`, `stale`, `revalidated`, `fetch_error`; the pass-through adds
-/// `bypass`).
+/// (`hit`, `miss`, `coalesced`, `stale`, `revalidated`, `fetch_error`, `overloaded`; the
+/// pass-through adds `bypass`).
 pub(crate) const LOOKUPS_METRIC: &str = "hubcache_passthrough_cache_lookups_total";
 /// `hubcache_passthrough_cache_evictions_total`: entries evicted to respect the bounds.
 const EVICTIONS_METRIC: &str = "hubcache_passthrough_cache_evictions_total";
@@ -223,6 +239,7 @@ struct Counters {
     revalidated: AtomicU64,
     fetch_errors: AtomicU64,
     evictions: AtomicU64,
+    overloaded: AtomicU64,
 }
 
 struct Inner<K, V, E> {
@@ -287,6 +304,7 @@ where
         Self {
             state: Arc::new(State {
                 policy,
+                fetch_permits: Arc::new(Semaphore::new(policy.max_fetches)),
                 inner: Mutex::new(Inner {
                     entries: LruCache::unbounded(),
                     bytes: 0,
@@ -324,10 +342,12 @@ where
                     return Ok(entry.lookup(Outcome::Hit, now));
                 }
                 if now < entry.fresh_until + state.policy.stale_while_revalidate {
-                    if !inner.in_flight.contains_key(&key) {
+                    if !inner.in_flight.contains_key(&key)
+                        && let Some(permit) = self.try_reserve_fetch()
+                    {
                         let previous = Some(Arc::clone(&entry.value));
                         // Nobody awaits this refresh: its task stores the answer by itself.
-                        drop(self.start_flight(&mut inner, key, fetch, previous));
+                        drop(self.start_flight(&mut inner, key, fetch, previous, permit));
                     }
                     count(&state.counters.stale, "stale");
                     return Ok(entry.lookup(Outcome::StaleWhileRevalidate, now));
@@ -336,8 +356,23 @@ where
             match inner.in_flight.get(&key) {
                 Some(flight) => (flight.answer.clone(), false),
                 None => {
+                    let Some(permit) = self.try_reserve_fetch() else {
+                        return match inner.entries.get(&key) {
+                            Some(entry)
+                                if now < entry.fresh_until + state.policy.stale_if_error =>
+                            {
+                                count(&state.counters.stale, "stale");
+                                Ok(entry.lookup(Outcome::StaleIfError, now))
+                            }
+                            _ => {
+                                count(&state.counters.overloaded, "overloaded");
+                                Err(Arc::new(FetchError::Overloaded(state.policy.max_fetches)))
+                            }
+                        };
+                    };
                     let previous = inner.entries.peek(&key).map(|e| Arc::clone(&e.value));
-                    let answer = self.start_flight(&mut inner, key.clone(), fetch, previous);
+                    let answer =
+                        self.start_flight(&mut inner, key.clone(), fetch, previous, permit);
                     (answer, true)
                 }
             }
@@ -372,14 +407,31 @@ where
         }
     }
 
+    /// One of the [`CachePolicy::max_fetches`] fetch slots, held until the permit is dropped;
+    /// `None` when all are taken. The pass-through takes one for each request it forwards
+    /// without the cache, so both kinds of upstream request share one bound.
+    pub(crate) fn try_reserve_fetch(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.state.fetch_permits)
+            .try_acquire_owned()
+            .ok()
+    }
+
+    /// Refuses one request for lack of a fetch slot: counted like a refused lookup.
+    pub(crate) fn count_overloaded(&self) -> FetchError<E> {
+        count(&self.state.counters.overloaded, "overloaded");
+        FetchError::Overloaded(self.state.policy.max_fetches)
+    }
+
     /// Spawns the fetch task for `key` and registers it as the key's flight. Called with the lock
     /// held, so the task's completion (which takes the lock) cannot overtake the registration.
+    /// The task holds `permit` (its fetch slot) until it finishes.
     fn start_flight<F, Fut>(
         &self,
         inner: &mut Inner<K, V, E>,
         key: K,
         fetch: F,
         previous: Option<Arc<V>>,
+        permit: OwnedSemaphorePermit,
     ) -> Shared<BoxFuture<'static, FlightAnswer<V, E>>>
     where
         F: FnOnce(Option<Arc<V>>) -> Fut + Send + 'static,
@@ -399,6 +451,7 @@ where
                 Ok(Err(error)) => Err(FetchError::Failed(error)),
                 Err(_) => Err(FetchError::TimedOut(timeout)),
             };
+            drop(permit);
             guard.complete(previous, result)
         });
         let answer = async move {
@@ -435,6 +488,7 @@ where
             revalidated: load(&c.revalidated),
             fetch_errors: load(&c.fetch_errors),
             evictions: load(&c.evictions),
+            overloaded: load(&c.overloaded),
         }
     }
 }
@@ -606,6 +660,7 @@ mod tests {
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             fetch_timeout: Duration::from_secs(30),
+            max_fetches: 100,
         }
     }
 
@@ -641,6 +696,79 @@ mod tests {
             })
             .await
             .expect("stored");
+    }
+
+    #[tokio::test]
+    async fn fetches_beyond_the_bound_are_refused_at_once_but_joining_one_is_not() {
+        let cache = TestCache::new(CachePolicy {
+            max_fetches: 1,
+            stale_if_error: Duration::from_secs(60),
+            ..policy()
+        });
+        // "old" expires at once but stays usable for stale-if-error.
+        cache
+            .get_or_fetch("old", |_| async {
+                Ok(Fetched::Store {
+                    value: body("old"),
+                    ttl: Duration::ZERO,
+                })
+            })
+            .await
+            .expect("stored");
+        let (release, released) = oneshot::channel::<()>();
+        let slow = tokio::spawn({
+            let cache = cache.clone();
+            async move {
+                cache
+                    .get_or_fetch("a", |_| async move {
+                        let _ = released.await;
+                        Ok(Fetched::Store {
+                            value: body("a"),
+                            ttl: TTL,
+                        })
+                    })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let refused = cache
+            .get_or_fetch("b", counted(&calls, "b"))
+            .await
+            .expect_err("no slot for a second fetch");
+        assert!(
+            matches!(refused.as_ref(), FetchError::Overloaded(1)),
+            "{refused}"
+        );
+        let stale = cache
+            .get_or_fetch("old", counted(&calls, "new"))
+            .await
+            .expect("a stale copy instead of a refusal");
+        assert_eq!(stale.outcome, Outcome::StaleIfError);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "refused fetches never run");
+        let joined = tokio::spawn({
+            let cache = cache.clone();
+            let calls = Arc::clone(&calls);
+            async move { cache.get_or_fetch("a", counted(&calls, "a2")).await }
+        });
+        tokio::task::yield_now().await;
+        release.send(()).expect("fetch waiting");
+        assert_eq!(slow.await.expect("task").expect("ok").value.0, "a");
+        let joined = joined
+            .await
+            .expect("task")
+            .expect("joined the running fetch");
+        assert!(matches!(
+            joined.outcome,
+            Outcome::Collapsed(_) | Outcome::Hit
+        ));
+        // The slot is free again.
+        let b = cache
+            .get_or_fetch("b", counted(&calls, "b"))
+            .await
+            .expect("ok");
+        assert_eq!(b.value.0, "b");
+        assert_eq!(cache.stats().overloaded, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,3 +192,52 @@ mod tests {
         assert_eq!(first.link_header("http://gw", "/x", 10), None);
     }
 }
+
+/// Property tests: `page`/`per_page` come straight from the query string.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn query() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            proptest::collection::vec(
+                (
+                    prop_oneof![Just("page"), Just("per_page"), Just(""), Just("q")],
+                    prop_oneof!["-?[0-9]{0,25}", "%[0-9a-fA-F]{2}", " ?[0-9]{1,3} ?"],
+                ),
+                0..4,
+            )
+            .prop_map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_query_gives_a_valid_page_and_consistent_links(query in query(), len in 0..5_000usize) {
+            if let CachedQuery::Page(request) = CachedQuery::parse(&query) {
+                prop_assert!((1..=MAX_PER_PAGE).contains(&request.per_page));
+                prop_assert!(request.page >= 1);
+                let range = request.range(len);
+                prop_assert!(range.start <= range.end && range.end <= len);
+                prop_assert!(range.len() <= request.per_page);
+                let last = request.last_page(len);
+                prop_assert!(last >= 1);
+                if let Some(link) = request.link_header("http://gw", "/orgs/x/repos", len) {
+                    prop_assert!(link.contains("rel="));
+                    prop_assert!(!link.contains("page=0"));
+                }
+            }
+        }
+    }
+}

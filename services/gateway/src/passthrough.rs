@@ -48,6 +48,10 @@ const BLOCKING_PREPARE_BYTES: usize = 64 * 1024;
 /// Bookkeeping bytes counted per entry on top of its bodies and headers.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
 
+/// `Retry-After` of an overload refusal: fetches last about an upstream round trip, so a slot
+/// frees up quickly.
+const OVERLOAD_RETRY_AFTER_SECS: u64 = 1;
+
 /// RFC 9211 `Cache-Status` header.
 const CACHE_STATUS: &str = "cache-status";
 const CACHE_STATUS_HIT: &str = "hubcache; hit";
@@ -170,6 +174,7 @@ impl PassThrough {
             stale_while_revalidate: Duration::from_secs(settings.stale_while_revalidate_secs),
             stale_if_error: Duration::from_secs(settings.stale_if_error_secs),
             fetch_timeout: settings.upstream_timeout(),
+            max_fetches: settings.max_upstream_fetches,
         };
         let body_urls = BodyUrlRewriter::for_public_url(public_url.as_ref(), github.base_url());
         Ok(Self {
@@ -310,6 +315,12 @@ impl PassThrough {
         body: Bytes,
         credential: Option<HeaderValue>,
     ) -> Result<HttpResponse, PassThroughError> {
+        // The same bound as the cache's fetches: held until the upstream answer is prepared.
+        let Some(_fetch_slot) = self.cache.try_reserve_fetch() else {
+            return Err(PassThroughError::from(Arc::new(
+                self.cache.count_overloaded(),
+            )));
+        };
         self.bypassed.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::coalescing_cache::LOOKUPS_METRIC, "result" => "bypass")
             .increment(1);
@@ -1053,6 +1064,12 @@ pub(crate) enum PassThroughError {
     /// GitHub failed (network, timeout or 5xx) and nothing stale was usable.
     #[error("GitHub is unavailable ({0}) and no cached copy is usable")]
     Unavailable(String),
+    /// Too many upstream requests are in flight (`MAX_UPSTREAM_FETCHES`): refused at once
+    /// rather than queued, so a slow or overwhelmed upstream never builds an unbounded backlog.
+    #[error(
+        "the gateway is overloaded ({0} upstream requests in flight) and no cached copy is usable; retry in {OVERLOAD_RETRY_AFTER_SECS}s"
+    )]
+    Overloaded(usize),
     /// GitHub is rate limiting and nothing stale was usable.
     #[error("GitHub is rate limiting (upstream status {status}) and no cached copy is usable")]
     RateLimited {
@@ -1093,6 +1110,7 @@ impl From<Arc<FetchError<UpstreamFailure>>> for PassThroughError {
             FetchError::TimedOut(after) => {
                 PassThroughError::Unavailable(format!("no answer within {}s", after.as_secs()))
             }
+            FetchError::Overloaded(limit) => PassThroughError::Overloaded(*limit),
             other => PassThroughError::Unavailable(other.to_string()),
         }
     }
@@ -1105,7 +1123,9 @@ impl ResponseError for PassThroughError {
             PassThroughError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             PassThroughError::BadTarget => StatusCode::BAD_REQUEST,
             PassThroughError::Unavailable(_) => StatusCode::BAD_GATEWAY,
-            PassThroughError::RateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            PassThroughError::RateLimited { .. } | PassThroughError::Overloaded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             PassThroughError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -1121,6 +1141,9 @@ impl ResponseError for PassThroughError {
                 ..
             } => {
                 builder.insert_header((header::RETRY_AFTER, *seconds));
+            }
+            PassThroughError::Overloaded(_) => {
+                builder.insert_header((header::RETRY_AFTER, OVERLOAD_RETRY_AFTER_SECS));
             }
             _ => {}
         }

@@ -10,12 +10,25 @@
 //! - Limits, chosen deliberately: request target over [`MAX_URI_BYTES`] → 414; one header value
 //!   over [`MAX_HEADER_VALUE_BYTES`] or all headers over [`MAX_HEADERS_BYTES`] → 431, all JSON.
 //!   (actix itself closes heads over 128 KiB or with more than 96 headers with a bare 431.)
+//! - A request body must arrive within [`BODY_READ_TIMEOUT`] → else 408 JSON; errors actix's
+//!   extractors answer in plain text (body too large...) are answered as JSON errors.
 
+use std::future::Future as _;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::HttpMessage as _;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::middleware::Next;
 use actix_web::web;
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
 
 use crate::json_error::json_error;
 use crate::settings::Settings;
@@ -26,6 +39,10 @@ pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
 pub(crate) const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 /// Largest total of header names and values accepted.
 pub(crate) const MAX_HEADERS_BYTES: usize = 32 * 1024;
+/// A request body must arrive whole within this (else 408 JSON and the connection closes): the
+/// head has actix's `client_request_timeout`, but nothing else bounds a client that trickles a
+/// body, which would hold a connection slot and a pending handler forever.
+pub(crate) const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The public GitHub API host, always accepted in absolute-form targets.
 const GITHUB_API_HOST: &str = "api.github.com";
@@ -235,29 +252,107 @@ fn decode_escape(bytes: &[u8], at: usize) -> Option<u8> {
     u8::try_from(hi * 16 + lo).ok()
 }
 
-/// The middleware: refuses bad requests with JSON, rewrites accepted absolute-form targets.
+/// The middleware: refuses bad requests with JSON, rewrites accepted absolute-form targets,
+/// puts a deadline on reading the request body, and turns errors that actix's extractors
+/// answer as plain text (body too large, body timed out...) into JSON errors.
 pub(crate) async fn request_hygiene(
     hygiene: web::Data<RequestHygiene>,
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     match hygiene.check(req.method(), req.uri(), req.headers()) {
-        Ok(None) => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
+        Ok(None) => {}
         Ok(Some(origin_form)) => {
             req.match_info_mut().get_mut().update(&origin_form);
             req.head_mut().uri = origin_form;
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
         }
         Err(e) => {
             tracing::info!(error = %e, "request refused");
             let response = json_error(e.status(), &e.to_string());
-            Ok(req.into_response(response).map_into_right_body())
+            return Ok(req.into_response(response).map_into_right_body());
         }
+    }
+    if has_body(req.headers()) {
+        let body = BodyDeadline::new(req.take_payload(), BODY_READ_TIMEOUT);
+        req.set_payload(Payload::from(Box::pin(body) as BoxedPayloadStream));
+    }
+    let response = next.call(req).await?;
+    Ok(json_extractor_errors(response))
+}
+
+/// Whether the request announces a body (most do not: GitHub API reads have none, and the
+/// deadline's timer is only set up for those that do).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// A response carrying an actix error whose body is not JSON (an extractor's plain-text
+/// answer) becomes a JSON error with the same status (408 for a body deadline).
+fn json_extractor_errors<B>(response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let replacement = match response.response().error() {
+        Some(error) if !is_json => Some(match error.as_error::<PayloadError>() {
+            Some(PayloadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body was not received within {}s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ),
+            _ => json_error(response.status(), &error.to_string()),
+        }),
+        _ => None,
+    };
+    match replacement {
+        Some(replacement) => response.into_response(replacement).map_into_right_body(),
+        None => response.map_into_left_body(),
+    }
+}
+
+/// What a [`Payload`] can be built from (actix-http's `BoxedPayloadStream`, not re-exported).
+type BoxedPayloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
+
+/// A request body stream that fails with `TimedOut` once its deadline passes.
+struct BodyDeadline {
+    inner: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: bool,
+}
+
+impl BodyDeadline {
+    fn new(inner: Payload, within: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(within)),
+            expired: false,
+        }
+    }
+}
+
+impl Stream for BodyDeadline {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.expired {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = self.inner.poll_next_unpin(cx) {
+            return Poll::Ready(item);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired = true;
+            return Poll::Ready(Some(Err(PayloadError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request body deadline passed",
+            )))));
+        }
+        Poll::Pending
     }
 }
 
@@ -362,5 +457,79 @@ mod tests {
             h.check(&Method::CONNECT, &uri, &Default::default()),
             Err(HygieneError::Connect)
         );
+    }
+}
+
+/// Property tests: request targets are whatever a client sends.
+#[cfg(test)]
+mod fuzz {
+    use hubcache_shared::SettingsSource;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hygiene() -> RequestHygiene {
+        let settings = Settings::load(&SettingsSource::from_vars([(
+            "GITHUB_API_URL",
+            "http://127.0.0.1:3001/api/v3",
+        )]))
+        .expect("settings");
+        RequestHygiene::new(&settings).expect("hygiene")
+    }
+
+    /// Targets built from the characters that matter to traversal and escaping.
+    fn target() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("/".to_owned()),
+            Just(".".to_owned()),
+            Just("..".to_owned()),
+            Just("%2e".to_owned()),
+            Just("%2E".to_owned()),
+            Just("%2f".to_owned()),
+            Just("%5c".to_owned()),
+            Just("%00".to_owned()),
+            Just("%".to_owned()),
+            Just("?".to_owned()),
+            "[a-z0-9]{1,4}",
+            "%[0-9a-fA-F]{2}",
+        ];
+        let path = proptest::collection::vec(piece, 0..10).prop_map(|p| format!("/{}", p.concat()));
+        prop_oneof![
+            path.clone(),
+            path.clone()
+                .prop_map(|p| format!("http://api.github.com{p}")),
+            path.clone()
+                .prop_map(|p| format!("http://127.0.0.1:3001/api/v3{p}")),
+            path.prop_map(|p| format!("http://evil.example{p}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn accepted_targets_never_traverse_or_leave_the_api(target in target()) {
+            let Ok(uri) = target.parse::<Uri>() else {
+                return Ok(()); // the HTTP parser refuses it before us
+            };
+            let h = hygiene();
+            match h.check(&Method::GET, &uri, &Default::default()) {
+                Ok(rewritten) => {
+                    prop_assert!(uri.host() != Some("evil.example"), "{}", target);
+                    let served = rewritten.unwrap_or_else(|| uri.clone());
+                    prop_assert!(served.authority().is_none(), "origin-form: {}", served);
+                    let path = served.path();
+                    prop_assert!(path.starts_with('/'), "{}", path);
+                    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+                    prop_assert!(decoded.iter().all(|b| *b >= 0x20 && *b != 0x7f && *b != b'\\'));
+                    for segment in path.split('/') {
+                        let segment = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
+                        prop_assert!(segment != b"." && segment != b"..", "{}", target);
+                        prop_assert!(!segment.contains(&b'/'), "encoded slash in {}", target);
+                    }
+                }
+                Err(e) => prop_assert!(e.status().is_client_error()),
+            }
+        }
     }
 }

@@ -258,3 +258,37 @@ mod tests {
         }
     }
 }
+
+/// Property tests: `N` comes straight from the request path.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn n_is_accepted_exactly_when_it_is_a_positive_decimal_integer(s in any::<String>()) {
+            let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            match s.parse::<TopN>() {
+                Ok(n) => {
+                    prop_assert!(plain);
+                    prop_assert_eq!(Some(n.get()), s.parse::<usize>().ok());
+                    prop_assert!(n.get() > 0);
+                }
+                Err(e) => {
+                    prop_assert!(!plain || s.parse::<usize>().map_or(true, |v| v == 0));
+                    prop_assert!(e.0.chars().count() <= 40, "the echo is bounded");
+                }
+            }
+        }
+
+        #[test]
+        fn every_positive_count_round_trips(n in 1..=usize::MAX, zeros in 0..3usize) {
+            let text = format!("{}{n}", "0".repeat(zeros));
+            prop_assert_eq!(text.parse::<TopN>().map(TopN::get), Ok(n));
+        }
+    }
+}

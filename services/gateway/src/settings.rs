@@ -50,6 +50,22 @@ pub struct Settings {
     /// `WORKERS`: HTTP worker threads (default: one per core).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// `MAX_UPSTREAM_FETCHES`: pass-through requests to GitHub in flight at once (cache misses,
+    /// background refreshes and uncached forwards together). A request that would need one more
+    /// gets 503 JSON with `Retry-After` (or a stale copy) at once instead of queueing.
+    #[serde(default = "default_max_upstream_fetches")]
+    pub max_upstream_fetches: usize,
+    /// `MAX_CONNECTIONS`: open client connections, all workers together; at the bound the
+    /// gateway stops accepting until one closes (new clients wait in the listen backlog), so
+    /// memory stays bounded however many clients connect.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client connection may leave sent response data unacknowledged (a client that
+    /// stops reading: its receive window stays closed) before it is dropped, seconds (config
+    /// file only; Linux `TCP_USER_TIMEOUT`). Without it a client that never reads a large
+    /// response holds its connection slot for as long as it stays connected.
+    #[serde(default = "default_client_stall_timeout_secs")]
+    pub client_stall_timeout_secs: u64,
     /// `CLIENT_RATE_LIMIT_PER_SEC`: requests per second per client IP; 0 turns limiting off.
     #[serde(default)]
     pub client_rate_limit_per_sec: u32,
@@ -93,6 +109,15 @@ fn default_negative_ttl_secs() -> u64 {
 fn default_upstream_timeout_secs() -> u64 {
     10
 }
+fn default_max_upstream_fetches() -> usize {
+    256
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_client_stall_timeout_secs() -> u64 {
+    30
+}
 fn default_client_rate_limit_burst() -> u32 {
     50
 }
@@ -124,6 +149,9 @@ impl Settings {
         positive("CACHE_MAX_ENTRIES", self.cache_max_entries)?;
         positive("CACHE_TTL_SECS", self.cache_ttl_secs)?;
         positive("upstream_timeout_secs", self.upstream_timeout_secs)?;
+        positive("MAX_UPSTREAM_FETCHES", self.max_upstream_fetches as u64)?;
+        positive("MAX_CONNECTIONS", self.max_connections as u64)?;
+        positive("client_stall_timeout_secs", self.client_stall_timeout_secs)?;
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",
@@ -141,6 +169,17 @@ impl Settings {
             .filter(|s| !s.is_empty())
             .map(|s| parse_base_url("PUBLIC_URL", s))
             .transpose()
+    }
+
+    /// `MAX_CONNECTIONS` spread over the workers (actix bounds connections per worker), rounded
+    /// up so the total is at least `MAX_CONNECTIONS`.
+    pub fn max_connections_per_worker(&self) -> usize {
+        let workers = self
+            .workers
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(1)
+            .max(1);
+        self.max_connections.div_ceil(workers)
     }
 
     /// Pass-through upstream timeout.
@@ -168,11 +207,72 @@ mod tests {
             ("PUBLIC_URL", "not a url"),
             ("PASSTHROUGH_USE_SERVER_TOKEN", "maybe"),
             ("CACHE_MAX_BYTES", "0"),
+            ("CACHE_MAX_ENTRIES", "-1"),
+            ("CACHE_TTL_SECS", "soon"),
             ("WORKERS", "0"),
+            ("MAX_UPSTREAM_FETCHES", "0"),
+            ("MAX_CONNECTIONS", "lots"),
+            ("CLIENT_RATE_LIMIT_PER_SEC", "1.5"),
         ] {
             let err = Settings::load(&SettingsSource::from_vars([(name, value)])).expect_err(name);
             let msg = err.to_string();
             assert!(msg.contains(name) && msg.contains(value), "{msg}");
+        }
+    }
+}
+
+/// Property tests: any value in any variable is either used or refused with its name.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VARIABLES: &[&str] = &[
+        "REDIS_URL",
+        "GITHUB_API_URL",
+        "GITHUB_ORG",
+        "REFRESH_INTERVAL_SECS",
+        "PORT",
+        "PUBLIC_URL",
+        "KEY_PREFIX",
+        "CACHED_ENDPOINTS",
+        "PASSTHROUGH_USE_SERVER_TOKEN",
+        "CACHE_MAX_BYTES",
+        "CACHE_MAX_ENTRIES",
+        "CACHE_TTL_SECS",
+        "WORKERS",
+        "CLIENT_RATE_LIMIT_PER_SEC",
+        "MAX_UPSTREAM_FETCHES",
+        "MAX_CONNECTIONS",
+        "SHUTDOWN_TIMEOUT_SECS",
+    ];
+    const TOKEN: &str = "ghp_fuzzTokenNeverEchoed";
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "-?[0-9]{1,25}(\\.[0-9])?",
+            "(redis|http|https|ftp)://[a-z0-9.:@/{}?-]{0,20}",
+            "[a-zA-Z{}/ ,.-]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_value_is_used_or_refused_naming_the_variable(
+            index in 0..VARIABLES.len(),
+            value in value(),
+        ) {
+            let name = VARIABLES[index];
+            let source = SettingsSource::from_vars([(name, value.as_str()), ("GITHUB_API_TOKEN", TOKEN)]);
+            if let Err(e) = Settings::load(&source) {
+                let message = e.to_string();
+                prop_assert!(message.contains(name), "{}={:?}: {}", name, value, message);
+                prop_assert!(!message.contains(TOKEN), "{}", message);
+            }
         }
     }
 }

@@ -31,6 +31,13 @@ use crate::stream_listener::{Connected, StreamListener};
 
 /// How often idle clients' rate-limit buckets are forgotten.
 const RATE_LIMIT_UPKEEP: Duration = Duration::from_secs(60);
+/// A client must send its whole request head within this (else 408 and the connection is
+/// closed): a slow client (slowloris) holds a connection slot no longer than this.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle keep-alive connection is closed after this, freeing its slot.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// A connection being shut down is dropped after this even if the client never acknowledges.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What every handler can reach (one instance per process, shared by all workers).
 pub(crate) struct AppState {
@@ -52,6 +59,25 @@ pub struct Application {
     connected: Option<Connected>,
     rate_limiter: web::Data<ClientRateLimiter>,
     shutdown_timeout: Duration,
+}
+
+/// The `on_connect` hook that gives every client connection a `TCP_USER_TIMEOUT`: response
+/// data left unacknowledged (including a receive window the client keeps closed by not reading)
+/// for `stall` aborts the connection. actix bounds reading the request head, and
+/// `request_hygiene` the body, but nothing bounds writing the response.
+fn limit_stalled_writes(
+    stall: Duration,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + Clone + 'static {
+    move |connection, _| {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+            && let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(stall))
+        {
+            tracing::debug!(error = %e, "setting TCP_USER_TIMEOUT on a client connection failed");
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (connection, stall);
+    }
 }
 
 impl Application {
@@ -122,6 +148,13 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, &served))
         })
         .shutdown_timeout(settings.common.shutdown_timeout_secs)
+        .max_connections(settings.max_connections_per_worker())
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .on_connect(limit_stalled_writes(Duration::from_secs(
+            settings.client_stall_timeout_secs,
+        )))
         .disable_signals();
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

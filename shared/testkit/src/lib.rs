@@ -5,6 +5,8 @@
 //!   hubcache never tests against a mock Redis.
 //! - [`free_port`]: a currently unused loopback TCP port.
 //! - [`eventually`]: poll an async condition until it holds or a deadline passes.
+//! - [`run_to_exit`], [`assert_settings_refused`]: run a service binary with only the given
+//!   environment until it exits; check that bad settings stop it at once, named.
 //! - [`prometheus_text`]: validate a `/metrics` scrape with promtool, read sample values.
 
 pub mod prometheus_text;
@@ -142,5 +144,84 @@ where
             bail!("timed out after {timeout:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How a binary run by [`run_to_exit`] ended.
+#[derive(Debug)]
+pub struct Exited {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// Everything it wrote to stdout and stderr (logs go to either).
+    pub output: String,
+}
+
+/// Runs `binary` with only `env` (no inherited variables) and no arguments, and waits for it
+/// to exit; fails (killing it) if it still runs after `timeout`, as a service that should
+/// have refused its settings but started anyway would.
+pub fn run_to_exit(
+    binary: &std::path::Path,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<Exited> {
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{} still running after {timeout:?}", binary.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output()?;
+    Ok(Exited {
+        status: out.status,
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    })
+}
+
+/// Asserts that `binary` refuses each `(variable, value)` at start: it exits (within 20 s)
+/// with a failure status and a message naming the variable (a config file: its path) and the
+/// value, and never echoes the token it was also given.
+pub fn assert_settings_refused(binary: &std::path::Path, cases: &[(&str, &str)]) {
+    const TOKEN: &str = "ghp_neverEchoedInSettingsErrors";
+    for (name, value) in cases {
+        let exited = run_to_exit(
+            binary,
+            &[
+                (name, value),
+                ("GITHUB_API_TOKEN", TOKEN),
+                ("RUST_LOG", "info"),
+            ],
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("{name}={value}: {e:#}"));
+        assert!(!exited.status.success(), "{name}={value}: exited 0");
+        let named = exited.output.contains(name)
+            || (*name == "HUBCACHE_CONFIG" && exited.output.contains("config file"));
+        assert!(
+            named && exited.output.contains(value),
+            "{name}={value}: the error names the variable and the value: {}",
+            exited.output
+        );
+        assert!(
+            !exited.output.contains(TOKEN),
+            "{name}={value}: token echoed"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod change;
 mod cold_start;
+mod corruption;
 mod faults;
 mod helpers;
 mod lease;

@@ -36,3 +36,22 @@ fn valid_values_are_used() {
     assert_eq!(settings.lease_secs, 4);
     assert_eq!(settings.common.refresh_interval_secs, 7);
 }
+
+#[test]
+fn invalid_values_stop_the_fetcher_binary_naming_the_variable() {
+    hubcache_testkit::assert_settings_refused(
+        std::path::Path::new(env!("CARGO_BIN_EXE_fetcher")),
+        &[
+            ("REDIS_URL", "http://localhost:6379"),
+            ("GITHUB_API_URL", "ftp://example.com"),
+            ("GITHUB_ORG", "no spaces"),
+            ("KEY_PREFIX", "a b"),
+            ("CACHED_ENDPOINTS", "/orgs/../etc"),
+            ("REFRESH_INTERVAL_SECS", "0"),
+            ("LEASE_SECS", "soon"),
+            ("METRICS_PORT", "70000"),
+            ("SHUTDOWN_TIMEOUT_SECS", "-1"),
+            ("HUBCACHE_CONFIG", "/nonexistent/hubcache.toml"),
+        ],
+    );
+}

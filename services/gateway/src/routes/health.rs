@@ -31,6 +31,7 @@ pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
         "revalidated": stats.cache.revalidated,
         "fetch_errors": stats.cache.fetch_errors,
         "evictions": stats.cache.evictions,
+        "overloaded": stats.cache.overloaded,
         "bypassed": stats.bypassed,
     });
     if missing.is_empty() {

@@ -38,6 +38,12 @@ pub struct Options {
     pub pipeline: bool,
     /// `PUBLIC_URL` of the gateway.
     pub public_url: Option<&'static str>,
+    /// More environment variables for every service (e.g. `MAX_CONNECTIONS`).
+    pub vars: Vec<(&'static str, String)>,
+    /// Start Redis with its append-only file on (for restarts that keep the data).
+    pub redis_aof: bool,
+    /// The gateway's `client_stall_timeout_secs` (config file only), if not the default.
+    pub client_stall_timeout_secs: Option<u64>,
 }
 
 /// A running gateway and what it talks to. Everything stops when dropped.
@@ -56,7 +62,32 @@ pub struct TestApp {
     pub sim_url: String,
     /// A client that neither decompresses nor uses a proxy.
     pub client: reqwest::Client,
+    /// The in-process fetcher and views of a pipeline (empty otherwise), by name.
+    pub services: Vec<Service>,
+    /// The settings variables the services were started with.
+    vars: Vec<(String, String)>,
     shutdown: CancellationToken,
+}
+
+/// A service (fetcher or views) running in a task of the test's runtime.
+pub struct Service {
+    /// `fetcher` or `views`.
+    pub name: &'static str,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    /// Whether it has returned (it never should while the test runs: no service exits because
+    /// a dependency is down).
+    pub fn has_exited(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Abrupt stop, like a killed process: nothing is released or acknowledged.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 impl Drop for TestApp {
@@ -85,7 +116,12 @@ pub async fn spawn_pipeline() -> TestApp {
 
 /// A gateway with the given options.
 pub async fn spawn_with(options: Options) -> TestApp {
-    let redis = RedisServer::start().await.expect("redis-server starts");
+    let redis = if options.redis_aof {
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await
+    } else {
+        RedisServer::start().await
+    }
+    .expect("redis-server starts");
     let org = if options.pipeline { "Netflix" } else { ORG };
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
@@ -110,6 +146,12 @@ pub async fn spawn_with(options: Options) -> TestApp {
         // The in-process fetcher and views: no admin listeners (tests run side by side).
         ("METRICS_PORT".to_owned(), "0".to_owned()),
     ];
+    vars.extend(
+        options
+            .vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone())),
+    );
     if let Some((rate, _)) = options.rate_limit {
         vars.push(("CLIENT_RATE_LIMIT_PER_SEC".to_owned(), rate.to_string()));
     }
@@ -130,24 +172,18 @@ pub async fn spawn_with(options: Options) -> TestApp {
             .no_proxy()
             .build()
             .expect("client"),
+        services: Vec::new(),
+        vars: vars.clone(),
         shutdown: shutdown.clone(),
     };
     if options.seed {
         app.seed_all(1).await;
     }
     if options.pipeline {
-        let source = SettingsSource::from_vars(vars.clone());
-        let fetcher = fetcher::Application::build(
-            fetcher::Settings::load(&source).expect("fetcher settings"),
-        )
-        .await
-        .expect("fetcher builds");
-        tokio::spawn(fetcher.run(shutdown.clone()));
-        let views =
-            views::Application::build(views::Settings::load(&source).expect("views settings"))
-                .await
-                .expect("views builds");
-        tokio::spawn(views.run(shutdown.clone()));
+        let fetcher = app.start_fetcher().await;
+        app.services.push(fetcher);
+        let views = app.start_views().await;
+        app.services.push(views);
     }
     if options.redis_down {
         app.redis.stop();
@@ -159,6 +195,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     if let Some((_, burst)) = options.rate_limit {
         settings.client_rate_limit_burst = burst;
     }
+    if let Some(secs) = options.client_stall_timeout_secs {
+        settings.client_stall_timeout_secs = secs;
+    }
     let application = gateway::Application::build(settings)
         .await
         .expect("gateway builds");
@@ -169,6 +208,33 @@ pub async fn spawn_with(options: Options) -> TestApp {
 }
 
 impl TestApp {
+    /// Starts a fetcher with this test's settings (stopped with the test).
+    pub async fn start_fetcher(&self) -> Service {
+        let source = SettingsSource::from_vars(self.vars.clone());
+        let fetcher = fetcher::Application::build(
+            fetcher::Settings::load(&source).expect("fetcher settings"),
+        )
+        .await
+        .expect("fetcher builds");
+        Service {
+            name: "fetcher",
+            task: tokio::spawn(fetcher.run(self.shutdown.clone())),
+        }
+    }
+
+    /// Starts a views service with this test's settings (stopped with the test).
+    pub async fn start_views(&self) -> Service {
+        let source = SettingsSource::from_vars(self.vars.clone());
+        let views =
+            views::Application::build(views::Settings::load(&source).expect("views settings"))
+                .await
+                .expect("views builds");
+        Service {
+            name: "views",
+            task: tokio::spawn(views.run(self.shutdown.clone())),
+        }
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.get_with(path, &[]).await
@@ -390,6 +456,91 @@ pub fn view_set(version: u64) -> ViewSet {
     }
 }
 
+/// One more gateway over the same Redis and github-sim (a replica, or a restarted process);
+/// stops when dropped.
+pub struct OtherGateway {
+    /// `http://127.0.0.1:{port}`.
+    pub address: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for OtherGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// Starts another gateway on this test's Redis and github-sim.
+    pub async fn other_gateway(&self) -> OtherGateway {
+        let vars = [
+            ("REDIS_URL", self.redis.url()),
+            ("GITHUB_API_URL", self.sim_url.clone()),
+            ("GITHUB_ORG", self.org.clone()),
+            ("PORT", "0".to_owned()),
+            ("WORKERS", "1".to_owned()),
+            ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
+        ];
+        let mut settings =
+            gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
+        settings.host = "127.0.0.1".to_owned();
+        let application = gateway::Application::build(settings)
+            .await
+            .expect("gateway builds");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(application.run(shutdown.clone()));
+        OtherGateway { address, shutdown }
+    }
+
+    /// `GET {base}{path}` with this test's client.
+    pub async fn get_from(&self, base: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("request reaches the gateway")
+    }
+
+    /// Sends raw bytes over a new connection; the status (`None` if the gateway closed the
+    /// connection without answering) and the body.
+    pub async fn raw_bytes(&self, request: &[u8]) -> (Option<u16>, String) {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect");
+        // The gateway may answer and close before reading everything: a write error is fine.
+        let _ = stream.write_all(request).await;
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|s| s.parse().ok());
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Every field of a Redis hash (to prove nothing was changed).
+    pub async fn hash(&self, key: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut conn = self.redis_conn().await;
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("HGETALL")
+    }
+
+    /// Runs one Redis command (tampering with stored data, as a test of damage).
+    pub async fn redis_cmd(&self, cmd: &redis::Cmd) {
+        let mut conn = self.redis_conn().await;
+        let _: redis::Value = cmd.query_async(&mut conn).await.expect("redis command");
+    }
+}
+
 // -------------------------------------------------------------------------------------------
 // Pass-through helpers (used by tests/api/passthrough.rs; added below, existing ones unchanged).
 // -------------------------------------------------------------------------------------------
@@ -431,7 +582,7 @@ pub async fn spawn_passthrough(
     ];
     all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut settings =
-        gateway::Settings::load(&SettingsSource::from_vars(all)).expect("gateway settings");
+        gateway::Settings::load(&SettingsSource::from_vars(all.clone())).expect("gateway settings");
     settings.host = "127.0.0.1".to_owned();
     configure(&mut settings);
     let shutdown = CancellationToken::new();
@@ -451,6 +602,8 @@ pub async fn spawn_passthrough(
             .no_proxy()
             .build()
             .expect("client"),
+        services: Vec::new(),
+        vars: all,
         shutdown,
     }
 }

@@ -1,16 +1,21 @@
 //! The gateway's integration tests: real redis-server, github-sim, and (for the pipeline tests)
 //! the real fetcher and views services, all in process. Each test starts its own stack.
 
+mod bad_input;
 mod cached_keys;
 mod coalescing;
 mod health;
 mod helpers;
 mod http_semantics;
 mod hygiene;
+mod load_balancer;
 mod metrics;
+mod overload;
 mod passthrough;
 mod pipeline;
 mod rate_limit;
+mod redis_restart;
 mod resilience;
+mod settings;
 mod traces;
 mod views;

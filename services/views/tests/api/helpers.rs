@@ -44,6 +44,32 @@ impl TestWorker {
     }
 }
 
+/// A worker on a runtime of its own, so that it can be killed like a process: dropping the
+/// runtime drops every task the service spawned (aborting `run`'s task alone would leave its
+/// consumer and claim tasks running).
+pub struct KillableWorker {
+    pub stats: ViewsStats,
+    pub consumer: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl KillableWorker {
+    /// Kills it: every task stops at its next await, nothing in flight is acknowledged.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for KillableWorker {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         for worker in &self.workers {
@@ -123,6 +149,30 @@ impl TestApp {
             task,
         });
         self.workers.last().expect("just pushed")
+    }
+
+    /// Starts a worker in the group on its own runtime (see [`KillableWorker`]).
+    pub async fn spawn_killable_worker(&self) -> KillableWorker {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let settings = settings_for(&self.redis.url());
+        let (started, ready) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let application = Application::build(settings)
+                .await
+                .expect("application builds");
+            let _ = started.send((application.stats(), application.consumer_name().to_owned()));
+            application.run(CancellationToken::new()).await
+        });
+        let (stats, consumer) = ready.await.expect("the worker started");
+        KillableWorker {
+            stats,
+            consumer,
+            runtime: Some(runtime),
+        }
     }
 
     /// A fresh connection (the server may have been restarted since the last one).

@@ -7,3 +7,4 @@ mod helpers;
 mod metrics;
 mod recovery;
 mod refresh;
+mod settings;

@@ -53,6 +53,62 @@ async fn an_event_read_by_a_dead_worker_is_claimed_and_applied_once() {
 }
 
 #[tokio::test]
+async fn a_real_worker_killed_between_read_and_ack_loses_nothing_and_applies_once() {
+    let mut app = spawn_redis().await;
+    let worker = app.spawn_killable_worker().await;
+    let mut conn = app.conn().await;
+    app.publish_repos(1, &json!([repo("acme/a", 1, 1, 1, "2024-01-01T00:00:00Z")]))
+        .await;
+    app.wait_for_views(1, SOON).await;
+    // The views key now holds the wrong type, so the worker reads the next event but cannot
+    // store its views: the event stays read and unacknowledged while the worker retries.
+    let _: () = redis::cmd("SET")
+        .arg(app.keys.views())
+        .arg("not a hash")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    app.publish_repos(2, &json!([repo("acme/b", 2, 2, 2, "2024-02-01T00:00:00Z")]))
+        .await;
+    hubcache_testkit::eventually(Duration::from_secs(5), "the event read", || async {
+        (app.pending().await == 1).then_some(())
+    })
+    .await
+    .expect("read, not acknowledged");
+    let killed_consumer = worker.consumer.clone();
+    assert_eq!(worker.stats.events_acked(), 1, "only the first event");
+    let killed_stats = worker.stats.clone();
+    worker.kill();
+    assert_eq!(app.pending().await, 1, "the kill left the entry pending");
+
+    // The damage is repaired and a new worker starts: it claims the dead worker's entry
+    // (claim idle 1 s), stores the views once and acknowledges.
+    let _: () = redis::cmd("DEL")
+        .arg(app.keys.views())
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+    app.spawn_worker().await;
+    assert_ne!(app.workers[0].consumer, killed_consumer);
+    wait_until(|| app.workers[0].stats.events_acked() == 1).await;
+    assert_eq!(app.workers[0].stats.entries_claimed(), 1);
+    assert_eq!(app.pending().await, 0);
+    let views = app.views().await.expect("views stored");
+    assert_eq!(views.version, 2);
+    assert_eq!(
+        views.views[&hubcache_shared::ViewName::Stars][0].0,
+        "acme/b"
+    );
+    let versions: Vec<u64> = app.views_events().await.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [1, 2], "each applied exactly once");
+    assert_eq!(
+        killed_stats.events_acked(),
+        1,
+        "the killed worker acknowledged nothing more"
+    );
+}
+
+#[tokio::test]
 async fn the_worker_survives_a_redis_restart_and_handles_new_events() {
     let mut app = spawn_app().await;
     app.publish_repos(1, &json!([repo("acme/a", 1, 1, 1, "2024-01-01T00:00:00Z")]))
