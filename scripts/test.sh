@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3 promtool:prometheus
+ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3 promtool:prometheus nginx:nginx
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

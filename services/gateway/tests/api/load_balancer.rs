@@ -1,9 +1,9 @@
 //! A gateway killed (SIGKILL, not a graceful stop) under load behind nginx with the committed
 //! retry policy of `deploy/nginx/hubcache.conf`: the other replica answers every request.
 //!
-//! Two real gateway processes over one seeded Redis, nginx from the same image the compose file
-//! uses, run by Docker on the host network. Skipped (with a message) where Docker or that image
-//! is not available; `scripts/compose-test.sh` covers the graceful stop of a replica.
+//! Two real gateway processes over one seeded Redis and a real nginx (the `nginx` command: Debian's
+//! package, which `scripts/test.sh` installs) with the `proxy_*` directives of the committed
+//! configuration. `scripts/compose-test.sh` covers the graceful stop of a replica in compose.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,40 +14,14 @@ use hubcache_testkit::{eventually, free_port};
 
 use crate::helpers::{ORG, org_body, spawn_app};
 
-/// The compose file's default `NGINX_IMAGE`.
-const NGINX_IMAGE: &str = "nginx:1.27-bookworm";
-
-/// A process or container removed when the test ends.
-enum Running {
-    Process(Child),
-    Container(String),
-}
+/// A process killed (SIGKILL) when the test ends or drops it.
+struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        match self {
-            Running::Process(child) => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            Running::Container(id) => {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f", id.as_str()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-}
-
-fn docker_has_nginx() -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", NGINX_IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The `proxy_*` directives of the committed load balancer's `location /`, except the target:
@@ -85,15 +59,11 @@ fn start_gateway(redis_url: &str, sim_url: &str, port: u16) -> Running {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting the gateway binary");
-    Running::Process(child)
+    Running(child)
 }
 
 #[tokio::test]
 async fn a_gateway_killed_under_load_costs_no_request_through_the_load_balancer() {
-    if !docker_has_nginx() {
-        eprintln!("docker or the {NGINX_IMAGE} image is not available: skipping");
-        return;
-    }
     let app = spawn_app().await;
     let ports = [free_port().expect("port"), free_port().expect("port")];
     let mut gateways: Vec<Running> = ports
@@ -114,28 +84,28 @@ async fn a_gateway_killed_under_load_costs_no_request_through_the_load_balancer(
     let dir = std::env::temp_dir().join(format!("hubcache-lb-{}-{lb_port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("config dir");
     let conf = format!(
-        "upstream gateways {{\n  server 127.0.0.1:{};\n  server 127.0.0.1:{};\n}}\n\
-         server {{\n  listen 127.0.0.1:{lb_port};\n  location / {{\n    proxy_pass http://gateways;\n    {}\n  }}\n}}\n",
+        "pid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n\
+         fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n\
+         upstream gateways {{\n    server 127.0.0.1:{};\n    server 127.0.0.1:{};\n  }}\n\
+         server {{\n    listen 127.0.0.1:{lb_port};\n    location / {{\n      proxy_pass http://gateways;\n      {}\n    }}\n  }}\n}}\n",
         ports[0],
         ports[1],
-        committed_proxy_directives().join("\n    ")
+        committed_proxy_directives().join("\n      "),
+        dir = dir.display(),
     );
-    std::fs::write(dir.join("default.conf"), conf).expect("nginx config");
-    let output = Command::new("docker")
-        .args(["run", "-d", "--rm", "--network", "host", "-v"])
-        .arg(format!(
-            "{}:/etc/nginx/conf.d/default.conf:ro",
-            dir.join("default.conf").display()
-        ))
-        .arg(NGINX_IMAGE)
-        .output()
-        .expect("docker run");
-    assert!(
-        output.status.success(),
-        "nginx starts: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _nginx = Running::Container(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx config");
+    let nginx = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the nginx command (Debian package nginx; scripts/test.sh installs it)");
+    let _nginx = Running(nginx);
     let lb = format!("http://127.0.0.1:{lb_port}");
     eventually(Duration::from_secs(20), "nginx up", || async {
         let response = app.client.get(format!("{lb}/livez")).send().await.ok()?;
