@@ -1,57 +1,173 @@
-//! Redis connections, made one way for every service.
+//! Redis connections, made one way for every service, whatever the deployment: one Redis
+//! (`REDIS_URL`) or a Sentinel-managed master/replica set (`REDIS_SENTINELS` +
+//! `REDIS_SENTINEL_MASTER`).
 //!
-//! Two kinds, because redis-rs multiplexes commands over one socket:
-//! - [`RedisConnector::manager`]: a shared, auto-reconnecting connection for ordinary commands
-//!   (short response timeout; the command that hit a dead socket fails and is retried by caller).
+//! Services only ever see [`RedisConnection`]: cheap to clone, implementing
+//! [`redis::aio::ConnectionLike`] so typed commands (`AsyncCommands`) and
+//! `Script::invoke_async` work on it. Two kinds, because redis-rs multiplexes commands over one
+//! socket:
+//! - [`RedisConnector::shared`]: one connection for ordinary commands, shared by clones (short
+//!   response timeout; the command that hit a dead socket fails and is retried by its caller).
 //! - [`RedisConnector::blocking`]: a dedicated connection for `XREAD`/`XREADGROUP ... BLOCK`,
 //!   whose response timeout exceeds the BLOCK time. A blocked read on the shared connection would
 //!   stall every other command, and the default 500 ms timeout would cut a 2 s BLOCK short.
+//!
+//! With Sentinel, redis-rs does not move a live connection to a new master after a failover
+//! (upstream issue #1438), so [`RedisConnection`] does it: a command failing in a way that means
+//! "this is not (or no longer) the master" (connection lost, timeout, `READONLY`, `MASTERDOWN`,
+//! `UNBLOCKED`, `LOADING`) discards the connection, and the next command asks the sentinels for
+//! the current master (checked with `ROLE`) and connects there. The failed command itself is
+//! returned as an error, never replayed: it may have been applied, and callers already retry
+//! what is safe to retry.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{AsyncConnectionConfig, Cmd, IntoConnectionInfo as _, Pipeline, RedisFuture, Value};
 
 /// Response timeout of ordinary commands (snapshots are a few MB; allow for that).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed to open a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time allowed for asking the sentinels where the master is (and checking it with `ROLE`).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where Redis is: what the settings (`REDIS_URL`, `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`)
+/// describe, validated (see `CommonSettings::redis_target`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One Redis at `REDIS_URL`.
+    Single {
+        /// `redis://[user:password@]host[:port][/db]`.
+        url: String,
+    },
+    /// A master found through Redis Sentinel; `url` supplies credentials and database only.
+    Sentinel {
+        /// The sentinels' `host:port` addresses (`REDIS_SENTINELS`).
+        sentinels: Vec<(String, u16)>,
+        /// The monitored master's name (`REDIS_SENTINEL_MASTER`).
+        master: String,
+        /// `REDIS_URL`: its user, password and db are used on the master; its host is ignored.
+        url: String,
+    },
+}
+
+impl fmt::Debug for RedisTarget {
+    // The URL may carry a password: show only where Redis is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Single { url } => f
+                .debug_struct("Single")
+                .field("url", &redact_url(url))
+                .finish(),
+            Self::Sentinel {
+                sentinels, master, ..
+            } => f
+                .debug_struct("Sentinel")
+                .field("sentinels", sentinels)
+                .field("master", master)
+                .finish(),
+        }
+    }
+}
+
+/// `url` without its password.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
 
 /// Opens connections to the configured Redis.
 #[derive(Clone, Debug)]
 pub struct RedisConnector {
-    client: redis::Client,
+    kind: ConnectorKind,
+}
+
+#[derive(Clone)]
+enum ConnectorKind {
+    Single(redis::Client),
+    Sentinel(Arc<MasterResolver>),
+}
+
+impl fmt::Debug for ConnectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Single(client) => f
+                .debug_tuple("Single")
+                .field(&client.get_connection_info().addr())
+                .finish(),
+            Self::Sentinel(resolver) => f
+                .debug_struct("Sentinel")
+                .field("master", &resolver.master)
+                .finish(),
+        }
+    }
 }
 
 impl RedisConnector {
-    /// A connector for `url` (`REDIS_URL`). Does not connect yet.
-    pub fn new(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("REDIS_URL is not a valid Redis URL")?;
-        Ok(Self { client })
+    /// A connector for `target`. Does not connect yet.
+    pub fn new(target: &RedisTarget) -> anyhow::Result<Self> {
+        let kind = match target {
+            RedisTarget::Single { url } => ConnectorKind::Single(
+                redis::Client::open(url.as_str()).context("REDIS_URL is not a valid Redis URL")?,
+            ),
+            RedisTarget::Sentinel {
+                sentinels,
+                master,
+                url,
+            } => ConnectorKind::Sentinel(Arc::new(MasterResolver::new(sentinels, master, url)?)),
+        };
+        Ok(Self { kind })
     }
 
-    /// A shared connection that reconnects in the background after Redis restarts.
+    /// The connection for ordinary commands, shared by its clones. It heals by itself: after a
+    /// Redis restart (reconnecting in the background) or a Sentinel failover (finding the new
+    /// master on the next command).
     ///
     /// Fails if Redis cannot be reached at all right now; callers at start-up retry.
-    pub async fn manager(&self) -> anyhow::Result<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        self.client
-            .get_connection_manager_with_config(config)
-            .await
-            .context("connecting to Redis")
+    pub async fn shared(&self) -> anyhow::Result<RedisConnection> {
+        match &self.kind {
+            ConnectorKind::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(COMMAND_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2));
+                let manager = client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .context("connecting to Redis")?;
+                Ok(RedisConnection(Inner::Managed(manager)))
+            }
+            ConnectorKind::Sentinel(resolver) => {
+                let link = MasterLink::new(Arc::clone(resolver), command_config());
+                link.current()
+                    .await
+                    .context("connecting to the Redis master")?;
+                Ok(RedisConnection(Inner::Master(Arc::new(link))))
+            }
+        }
     }
 
-    /// A shared connection, retrying every second until Redis answers or `cancel` fires.
-    pub async fn manager_with_retry(
+    /// The shared connection, retrying every second until Redis answers or `cancel` fires.
+    pub async fn shared_with_retry(
         &self,
         cancel: &tokio_util::sync::CancellationToken,
-    ) -> Option<ConnectionManager> {
+    ) -> Option<RedisConnection> {
         loop {
-            match self.manager().await {
+            match self.shared().await {
                 Ok(conn) => return Some(conn),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "Redis unavailable; retrying in 1s")
@@ -64,14 +180,261 @@ impl RedisConnector {
         }
     }
 
-    /// A dedicated connection for blocking stream reads of up to `block`.
-    pub async fn blocking(&self, block: Duration) -> anyhow::Result<MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
+    /// A dedicated connection for blocking stream reads of up to `block`. It does not heal:
+    /// after an error the caller opens a new one (which, with Sentinel, goes to the master of
+    /// that moment).
+    pub async fn blocking(&self, block: Duration) -> anyhow::Result<RedisConnection> {
+        let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(block + COMMAND_TIMEOUT));
-        self.client
+        let client = match &self.kind {
+            ConnectorKind::Single(client) => client.clone(),
+            ConnectorKind::Sentinel(resolver) => resolver.master_client().await?,
+        };
+        let conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .context("opening a blocking-read connection to Redis")
+            .context("opening a blocking-read connection to Redis")?;
+        Ok(RedisConnection(Inner::Dedicated(conn)))
+    }
+}
+
+/// The configuration of ordinary-command connections to a Sentinel-resolved master.
+fn command_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+}
+
+/// A connection to the configured Redis (see the module docs): what every service uses for
+/// commands and scripts. Clones share the underlying connection.
+#[derive(Clone)]
+pub struct RedisConnection(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    /// One Redis: redis-rs's auto-reconnecting manager.
+    Managed(ConnectionManager),
+    /// A Sentinel-resolved master, followed across failovers.
+    Master(Arc<MasterLink>),
+    /// A dedicated connection (blocking reads), replaced by its owner after an error.
+    Dedicated(MultiplexedConnection),
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.0 {
+            Inner::Managed(_) => "managed",
+            Inner::Master(_) => "sentinel-master",
+            Inner::Dedicated(_) => "dedicated",
+        };
+        f.debug_tuple("RedisConnection").field(&kind).finish()
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Inner::Managed(conn) => conn.req_packed_command(cmd),
+            Inner::Dedicated(conn) => conn.req_packed_command(cmd),
+            Inner::Master(link) => Box::pin(async move {
+                let (generation, mut conn) = link.current().await?;
+                let result = conn.req_packed_command(cmd).await;
+                link.check(generation, &result);
+                result
+            }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Inner::Managed(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::Dedicated(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::Master(link) => Box::pin(async move {
+                let (generation, mut conn) = link.current().await?;
+                let result = conn.req_packed_commands(pipeline, offset, count).await;
+                link.check(generation, &result);
+                result
+            }),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Inner::Managed(conn) => conn.get_db(),
+            Inner::Dedicated(conn) => conn.get_db(),
+            Inner::Master(link) => link.resolver.db,
+        }
+    }
+}
+
+/// Whether `error` means the connection is not (or no longer) to a usable master, so the next
+/// command must find the master again: the socket died or hung, the server is a replica now
+/// (`READONLY`, or `UNBLOCKED` for a blocked read when it was demoted), or it is not serving
+/// yet (`MASTERDOWN`, `LOADING`).
+pub fn is_master_lost(error: &redis::RedisError) -> bool {
+    if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+        return true;
+    }
+    if matches!(
+        error.code(),
+        Some("READONLY" | "MASTERDOWN" | "UNBLOCKED" | "LOADING")
+    ) {
+        return true;
+    }
+    // A write inside a Lua script on a replica surfaces as a script error quoting READONLY.
+    error.to_string().contains("READONLY")
+}
+
+/// Asks the sentinels where the master is; one per connector, shared by its connections so the
+/// sentinel connections it caches are reused.
+struct MasterResolver {
+    sentinel: tokio::sync::Mutex<Sentinel>,
+    master: String,
+    node: SentinelNodeConnectionInfo,
+    db: i64,
+}
+
+impl MasterResolver {
+    fn new(sentinels: &[(String, u16)], master: &str, url: &str) -> anyhow::Result<Self> {
+        let redis = url
+            .into_connection_info()
+            .context("REDIS_URL is not a valid Redis URL")?
+            .redis_settings()
+            .clone();
+        let db = redis.db();
+        let addresses: Vec<String> = sentinels
+            .iter()
+            .map(|(host, port)| format!("redis://{host}:{port}"))
+            .collect();
+        let sentinel = Sentinel::build(addresses).context("REDIS_SENTINELS is not usable")?;
+        Ok(Self {
+            sentinel: tokio::sync::Mutex::new(sentinel),
+            master: master.to_owned(),
+            node: SentinelNodeConnectionInfo::default().set_redis_connection_info(redis),
+            db,
+        })
+    }
+
+    /// A client for the current master: the first sentinel that names a master not flagged
+    /// down, confirmed as master by `ROLE` (so a promoted replica is only used once promoted).
+    async fn master_client(&self) -> anyhow::Result<redis::Client> {
+        let mut sentinel = self.sentinel.lock().await;
+        let lookup = sentinel.async_master_for(&self.master, Some(&self.node));
+        tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("the sentinels did not answer within {RESOLVE_TIMEOUT:?}")
+            })?
+            .with_context(|| format!("asking the sentinels for master {:?}", self.master))
+    }
+}
+
+/// The connection of a [`RedisConnection`] to a Sentinel-resolved master, with a generation
+/// number so that many clones failing at once discard it (and resolve the master) only once.
+struct MasterLink {
+    resolver: Arc<MasterResolver>,
+    config: AsyncConnectionConfig,
+    current: parking_lot::Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Held while resolving, so concurrent commands wait for one lookup instead of each doing
+    /// their own; holds the last generation handed out.
+    resolving: tokio::sync::Mutex<u64>,
+}
+
+impl MasterLink {
+    fn new(resolver: Arc<MasterResolver>, config: AsyncConnectionConfig) -> Self {
+        Self {
+            resolver,
+            config,
+            current: parking_lot::Mutex::new(None),
+            resolving: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// The connection to the master, resolving and connecting first if there is none.
+    async fn current(&self) -> redis::RedisResult<(u64, MultiplexedConnection)> {
+        if let Some(current) = self.current.lock().clone() {
+            return Ok(current);
+        }
+        let mut generation = self.resolving.lock().await;
+        if let Some(current) = self.current.lock().clone() {
+            return Ok(current);
+        }
+        let client = self
+            .resolver
+            .master_client()
+            .await
+            .map_err(|e| lookup_error(&e))?;
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        *generation += 1;
+        tracing::info!(
+            master = %self.resolver.master,
+            address = %client.get_connection_info().addr(),
+            generation = *generation,
+            "connected to the Redis master named by Sentinel"
+        );
+        let current = (*generation, conn);
+        *self.current.lock() = Some(current.clone());
+        Ok(current)
+    }
+
+    /// Discards generation `generation` of the connection if `result` says the master is lost.
+    fn check<T>(&self, generation: u64, result: &redis::RedisResult<T>) {
+        let Err(error) = result else { return };
+        if !is_master_lost(error) {
+            return;
+        }
+        let mut current = self.current.lock();
+        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+            tracing::warn!(%error, master = %self.resolver.master, "lost the Redis master; asking the sentinels again on the next command");
+            *current = None;
+        }
+    }
+}
+
+/// A sentinel lookup failure as a connection-level Redis error, so callers treat it like Redis
+/// being unreachable (retry with backoff).
+fn lookup_error(error: &anyhow::Error) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        format!("{error:#}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let target = RedisTarget::Single {
+            url: "redis://user:hunter2@127.0.0.1:6379/1".to_owned(),
+        };
+        let debug = format!("{target:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("127.0.0.1"), "{debug}");
+    }
+
+    #[test]
+    fn replica_and_connection_errors_mean_the_master_is_lost() {
+        let readonly = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        assert!(is_master_lost(&readonly));
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(is_master_lost(&io));
+        let wrong_type = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ));
+        assert!(!is_master_lost(&wrong_type));
     }
 }

@@ -20,6 +20,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::redis_connector::RedisTarget;
+
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_FILE_VAR: &str = "HUBCACHE_CONFIG";
 
@@ -58,8 +60,13 @@ pub enum SettingsError {
 /// are the lowercase variable names; envy matches them case-insensitively.
 #[derive(Debug, Default, Deserialize)]
 pub struct EnvOverrides {
-    /// `REDIS_URL`: where Redis lives.
+    /// `REDIS_URL`: where Redis lives (with Sentinel: only its credentials and db are used).
     pub redis_url: Option<String>,
+    /// `REDIS_SENTINELS`: comma-separated `host:port` of Redis Sentinels; set with
+    /// `REDIS_SENTINEL_MASTER` to find the master through them.
+    pub redis_sentinels: Option<String>,
+    /// `REDIS_SENTINEL_MASTER`: the master name the sentinels monitor.
+    pub redis_sentinel_master: Option<String>,
     /// `GITHUB_API_URL`: the upstream GitHub API base.
     pub github_api_url: Option<String>,
     /// `GITHUB_API_TOKEN`: optional token sent to the upstream only.
@@ -119,6 +126,11 @@ impl EnvOverrides {
             }
         };
         put("redis_url", self.redis_url.map(Into::into));
+        put("redis_sentinels", self.redis_sentinels.map(Into::into));
+        put(
+            "redis_sentinel_master",
+            self.redis_sentinel_master.map(Into::into),
+        );
         put("github_api_url", self.github_api_url.map(Into::into));
         put("github_api_token", self.github_api_token.map(Into::into));
         put("github_org", self.github_org.map(Into::into));
@@ -298,6 +310,13 @@ pub struct CommonSettings {
     /// `REDIS_URL`.
     #[serde(default = "default_redis_url")]
     pub redis_url: String,
+    /// `REDIS_SENTINELS`: comma-separated `host:port` list; with `redis_sentinel_master`, the
+    /// master is found through Sentinel and followed across failovers.
+    #[serde(default)]
+    pub redis_sentinels: Option<String>,
+    /// `REDIS_SENTINEL_MASTER`: the name of the master the sentinels monitor.
+    #[serde(default)]
+    pub redis_sentinel_master: Option<String>,
     /// `GITHUB_API_URL`: the only host the GitHub token is ever sent to.
     #[serde(default = "default_github_api_url")]
     pub github_api_url: String,
@@ -368,6 +387,7 @@ impl CommonSettings {
             value: self.redis_url.clone(),
             reason: "expected redis://[user:password@]host[:port][/db] or rediss://".to_owned(),
         })?;
+        self.redis_target()?;
         self.github_base_url()?;
         if !is_github_login(&self.github_org) {
             return Err(SettingsError::Invalid {
@@ -398,6 +418,62 @@ impl CommonSettings {
         }
         self.cached()?;
         Ok(())
+    }
+
+    /// Where Redis is: `REDIS_URL` alone, or the sentinels of `REDIS_SENTINELS` watching
+    /// `REDIS_SENTINEL_MASTER` (both or neither must be set; `REDIS_URL` then only supplies the
+    /// credentials and db used on the master).
+    pub fn redis_target(&self) -> Result<RedisTarget, SettingsError> {
+        let sentinels = self
+            .redis_sentinels
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let master = self
+            .redis_sentinel_master
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match (sentinels, master) {
+            (None, None) => Ok(RedisTarget::Single {
+                url: self.redis_url.clone(),
+            }),
+            (Some(list), None) => Err(SettingsError::Invalid {
+                name: "REDIS_SENTINEL_MASTER",
+                value: String::new(),
+                reason: format!(
+                    "required with REDIS_SENTINELS={list:?}: the master name the sentinels monitor"
+                ),
+            }),
+            (None, Some(master)) => Err(SettingsError::Invalid {
+                name: "REDIS_SENTINELS",
+                value: String::new(),
+                reason: format!(
+                    "required with REDIS_SENTINEL_MASTER={master:?}: comma-separated host:port of the sentinels"
+                ),
+            }),
+            (Some(list), Some(master)) => {
+                if master.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(SettingsError::Invalid {
+                        name: "REDIS_SENTINEL_MASTER",
+                        value: master.to_owned(),
+                        reason: "expected a master name without spaces, e.g. mymaster".to_owned(),
+                    });
+                }
+                let sentinels = parse_host_ports(list).ok_or_else(|| SettingsError::Invalid {
+                    name: "REDIS_SENTINELS",
+                    value: list.to_owned(),
+                    reason:
+                        "expected comma-separated host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379"
+                            .to_owned(),
+                })?;
+                Ok(RedisTarget::Sentinel {
+                    sentinels,
+                    master: master.to_owned(),
+                    url: self.redis_url.clone(),
+                })
+            }
+        }
     }
 
     /// The upstream base URL, parsed; trailing slashes removed so paths can be appended.
@@ -485,6 +561,22 @@ pub fn is_github_login(s: &str) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
         && !s.contains("--")
+}
+
+/// Parses `host:port,host:port` (IPv6 as `[::1]:26379`); `None` if any item is malformed or
+/// the list is empty.
+pub fn parse_host_ports(list: &str) -> Option<Vec<(String, u16)>> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, port) = item.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+        if host.is_empty() || host.contains(['/', '@', ' ', '?', '#']) {
+            return None;
+        }
+        out.push((host.to_owned(), port));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Parses an `http(s)` base URL for `name`, dropping trailing slashes, rejecting queries.
@@ -596,6 +688,82 @@ mod tests {
             let s = load_vars(&[(name, value)]).expect("parses");
             let err = s.common.validate().expect_err(name).to_string();
             assert!(err.contains(name) && err.contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn sentinel_settings_need_both_variables_and_valid_addresses() {
+        let s = load_vars(&[
+            ("REDIS_URL", "redis://:pw@ignored:1/2"),
+            (
+                "REDIS_SENTINELS",
+                " 127.0.0.1:26379, [::1]:26380 ,s3.local:26381",
+            ),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .expect("parses");
+        s.common.validate().expect("valid");
+        assert_eq!(
+            s.common.redis_target().expect("target"),
+            RedisTarget::Sentinel {
+                sentinels: vec![
+                    ("127.0.0.1".to_owned(), 26379),
+                    ("::1".to_owned(), 26380),
+                    ("s3.local".to_owned(), 26381)
+                ],
+                master: "mymaster".to_owned(),
+                url: "redis://:pw@ignored:1/2".to_owned(),
+            }
+        );
+        assert_eq!(
+            load_vars(&[])
+                .expect("defaults")
+                .common
+                .redis_target()
+                .expect("target"),
+            RedisTarget::Single {
+                url: "redis://127.0.0.1:6379".to_owned()
+            }
+        );
+        for (vars, named, shown) in [
+            (
+                vec![("REDIS_SENTINELS", "127.0.0.1:26379")],
+                "REDIS_SENTINEL_MASTER",
+                "127.0.0.1:26379",
+            ),
+            (
+                vec![("REDIS_SENTINEL_MASTER", "mymaster")],
+                "REDIS_SENTINELS",
+                "mymaster",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "127.0.0.1"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINELS",
+                "127.0.0.1",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "a:1,b:0"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINELS",
+                "a:1,b:0",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "a:1"),
+                    ("REDIS_SENTINEL_MASTER", "my master"),
+                ],
+                "REDIS_SENTINEL_MASTER",
+                "my master",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("parses");
+            let err = s.common.validate().expect_err(named).to_string();
+            assert!(err.contains(named) && err.contains(shown), "{err}");
         }
     }
 

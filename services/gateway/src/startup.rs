@@ -66,7 +66,7 @@ impl Application {
             .map(|e| e.path)
             .collect();
         let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
-        let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let listener = StreamListener::new(
             connector,
             KeySchema::new(&settings.common.key_prefix),
