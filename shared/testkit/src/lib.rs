@@ -6,8 +6,13 @@
 //! - [`free_port`]: a currently unused loopback TCP port.
 //! - [`eventually`]: poll an async condition until it holds or a deadline passes.
 //! - [`prometheus_text`]: validate a `/metrics` scrape with promtool, read sample values.
+//! - [`sentinel`]: a master, a replica and three Redis Sentinels on loopback ([`SentinelSet`]),
+//!   for failover tests.
 
 pub mod prometheus_text;
+pub mod sentinel;
+
+pub use sentinel::SentinelSet;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -11,5 +11,6 @@ mod passthrough;
 mod pipeline;
 mod rate_limit;
 mod resilience;
+mod sentinel;
 mod traces;
 mod views;
