@@ -1,6 +1,6 @@
 //! Redis connections, made one way for every service, whatever the deployment: one Redis
-//! (`REDIS_URL`) or a Sentinel-managed master/replica set (`REDIS_SENTINELS` +
-//! `REDIS_SENTINEL_MASTER`).
+//! (`REDIS_URL`), a Sentinel-managed master/replica set (`REDIS_SENTINELS` +
+//! `REDIS_SENTINEL_MASTER`) or a Redis Cluster (`REDIS_CLUSTER_NODES`).
 //!
 //! Services only ever see [`RedisConnection`]: cheap to clone, implementing
 //! [`redis::aio::ConnectionLike`] so typed commands (`AsyncCommands`) and
@@ -19,6 +19,10 @@
 //! the current master (checked with `ROLE`) and connects there. The failed command itself is
 //! returned as an error, never replayed: it may have been applied, and callers already retry
 //! what is safe to retry.
+//!
+//! On a Redis Cluster, redis-rs's cluster connection routes each command by its key's slot and
+//! follows `MOVED`/`ASK` and failovers itself. Every hubcache key carries the `{prefix}` hash tag,
+//! so multi-key scripts, pipelines and two-stream `XREAD`s stay in one slot.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,6 +32,8 @@ use anyhow::Context as _;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{AsyncConnectionConfig, Cmd, IntoConnectionInfo as _, Pipeline, RedisFuture, Value};
 
@@ -45,6 +51,13 @@ pub enum RedisTarget {
     /// One Redis at `REDIS_URL`.
     Single {
         /// `redis://[user:password@]host[:port][/db]`.
+        url: String,
+    },
+    /// A Redis Cluster reached through any of its nodes; `url` supplies credentials only.
+    Cluster {
+        /// Seed nodes' `host:port` addresses (`REDIS_CLUSTER_NODES`); the rest is discovered.
+        nodes: Vec<(String, u16)>,
+        /// `REDIS_URL`: its user and password are used on every node; its host is ignored.
         url: String,
     },
     /// A master found through Redis Sentinel; `url` supplies credentials and database only.
@@ -66,6 +79,7 @@ impl fmt::Debug for RedisTarget {
                 .debug_struct("Single")
                 .field("url", &redact_url(url))
                 .finish(),
+            Self::Cluster { nodes, .. } => f.debug_struct("Cluster").field("nodes", nodes).finish(),
             Self::Sentinel {
                 sentinels, master, ..
             } => f
@@ -77,8 +91,8 @@ impl fmt::Debug for RedisTarget {
     }
 }
 
-/// `url` without its password.
-fn redact_url(url: &str) -> String {
+/// `url` without its password (for logs and error messages).
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
@@ -99,6 +113,11 @@ pub struct RedisConnector {
 enum ConnectorKind {
     Single(redis::Client),
     Sentinel(Arc<MasterResolver>),
+    /// The cluster, as seed nodes and credentials (each connection builds its own client: the
+    /// response timeout is a client setting).
+    Cluster {
+        nodes: Vec<redis::ConnectionInfo>,
+    },
 }
 
 impl fmt::Debug for ConnectorKind {
@@ -111,6 +130,16 @@ impl fmt::Debug for ConnectorKind {
             Self::Sentinel(resolver) => f
                 .debug_struct("Sentinel")
                 .field("master", &resolver.master)
+                .finish(),
+            Self::Cluster { nodes } => f
+                .debug_struct("Cluster")
+                .field(
+                    "nodes",
+                    &nodes
+                        .iter()
+                        .map(|n| n.addr().to_string())
+                        .collect::<Vec<_>>(),
+                )
                 .finish(),
         }
     }
@@ -128,13 +157,31 @@ impl RedisConnector {
                 master,
                 url,
             } => ConnectorKind::Sentinel(Arc::new(MasterResolver::new(sentinels, master, url)?)),
+            RedisTarget::Cluster { nodes, url } => {
+                let redis = url
+                    .as_str()
+                    .into_connection_info()
+                    .context("REDIS_URL is not a valid Redis URL")?
+                    .redis_settings()
+                    .clone();
+                let nodes = nodes
+                    .iter()
+                    .map(|(host, port)| {
+                        (host.as_str(), *port)
+                            .into_connection_info()
+                            .map(|info| info.set_redis_settings(redis.clone()))
+                    })
+                    .collect::<redis::RedisResult<Vec<_>>>()
+                    .context("REDIS_CLUSTER_NODES is not usable")?;
+                ConnectorKind::Cluster { nodes }
+            }
         };
         Ok(Self { kind })
     }
 
     /// The connection for ordinary commands, shared by its clones. It heals by itself: after a
-    /// Redis restart (reconnecting in the background) or a Sentinel failover (finding the new
-    /// master on the next command).
+    /// Redis restart (reconnecting in the background), a Sentinel failover (finding the new
+    /// master on the next command) or a cluster topology change (redis-rs follows it).
     ///
     /// Fails if Redis cannot be reached at all right now; callers at start-up retry.
     pub async fn shared(&self) -> anyhow::Result<RedisConnection> {
@@ -157,6 +204,10 @@ impl RedisConnector {
                     .await
                     .context("connecting to the Redis master")?;
                 Ok(RedisConnection(Inner::Master(Arc::new(link))))
+            }
+            ConnectorKind::Cluster { nodes } => {
+                let conn = cluster_connection(nodes, COMMAND_TIMEOUT).await?;
+                Ok(RedisConnection(Inner::Cluster(conn)))
             }
         }
     }
@@ -190,6 +241,10 @@ impl RedisConnector {
         let client = match &self.kind {
             ConnectorKind::Single(client) => client.clone(),
             ConnectorKind::Sentinel(resolver) => resolver.master_client().await?,
+            ConnectorKind::Cluster { nodes } => {
+                let conn = cluster_connection(nodes, block + COMMAND_TIMEOUT).await?;
+                return Ok(RedisConnection(Inner::Cluster(conn)));
+            }
         };
         let conn = client
             .get_multiplexed_async_connection_with_config(&config)
@@ -197,6 +252,22 @@ impl RedisConnector {
             .context("opening a blocking-read connection to Redis")?;
         Ok(RedisConnection(Inner::Dedicated(conn)))
     }
+}
+
+/// A cluster connection of its own (own sockets to every node) with `response_timeout`.
+async fn cluster_connection(
+    nodes: &[redis::ConnectionInfo],
+    response_timeout: Duration,
+) -> anyhow::Result<ClusterConnection> {
+    let client = ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(response_timeout)
+        .build()
+        .context("REDIS_CLUSTER_NODES is not usable")?;
+    client
+        .get_async_connection()
+        .await
+        .context("connecting to the Redis Cluster")
 }
 
 /// The configuration of ordinary-command connections to a Sentinel-resolved master.
@@ -219,6 +290,8 @@ enum Inner {
     Master(Arc<MasterLink>),
     /// A dedicated connection (blocking reads), replaced by its owner after an error.
     Dedicated(MultiplexedConnection),
+    /// A Redis Cluster: redis-rs routes by slot and follows the topology.
+    Cluster(ClusterConnection),
 }
 
 impl fmt::Debug for RedisConnection {
@@ -227,6 +300,7 @@ impl fmt::Debug for RedisConnection {
             Inner::Managed(_) => "managed",
             Inner::Master(_) => "sentinel-master",
             Inner::Dedicated(_) => "dedicated",
+            Inner::Cluster(_) => "cluster",
         };
         f.debug_tuple("RedisConnection").field(&kind).finish()
     }
@@ -237,6 +311,7 @@ impl ConnectionLike for RedisConnection {
         match &mut self.0 {
             Inner::Managed(conn) => conn.req_packed_command(cmd),
             Inner::Dedicated(conn) => conn.req_packed_command(cmd),
+            Inner::Cluster(conn) => conn.req_packed_command(cmd),
             Inner::Master(link) => Box::pin(async move {
                 let (generation, mut conn) = link.current().await?;
                 let result = conn.req_packed_command(cmd).await;
@@ -255,6 +330,7 @@ impl ConnectionLike for RedisConnection {
         match &mut self.0 {
             Inner::Managed(conn) => conn.req_packed_commands(pipeline, offset, count),
             Inner::Dedicated(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
             Inner::Master(link) => Box::pin(async move {
                 let (generation, mut conn) = link.current().await?;
                 let result = conn.req_packed_commands(pipeline, offset, count).await;
@@ -268,6 +344,7 @@ impl ConnectionLike for RedisConnection {
         match &self.0 {
             Inner::Managed(conn) => conn.get_db(),
             Inner::Dedicated(conn) => conn.get_db(),
+            Inner::Cluster(conn) => conn.get_db(),
             Inner::Master(link) => link.resolver.db,
         }
     }

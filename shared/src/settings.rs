@@ -67,6 +67,8 @@ pub struct EnvOverrides {
     pub redis_sentinels: Option<String>,
     /// `REDIS_SENTINEL_MASTER`: the master name the sentinels monitor.
     pub redis_sentinel_master: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated `host:port` of Redis Cluster nodes to start from.
+    pub redis_cluster_nodes: Option<String>,
     /// `GITHUB_API_URL`: the upstream GitHub API base.
     pub github_api_url: Option<String>,
     /// `GITHUB_API_TOKEN`: optional token sent to the upstream only.
@@ -130,6 +132,10 @@ impl EnvOverrides {
         put(
             "redis_sentinel_master",
             self.redis_sentinel_master.map(Into::into),
+        );
+        put(
+            "redis_cluster_nodes",
+            self.redis_cluster_nodes.map(Into::into),
         );
         put("github_api_url", self.github_api_url.map(Into::into));
         put("github_api_token", self.github_api_token.map(Into::into));
@@ -317,6 +323,10 @@ pub struct CommonSettings {
     /// `REDIS_SENTINEL_MASTER`: the name of the master the sentinels monitor.
     #[serde(default)]
     pub redis_sentinel_master: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated `host:port` of Redis Cluster nodes; the client
+    /// discovers the rest of the cluster from them.
+    #[serde(default)]
+    pub redis_cluster_nodes: Option<String>,
     /// `GITHUB_API_URL`: the only host the GitHub token is ever sent to.
     #[serde(default = "default_github_api_url")]
     pub github_api_url: String,
@@ -420,10 +430,51 @@ impl CommonSettings {
         Ok(())
     }
 
-    /// Where Redis is: `REDIS_URL` alone, or the sentinels of `REDIS_SENTINELS` watching
+    /// Where Redis is: `REDIS_URL` alone; the sentinels of `REDIS_SENTINELS` watching
     /// `REDIS_SENTINEL_MASTER` (both or neither must be set; `REDIS_URL` then only supplies the
-    /// credentials and db used on the master).
+    /// credentials and db used on the master); or the Redis Cluster of `REDIS_CLUSTER_NODES`
+    /// (`REDIS_URL` supplies the credentials; a cluster has only db 0).
     pub fn redis_target(&self) -> Result<RedisTarget, SettingsError> {
+        if let Some(list) = self
+            .redis_cluster_nodes
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if self
+                .redis_sentinels
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+            {
+                return Err(SettingsError::Invalid {
+                    name: "REDIS_CLUSTER_NODES",
+                    value: list.to_owned(),
+                    reason: "set either REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both"
+                        .to_owned(),
+                });
+            }
+            let nodes = parse_host_ports(list).ok_or_else(|| SettingsError::Invalid {
+                name: "REDIS_CLUSTER_NODES",
+                value: list.to_owned(),
+                reason: "expected comma-separated host:port, e.g. 10.0.0.1:6379,10.0.0.2:6379"
+                    .to_owned(),
+            })?;
+            let db = redis::parse_redis_url(&self.redis_url)
+                .and_then(|url| url.path().trim_matches('/').parse::<i64>().ok())
+                .unwrap_or(0);
+            if db != 0 {
+                return Err(SettingsError::Invalid {
+                    name: "REDIS_URL",
+                    value: crate::redis_connector::redact_url(&self.redis_url),
+                    reason: "a Redis Cluster has only database 0: drop the /db from REDIS_URL"
+                        .to_owned(),
+                });
+            }
+            return Ok(RedisTarget::Cluster {
+                nodes,
+                url: self.redis_url.clone(),
+            });
+        }
         let sentinels = self
             .redis_sentinels
             .as_deref()
@@ -764,6 +815,52 @@ mod tests {
             let s = load_vars(&vars).expect("parses");
             let err = s.common.validate().expect_err(named).to_string();
             assert!(err.contains(named) && err.contains(shown), "{err}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_take_seed_nodes_and_exclude_sentinel_and_databases() {
+        let s = load_vars(&[
+            ("REDIS_URL", "redis://:pw@ignored:1"),
+            ("REDIS_CLUSTER_NODES", "127.0.0.1:7000,127.0.0.1:7001"),
+        ])
+        .expect("parses");
+        s.common.validate().expect("valid");
+        assert_eq!(
+            s.common.redis_target().expect("target"),
+            RedisTarget::Cluster {
+                nodes: vec![
+                    ("127.0.0.1".to_owned(), 7000),
+                    ("127.0.0.1".to_owned(), 7001)
+                ],
+                url: "redis://:pw@ignored:1".to_owned(),
+            }
+        );
+        for (vars, named) in [
+            (
+                vec![("REDIS_CLUSTER_NODES", "127.0.0.1")],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec![
+                    ("REDIS_CLUSTER_NODES", "a:1"),
+                    ("REDIS_SENTINELS", "b:2"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec![
+                    ("REDIS_CLUSTER_NODES", "a:1"),
+                    ("REDIS_URL", "redis://:secret@x:1/3"),
+                ],
+                "REDIS_URL",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("parses");
+            let err = s.common.validate().expect_err(named).to_string();
+            assert!(err.contains(named), "{err}");
+            assert!(!err.contains("secret"), "{err}");
         }
     }
 

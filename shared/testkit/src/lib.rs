@@ -8,10 +8,13 @@
 //! - [`prometheus_text`]: validate a `/metrics` scrape with promtool, read sample values.
 //! - [`sentinel`]: a master, a replica and three Redis Sentinels on loopback ([`SentinelSet`]),
 //!   for failover tests.
+//! - [`cluster`]: a three-master Redis Cluster on loopback ([`RedisCluster`]).
 
+pub mod cluster;
 pub mod prometheus_text;
 pub mod sentinel;
 
+pub use cluster::RedisCluster;
 pub use sentinel::SentinelSet;
 
 use std::net::TcpListener;

@@ -2,6 +2,7 @@
 //! the real fetcher and views services, all in process. Each test starts its own stack.
 
 mod cached_keys;
+mod cluster;
 mod health;
 mod helpers;
 mod http_semantics;
