@@ -43,6 +43,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time allowed for asking the sentinels where the master is (and checking it with `ROLE`).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed master lookup, commands fail at once for this long instead of asking again.
+const LOOKUP_RETRY: Duration = Duration::from_millis(200);
 
 /// Where Redis is: what the settings (`REDIS_URL`, `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`)
 /// describe, validated (see `CommonSettings::redis_target`).
@@ -419,8 +421,18 @@ struct MasterLink {
     config: AsyncConnectionConfig,
     current: parking_lot::Mutex<Option<(u64, MultiplexedConnection)>>,
     /// Held while resolving, so concurrent commands wait for one lookup instead of each doing
-    /// their own; holds the last generation handed out.
-    resolving: tokio::sync::Mutex<u64>,
+    /// their own.
+    resolving: tokio::sync::Mutex<Resolving>,
+}
+
+/// What the resolving lock guards.
+#[derive(Default)]
+struct Resolving {
+    /// The last generation handed out.
+    generation: u64,
+    /// When the last lookup failed, and why: commands queued behind a failed lookup fail at
+    /// once instead of each repeating it (a black-holed sentinel costs `RESOLVE_TIMEOUT` each).
+    failed: Option<(std::time::Instant, String)>,
 }
 
 impl MasterLink {
@@ -429,7 +441,7 @@ impl MasterLink {
             resolver,
             config,
             current: parking_lot::Mutex::new(None),
-            resolving: tokio::sync::Mutex::new(0),
+            resolving: tokio::sync::Mutex::new(Resolving::default()),
         }
     }
 
@@ -438,26 +450,45 @@ impl MasterLink {
         if let Some(current) = self.current.lock().clone() {
             return Ok(current);
         }
-        let mut generation = self.resolving.lock().await;
+        let mut resolving = self.resolving.lock().await;
         if let Some(current) = self.current.lock().clone() {
             return Ok(current);
         }
-        let client = self
-            .resolver
-            .master_client()
-            .await
-            .map_err(|e| lookup_error(&e))?;
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
-        *generation += 1;
+        if let Some((at, why)) = &resolving.failed
+            && at.elapsed() < LOOKUP_RETRY
+        {
+            return Err(lookup_error(why));
+        }
+        let connected = async {
+            let client = self
+                .resolver
+                .master_client()
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let conn = client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await
+                .map_err(|e| format!("connecting to the master the sentinels named: {e}"))?;
+            Ok::<_, String>((client, conn))
+        }
+        .await;
+        let (client, conn) = match connected {
+            Ok(connected) => connected,
+            Err(why) => {
+                let error = lookup_error(&why);
+                resolving.failed = Some((std::time::Instant::now(), why));
+                return Err(error);
+            }
+        };
+        resolving.failed = None;
+        resolving.generation += 1;
         tracing::info!(
             master = %self.resolver.master,
             address = %client.get_connection_info().addr(),
-            generation = *generation,
+            generation = resolving.generation,
             "connected to the Redis master named by Sentinel"
         );
-        let current = (*generation, conn);
+        let current = (resolving.generation, conn);
         *self.current.lock() = Some(current.clone());
         Ok(current)
     }
@@ -476,12 +507,12 @@ impl MasterLink {
     }
 }
 
-/// A sentinel lookup failure as a connection-level Redis error, so callers treat it like Redis
+/// A failed master lookup as a connection-level Redis error, so callers treat it like Redis
 /// being unreachable (retry with backoff).
-fn lookup_error(error: &anyhow::Error) -> redis::RedisError {
+fn lookup_error(why: &str) -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::NotConnected,
-        format!("{error:#}"),
+        why.to_owned(),
     ))
 }
 
