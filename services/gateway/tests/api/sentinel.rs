@@ -289,11 +289,19 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
     )
     .await
     .expect("changes flow again after the failover");
-    let redis_resumed = observed
-        .redis_write_after_kill
-        .lock()
-        .map(|at| at - killed_at)
-        .expect("a snapshot write after the kill was seen");
+    // The monitor reads Redis before the gateway in each round: give it a round or two.
+    let redis_resumed = eventually(
+        Duration::from_secs(5),
+        "the monitor to see the post-kill snapshot write",
+        || async {
+            observed
+                .redis_write_after_kill
+                .lock()
+                .map(|at| at - killed_at)
+        },
+    )
+    .await
+    .expect("a snapshot write after the kill was seen");
     // Steady state on the new master for a little longer, still under load.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_load.store(true, Ordering::Relaxed);
