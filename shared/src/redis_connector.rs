@@ -25,10 +25,12 @@
 //! so multi-key scripts, pipelines and two-stream `XREAD`s stay in one slot.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
@@ -242,7 +244,20 @@ impl RedisConnector {
             .set_response_timeout(Some(block + COMMAND_TIMEOUT));
         let client = match &self.kind {
             ConnectorKind::Single(client) => client.clone(),
-            ConnectorKind::Sentinel(resolver) => resolver.master_client().await?,
+            ConnectorKind::Sentinel(resolver) => {
+                let switches = resolver.switches();
+                let conn = resolver
+                    .master_client()
+                    .await?
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .context("opening a blocking-read connection to the Redis master")?;
+                return Ok(RedisConnection(Inner::DedicatedToMaster {
+                    conn,
+                    resolver: Arc::clone(resolver),
+                    switches,
+                }));
+            }
             ConnectorKind::Cluster { nodes } => {
                 let conn = cluster_connection(nodes, block + COMMAND_TIMEOUT).await?;
                 return Ok(RedisConnection(Inner::Cluster(conn)));
@@ -294,6 +309,13 @@ enum Inner {
     Dedicated(MultiplexedConnection),
     /// A Redis Cluster: redis-rs routes by slot and follows the topology.
     Cluster(ClusterConnection),
+    /// A dedicated connection to a Sentinel-resolved master: refuses commands once the
+    /// sentinels announced another master, so its owner opens a new one there.
+    DedicatedToMaster {
+        conn: MultiplexedConnection,
+        resolver: Arc<MasterResolver>,
+        switches: u64,
+    },
 }
 
 impl fmt::Debug for RedisConnection {
@@ -303,6 +325,7 @@ impl fmt::Debug for RedisConnection {
             Inner::Master(_) => "sentinel-master",
             Inner::Dedicated(_) => "dedicated",
             Inner::Cluster(_) => "cluster",
+            Inner::DedicatedToMaster { .. } => "dedicated-sentinel-master",
         };
         f.debug_tuple("RedisConnection").field(&kind).finish()
     }
@@ -314,6 +337,16 @@ impl ConnectionLike for RedisConnection {
             Inner::Managed(conn) => conn.req_packed_command(cmd),
             Inner::Dedicated(conn) => conn.req_packed_command(cmd),
             Inner::Cluster(conn) => conn.req_packed_command(cmd),
+            Inner::DedicatedToMaster {
+                conn,
+                resolver,
+                switches,
+            } => {
+                if resolver.switches() != *switches {
+                    return Box::pin(async { Err(master_switched()) });
+                }
+                conn.req_packed_command(cmd)
+            }
             Inner::Master(link) => Box::pin(async move {
                 let (generation, mut conn) = link.current().await?;
                 let result = conn.req_packed_command(cmd).await;
@@ -333,6 +366,16 @@ impl ConnectionLike for RedisConnection {
             Inner::Managed(conn) => conn.req_packed_commands(pipeline, offset, count),
             Inner::Dedicated(conn) => conn.req_packed_commands(pipeline, offset, count),
             Inner::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Inner::DedicatedToMaster {
+                conn,
+                resolver,
+                switches,
+            } => {
+                if resolver.switches() != *switches {
+                    return Box::pin(async { Err(master_switched()) });
+                }
+                conn.req_packed_commands(pipeline, offset, count)
+            }
             Inner::Master(link) => Box::pin(async move {
                 let (generation, mut conn) = link.current().await?;
                 let result = conn.req_packed_commands(pipeline, offset, count).await;
@@ -347,6 +390,7 @@ impl ConnectionLike for RedisConnection {
             Inner::Managed(conn) => conn.get_db(),
             Inner::Dedicated(conn) => conn.get_db(),
             Inner::Cluster(conn) => conn.get_db(),
+            Inner::DedicatedToMaster { conn, .. } => conn.get_db(),
             Inner::Master(link) => link.resolver.db,
         }
     }
@@ -377,6 +421,21 @@ struct MasterResolver {
     master: String,
     node: SentinelNodeConnectionInfo,
     db: i64,
+    /// The sentinels, for the `+switch-master` watcher.
+    sentinel_urls: Vec<String>,
+    /// Counts master switches announced by the sentinels (and resubscriptions, after which one
+    /// may have been missed): a connection made under an older count is stale.
+    switches: AtomicU64,
+    /// The `+switch-master` watcher task, started by the first lookup, stopped on drop.
+    watcher: OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for MasterResolver {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.get() {
+            watcher.abort();
+        }
+    }
 }
 
 impl MasterResolver {
@@ -391,18 +450,35 @@ impl MasterResolver {
             .iter()
             .map(|(host, port)| format!("redis://{host}:{port}"))
             .collect();
-        let sentinel = Sentinel::build(addresses).context("REDIS_SENTINELS is not usable")?;
+        let sentinel =
+            Sentinel::build(addresses.clone()).context("REDIS_SENTINELS is not usable")?;
         Ok(Self {
             sentinel: tokio::sync::Mutex::new(sentinel),
             master: master.to_owned(),
             node: SentinelNodeConnectionInfo::default().set_redis_connection_info(redis),
             db,
+            sentinel_urls: addresses,
+            switches: AtomicU64::new(0),
+            watcher: OnceLock::new(),
         })
+    }
+
+    /// The current count of master switches (see `switches`).
+    fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Acquire)
+    }
+
+    /// Starts the `+switch-master` watcher unless it runs (needs a Tokio runtime: called from
+    /// async code only).
+    fn ensure_watching(self: &Arc<Self>) {
+        self.watcher
+            .get_or_init(|| tokio::spawn(watch_switches(Arc::downgrade(self))).abort_handle());
     }
 
     /// A client for the current master: the first sentinel that names a master not flagged
     /// down, confirmed as master by `ROLE` (so a promoted replica is only used once promoted).
-    async fn master_client(&self) -> anyhow::Result<redis::Client> {
+    async fn master_client(self: &Arc<Self>) -> anyhow::Result<redis::Client> {
+        self.ensure_watching();
         let mut sentinel = self.sentinel.lock().await;
         let lookup = sentinel.async_master_for(&self.master, Some(&self.node));
         tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
@@ -414,12 +490,59 @@ impl MasterResolver {
     }
 }
 
+/// Follows the sentinels' `+switch-master` announcements for our master and counts them in
+/// `switches`, so connections leave a master the moment it is replaced, even one that still
+/// runs and accepts writes (a switchover, or a partition): without this they would only notice
+/// when Sentinel reconfigures it, up to its 10 s replica check later, and writes meanwhile would
+/// be lost. Subscribes to one sentinel at a time, moving to the next when it goes away; a
+/// resubscription counts as a switch (one may have been missed while unsubscribed).
+async fn watch_switches(resolver: std::sync::Weak<MasterResolver>) {
+    let (urls, master) = match resolver.upgrade() {
+        Some(r) => (r.sentinel_urls.clone(), r.master.clone()),
+        None => return,
+    };
+    let mut subscribed_before = false;
+    for url in urls.iter().cycle() {
+        if let Ok(client) = redis::Client::open(url.as_str())
+            && let Ok(Ok(mut pubsub)) =
+                tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await
+            && pubsub.subscribe("+switch-master").await.is_ok()
+        {
+            if subscribed_before {
+                let Some(resolver) = resolver.upgrade() else {
+                    return;
+                };
+                resolver.switches.fetch_add(1, Ordering::AcqRel);
+            }
+            subscribed_before = true;
+            tracing::debug!(sentinel = %url, "watching +switch-master");
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                let payload: String = message.get_payload().unwrap_or_default();
+                // "<master name> <old ip> <old port> <new ip> <new port>"
+                if payload.split(' ').next() == Some(master.as_str()) {
+                    let Some(resolver) = resolver.upgrade() else {
+                        return;
+                    };
+                    resolver.switches.fetch_add(1, Ordering::AcqRel);
+                    tracing::info!(%payload, "Sentinel switched the Redis master; reconnecting");
+                }
+            }
+        }
+        if resolver.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// The connection of a [`RedisConnection`] to a Sentinel-resolved master, with a generation
 /// number so that many clones failing at once discard it (and resolve the master) only once.
 struct MasterLink {
     resolver: Arc<MasterResolver>,
     config: AsyncConnectionConfig,
-    current: parking_lot::Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Generation, the connection, and the resolver's switch count when it was made.
+    current: parking_lot::Mutex<Option<(u64, MultiplexedConnection, u64)>>,
     /// Held while resolving, so concurrent commands wait for one lookup instead of each doing
     /// their own.
     resolving: tokio::sync::Mutex<Resolving>,
@@ -447,13 +570,14 @@ impl MasterLink {
 
     /// The connection to the master, resolving and connecting first if there is none.
     async fn current(&self) -> redis::RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(current) = self.current.lock().clone() {
+        if let Some(current) = self.fresh() {
             return Ok(current);
         }
         let mut resolving = self.resolving.lock().await;
-        if let Some(current) = self.current.lock().clone() {
+        if let Some(current) = self.fresh() {
             return Ok(current);
         }
+        let switches = self.resolver.switches();
         if let Some((at, why)) = &resolving.failed
             && at.elapsed() < LOOKUP_RETRY
         {
@@ -488,9 +612,24 @@ impl MasterLink {
             generation = resolving.generation,
             "connected to the Redis master named by Sentinel"
         );
-        let current = (resolving.generation, conn);
-        *self.current.lock() = Some(current.clone());
-        Ok(current)
+        *self.current.lock() = Some((resolving.generation, conn.clone(), switches));
+        Ok((resolving.generation, conn))
+    }
+
+    /// The connection, unless there is none or the master was switched since it was made.
+    fn fresh(&self) -> Option<(u64, MultiplexedConnection)> {
+        let mut current = self.current.lock();
+        match &*current {
+            Some((generation, conn, switches)) if *switches == self.resolver.switches() => {
+                Some((*generation, conn.clone()))
+            }
+            Some(_) => {
+                tracing::info!(master = %self.resolver.master, "the master was switched; asking the sentinels for the new one");
+                *current = None;
+                None
+            }
+            None => None,
+        }
     }
 
     /// Discards generation `generation` of the connection if `result` says the master is lost.
@@ -500,11 +639,20 @@ impl MasterLink {
             return;
         }
         let mut current = self.current.lock();
-        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if current.as_ref().is_some_and(|(g, _, _)| *g == generation) {
             tracing::warn!(%error, master = %self.resolver.master, "lost the Redis master; asking the sentinels again on the next command");
             *current = None;
         }
     }
+}
+
+/// The error of a dedicated connection whose master was replaced (a connection-level error:
+/// its owner opens a new one).
+fn master_switched() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the sentinels switched the Redis master; reopen the connection",
+    ))
 }
 
 /// A failed master lookup as a connection-level Redis error, so callers treat it like Redis
@@ -528,6 +676,74 @@ mod tests {
         let debug = format!("{target:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("127.0.0.1"), "{debug}");
+    }
+
+    /// A live connection moves to the promoted replica after a switchover by itself (redis-rs
+    /// alone would keep talking to the demoted master).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_connection_follows_a_switchover_to_the_promoted_replica() {
+        use redis::AsyncCommands as _;
+
+        let set = hubcache_testkit::SentinelSet::start("shared-ha")
+            .await
+            .expect("sentinels start");
+        let target = RedisTarget::Sentinel {
+            sentinels: crate::settings::parse_host_ports(&set.sentinel_addresses())
+                .expect("addresses"),
+            master: set.master_name().to_owned(),
+            url: "redis://127.0.0.1".to_owned(),
+        };
+        let mut conn = RedisConnector::new(&target)
+            .expect("connector")
+            .shared()
+            .await
+            .expect("connects to the master");
+        let port = |conn: &mut RedisConnection| {
+            let mut conn = conn.clone();
+            async move {
+                let reply: Vec<String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("port")
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                reply.get(1)?.parse::<u16>().ok()
+            }
+        };
+        assert_eq!(port(&mut conn).await, Some(set.master.port()));
+        let _: i64 = conn.incr("switchover-counter", 1).await.expect("INCR");
+
+        set.switch_over().await.expect("switchover starts");
+        let started = std::time::Instant::now();
+        let replica_port = set.replica.port();
+        let moved = hubcache_testkit::eventually(
+            Duration::from_secs(30),
+            "the connection to reach the promoted replica",
+            || {
+                let mut conn = conn.clone();
+                async move {
+                    // Writes fail (READONLY, killed connection) until the new master is found.
+                    let written: i64 = conn.incr("switchover-counter", 1).await.ok()?;
+                    (port(&mut conn).await? == replica_port).then_some(written)
+                }
+            },
+        )
+        .await
+        .expect("the shared connection follows the switchover");
+        eprintln!(
+            "switchover: writes land on the promoted replica after {:?}",
+            started.elapsed()
+        );
+        let stored: i64 = set
+            .replica
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("replica connection")
+            .get("switchover-counter")
+            .await
+            .expect("GET");
+        assert!(stored >= moved, "the write went to the new master");
     }
 
     #[test]

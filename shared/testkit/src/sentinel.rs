@@ -140,6 +140,21 @@ impl SentinelSet {
         bail!("no sentinel named a master")
     }
 
+    /// Asks a sentinel for a switchover (`SENTINEL FAILOVER`): the replica is promoted while
+    /// the master still runs, and the master is then turned into a replica (its clients killed).
+    pub async fn switch_over(&self) -> anyhow::Result<()> {
+        let sentinel = self.sentinels.first().context("no sentinel")?;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", sentinel.port))?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let _: String = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(&self.master_name)
+            .query_async(&mut conn)
+            .await
+            .context("SENTINEL FAILOVER")?;
+        Ok(())
+    }
+
     /// Waits until the replica has been promoted (its `ROLE` is master), returning how long that
     /// took from `since`.
     pub async fn wait_for_promotion(
