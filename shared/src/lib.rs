@@ -8,7 +8,7 @@
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`]).
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
 //! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
-//! - [`redis_connector`]: how services reach Redis, one Redis or through Sentinel
+//! - [`redis_connector`]: how services reach Redis: one Redis, through Sentinel, or a Cluster
 //!   ([`RedisConnector`], [`RedisConnection`], [`RedisTarget`]).
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`metrics`]: the process-wide Prometheus recorder and process metrics (no HTTP server).

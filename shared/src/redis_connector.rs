@@ -18,7 +18,9 @@
 //! `UNBLOCKED`, `LOADING`) discards the connection, and the next command asks the sentinels for
 //! the current master (checked with `ROLE`) and connects there. The failed command itself is
 //! returned as an error, never replayed: it may have been applied, and callers already retry
-//! what is safe to retry.
+//! what is safe to retry. A replaced master that still runs (switchover, partition) fails
+//! nothing until Sentinel reconfigures it, so the connector also follows the sentinels'
+//! `+switch-master` announcements and retires every connection made before a switch.
 //!
 //! On a Redis Cluster, redis-rs's cluster connection routes each command by its key's slot and
 //! follows `MOVED`/`ASK` and failovers itself. Every hubcache key carries the `{prefix}` hash tag,
