@@ -651,19 +651,18 @@ impl MasterLink {
 /// The error of a dedicated connection whose master was replaced (a connection-level error:
 /// its owner opens a new one).
 fn master_switched() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::ConnectionAborted,
+    redis::RedisError::from((
+        redis::ErrorKind::Io,
         "the sentinels switched the Redis master; reopen the connection",
     ))
 }
 
 /// A failed master lookup as a connection-level Redis error, so callers treat it like Redis
 /// being unreachable (retry with backoff).
+/// (Not an `io::Error` inside: anyhow's `{:#}` would print its message twice, once as the
+/// error and once as its source.)
 fn lookup_error(why: &str) -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::NotConnected,
-        why.to_owned(),
-    ))
+    redis::RedisError::from((redis::ErrorKind::Io, "no Redis master", why.to_owned()))
 }
 
 #[cfg(test)]
@@ -762,5 +761,15 @@ mod tests {
             "WRONGTYPE Operation against a key holding the wrong kind of value",
         ));
         assert!(!is_master_lost(&wrong_type));
+        // Our own lookup and switch errors are connection-level: callers retry and reconnect.
+        for own in [lookup_error("sentinels unreachable"), master_switched()] {
+            assert!(own.is_io_error() && own.is_connection_dropped(), "{own}");
+            assert!(is_master_lost(&own));
+        }
+        let shown = format!(
+            "{:#}",
+            anyhow::Error::new(lookup_error("sentinels unreachable"))
+        );
+        assert_eq!(shown.matches("sentinels unreachable").count(), 1, "{shown}");
     }
 }
