@@ -25,6 +25,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# redis-server also runs the Redis Sentinels of the failover test (redis-server --sentinel).
 ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3 promtool:prometheus nginx:nginx
 
 log "cargo fmt --check"

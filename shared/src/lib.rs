@@ -8,7 +8,8 @@
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`]).
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
 //! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
-//! - [`redis_connector`]: how services open Redis connections ([`RedisConnector`]).
+//! - [`redis_connector`]: how services reach Redis: one Redis, through Sentinel, or a Cluster
+//!   ([`RedisConnector`], [`RedisConnection`], [`RedisTarget`]).
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`metrics`]: the process-wide Prometheus recorder and process metrics (no HTTP server).
 //! - [`shutdown`]: the one graceful-shutdown approach every service follows.
@@ -31,7 +32,7 @@ pub mod views;
 pub use events::{MalformedEvent, RefreshEvent, ViewsEvent};
 pub use github::{GithubClient, GithubResponse, Links, RateLimit};
 pub use keys::KeySchema;
-pub use redis_connector::RedisConnector;
+pub use redis_connector::{RedisConnection, RedisConnector, RedisTarget};
 pub use retry::{Backoff, instance_id};
 pub use settings::{CachedEndpoint, CommonSettings, SettingsError, SettingsSource};
 pub use snapshot::{Snapshot, SnapshotKind, SnapshotMeta, SnapshotStatus};

@@ -20,6 +20,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::redis_connector::RedisTarget;
+
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_FILE_VAR: &str = "HUBCACHE_CONFIG";
 
@@ -58,8 +60,15 @@ pub enum SettingsError {
 /// are the lowercase variable names; envy matches them case-insensitively.
 #[derive(Debug, Default, Deserialize)]
 pub struct EnvOverrides {
-    /// `REDIS_URL`: where Redis lives.
+    /// `REDIS_URL`: where Redis lives (with Sentinel: only its credentials and db are used).
     pub redis_url: Option<String>,
+    /// `REDIS_SENTINELS`: comma-separated `host:port` of Redis Sentinels; set with
+    /// `REDIS_SENTINEL_MASTER` to find the master through them.
+    pub redis_sentinels: Option<String>,
+    /// `REDIS_SENTINEL_MASTER`: the master name the sentinels monitor.
+    pub redis_sentinel_master: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated `host:port` of Redis Cluster nodes to start from.
+    pub redis_cluster_nodes: Option<String>,
     /// `GITHUB_API_URL`: the upstream GitHub API base.
     pub github_api_url: Option<String>,
     /// `GITHUB_API_TOKEN`: optional token sent to the upstream only.
@@ -123,6 +132,15 @@ impl EnvOverrides {
             }
         };
         put("redis_url", self.redis_url.map(Into::into));
+        put("redis_sentinels", self.redis_sentinels.map(Into::into));
+        put(
+            "redis_sentinel_master",
+            self.redis_sentinel_master.map(Into::into),
+        );
+        put(
+            "redis_cluster_nodes",
+            self.redis_cluster_nodes.map(Into::into),
+        );
         put("github_api_url", self.github_api_url.map(Into::into));
         put("github_api_token", self.github_api_token.map(Into::into));
         put("github_org", self.github_org.map(Into::into));
@@ -310,6 +328,17 @@ pub struct CommonSettings {
     /// `REDIS_URL`.
     #[serde(default = "default_redis_url")]
     pub redis_url: String,
+    /// `REDIS_SENTINELS`: comma-separated `host:port` list; with `redis_sentinel_master`, the
+    /// master is found through Sentinel and followed across failovers.
+    #[serde(default)]
+    pub redis_sentinels: Option<String>,
+    /// `REDIS_SENTINEL_MASTER`: the name of the master the sentinels monitor.
+    #[serde(default)]
+    pub redis_sentinel_master: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated `host:port` of Redis Cluster nodes; the client
+    /// discovers the rest of the cluster from them.
+    #[serde(default)]
+    pub redis_cluster_nodes: Option<String>,
     /// `GITHUB_API_URL`: the only host the GitHub token is ever sent to.
     #[serde(default = "default_github_api_url")]
     pub github_api_url: String,
@@ -380,6 +409,7 @@ impl CommonSettings {
             value: self.redis_url.clone(),
             reason: "expected redis://[user:password@]host[:port][/db] or rediss://".to_owned(),
         })?;
+        self.redis_target()?;
         self.github_base_url()?;
         if !is_github_login(&self.github_org) {
             return Err(SettingsError::Invalid {
@@ -410,6 +440,103 @@ impl CommonSettings {
         }
         self.cached()?;
         Ok(())
+    }
+
+    /// Where Redis is: `REDIS_URL` alone; the sentinels of `REDIS_SENTINELS` watching
+    /// `REDIS_SENTINEL_MASTER` (both or neither must be set; `REDIS_URL` then only supplies the
+    /// credentials and db used on the master); or the Redis Cluster of `REDIS_CLUSTER_NODES`
+    /// (`REDIS_URL` supplies the credentials; a cluster has only db 0).
+    pub fn redis_target(&self) -> Result<RedisTarget, SettingsError> {
+        if let Some(list) = self
+            .redis_cluster_nodes
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if self
+                .redis_sentinels
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+            {
+                return Err(SettingsError::Invalid {
+                    name: "REDIS_CLUSTER_NODES",
+                    value: list.to_owned(),
+                    reason: "set either REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both"
+                        .to_owned(),
+                });
+            }
+            let nodes = parse_host_ports(list).ok_or_else(|| SettingsError::Invalid {
+                name: "REDIS_CLUSTER_NODES",
+                value: list.to_owned(),
+                reason: "expected comma-separated host:port, e.g. 10.0.0.1:6379,10.0.0.2:6379"
+                    .to_owned(),
+            })?;
+            let db = redis::parse_redis_url(&self.redis_url)
+                .and_then(|url| url.path().trim_matches('/').parse::<i64>().ok())
+                .unwrap_or(0);
+            if db != 0 {
+                return Err(SettingsError::Invalid {
+                    name: "REDIS_URL",
+                    value: crate::redis_connector::redact_url(&self.redis_url),
+                    reason: "a Redis Cluster has only database 0: drop the /db from REDIS_URL"
+                        .to_owned(),
+                });
+            }
+            return Ok(RedisTarget::Cluster {
+                nodes,
+                url: self.redis_url.clone(),
+            });
+        }
+        let sentinels = self
+            .redis_sentinels
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let master = self
+            .redis_sentinel_master
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match (sentinels, master) {
+            (None, None) => Ok(RedisTarget::Single {
+                url: self.redis_url.clone(),
+            }),
+            (Some(list), None) => Err(SettingsError::Invalid {
+                name: "REDIS_SENTINEL_MASTER",
+                value: String::new(),
+                reason: format!(
+                    "required with REDIS_SENTINELS={list:?}: the master name the sentinels monitor"
+                ),
+            }),
+            (None, Some(master)) => Err(SettingsError::Invalid {
+                name: "REDIS_SENTINELS",
+                value: String::new(),
+                reason: format!(
+                    "required with REDIS_SENTINEL_MASTER={master:?}: comma-separated host:port of the sentinels"
+                ),
+            }),
+            (Some(list), Some(master)) => {
+                if master.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(SettingsError::Invalid {
+                        name: "REDIS_SENTINEL_MASTER",
+                        value: master.to_owned(),
+                        reason: "expected a master name without spaces, e.g. mymaster".to_owned(),
+                    });
+                }
+                let sentinels = parse_host_ports(list).ok_or_else(|| SettingsError::Invalid {
+                    name: "REDIS_SENTINELS",
+                    value: list.to_owned(),
+                    reason:
+                        "expected comma-separated host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379"
+                            .to_owned(),
+                })?;
+                Ok(RedisTarget::Sentinel {
+                    sentinels,
+                    master: master.to_owned(),
+                    url: self.redis_url.clone(),
+                })
+            }
+        }
     }
 
     /// The upstream base URL, parsed; trailing slashes removed so paths can be appended.
@@ -497,6 +624,22 @@ pub fn is_github_login(s: &str) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
         && !s.contains("--")
+}
+
+/// Parses `host:port,host:port` (IPv6 as `[::1]:26379`); `None` if any item is malformed or
+/// the list is empty.
+pub fn parse_host_ports(list: &str) -> Option<Vec<(String, u16)>> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (host, port) = item.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+        if host.is_empty() || host.contains(['/', '@', ' ', '?', '#']) {
+            return None;
+        }
+        out.push((host.to_owned(), port));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Parses an `http(s)` base URL for `name`, dropping trailing slashes, rejecting queries.
@@ -608,6 +751,128 @@ mod tests {
             let s = load_vars(&[(name, value)]).expect("parses");
             let err = s.common.validate().expect_err(name).to_string();
             assert!(err.contains(name) && err.contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn sentinel_settings_need_both_variables_and_valid_addresses() {
+        let s = load_vars(&[
+            ("REDIS_URL", "redis://:pw@ignored:1/2"),
+            (
+                "REDIS_SENTINELS",
+                " 127.0.0.1:26379, [::1]:26380 ,s3.local:26381",
+            ),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .expect("parses");
+        s.common.validate().expect("valid");
+        assert_eq!(
+            s.common.redis_target().expect("target"),
+            RedisTarget::Sentinel {
+                sentinels: vec![
+                    ("127.0.0.1".to_owned(), 26379),
+                    ("::1".to_owned(), 26380),
+                    ("s3.local".to_owned(), 26381)
+                ],
+                master: "mymaster".to_owned(),
+                url: "redis://:pw@ignored:1/2".to_owned(),
+            }
+        );
+        assert_eq!(
+            load_vars(&[])
+                .expect("defaults")
+                .common
+                .redis_target()
+                .expect("target"),
+            RedisTarget::Single {
+                url: "redis://127.0.0.1:6379".to_owned()
+            }
+        );
+        for (vars, named, shown) in [
+            (
+                vec![("REDIS_SENTINELS", "127.0.0.1:26379")],
+                "REDIS_SENTINEL_MASTER",
+                "127.0.0.1:26379",
+            ),
+            (
+                vec![("REDIS_SENTINEL_MASTER", "mymaster")],
+                "REDIS_SENTINELS",
+                "mymaster",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "127.0.0.1"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINELS",
+                "127.0.0.1",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "a:1,b:0"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINELS",
+                "a:1,b:0",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "a:1"),
+                    ("REDIS_SENTINEL_MASTER", "my master"),
+                ],
+                "REDIS_SENTINEL_MASTER",
+                "my master",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("parses");
+            let err = s.common.validate().expect_err(named).to_string();
+            assert!(err.contains(named) && err.contains(shown), "{err}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_take_seed_nodes_and_exclude_sentinel_and_databases() {
+        let s = load_vars(&[
+            ("REDIS_URL", "redis://:pw@ignored:1"),
+            ("REDIS_CLUSTER_NODES", "127.0.0.1:7000,127.0.0.1:7001"),
+        ])
+        .expect("parses");
+        s.common.validate().expect("valid");
+        assert_eq!(
+            s.common.redis_target().expect("target"),
+            RedisTarget::Cluster {
+                nodes: vec![
+                    ("127.0.0.1".to_owned(), 7000),
+                    ("127.0.0.1".to_owned(), 7001)
+                ],
+                url: "redis://:pw@ignored:1".to_owned(),
+            }
+        );
+        for (vars, named) in [
+            (
+                vec![("REDIS_CLUSTER_NODES", "127.0.0.1")],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec![
+                    ("REDIS_CLUSTER_NODES", "a:1"),
+                    ("REDIS_SENTINELS", "b:2"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec![
+                    ("REDIS_CLUSTER_NODES", "a:1"),
+                    ("REDIS_URL", "redis://:secret@x:1/3"),
+                ],
+                "REDIS_URL",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("parses");
+            let err = s.common.validate().expect_err(named).to_string();
+            assert!(err.contains(named), "{err}");
+            assert!(!err.contains("secret"), "{err}");
         }
     }
 

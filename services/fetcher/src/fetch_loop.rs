@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use hubcache_shared::RedisConnection;
 use hubcache_shared::snapshot::now_ms;
 use hubcache_shared::telemetry::current_traceparent;
 use hubcache_shared::{RefreshEvent, Snapshot, SnapshotStatus};
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -21,7 +21,7 @@ use crate::poller::{PollOutcome, Poller};
 use crate::schedule::Schedule;
 use crate::snapshot_writer::{Replacement, SnapshotWriter, WriteOutcome};
 
-/// How often to retry a Redis command that failed (the connection manager reconnects meanwhile).
+/// How often to retry a Redis command that failed (the connection reconnects, or finds the new master, meanwhile).
 const REDIS_RETRY: Duration = Duration::from_millis(500);
 
 /// The longest a standby waits between looks at the lease: a released lease (graceful shutdown
@@ -39,7 +39,7 @@ enum Stepped {
 
 /// The lease-holding poll loop and everything it owns.
 pub(crate) struct FetchLoop {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     lease: Lease,
     poller: Poller,
     writer: SnapshotWriter,
@@ -51,7 +51,7 @@ pub(crate) struct FetchLoop {
 impl FetchLoop {
     /// A loop over `schedule`'s endpoints.
     pub(crate) fn new(
-        conn: ConnectionManager,
+        conn: RedisConnection,
         lease: Lease,
         poller: Poller,
         writer: SnapshotWriter,
@@ -445,7 +445,7 @@ fn record_poll(
 
 /// Renews the lease every third of its period; returns when it is lost, or when Redis could not
 /// confirm it for a whole period (it has expired by then).
-async fn keep_lease(lease: &Lease, conn: &mut ConnectionManager) -> Stepped {
+async fn keep_lease(lease: &Lease, conn: &mut RedisConnection) -> Stepped {
     let mut last_renewed = Instant::now();
     let mut wait = lease.renew_every();
     loop {

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use hubcache_shared::RedisConnection;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 /// Takes the lease if free, or extends it if already ours: {1, id, -1}; else {0, holder, pttl}.
 const ACQUIRE: &str = r"
@@ -117,10 +117,7 @@ impl Lease {
 
     /// Takes the lease if nobody holds it (or extends it if this instance already does, e.g.
     /// after a reply was lost); otherwise reports who holds it and for how long.
-    pub(crate) async fn try_acquire(
-        &self,
-        conn: &mut ConnectionManager,
-    ) -> anyhow::Result<Acquire> {
+    pub(crate) async fn try_acquire(&self, conn: &mut RedisConnection) -> anyhow::Result<Acquire> {
         let (held, holder, pttl): (i64, Option<String>, i64) = self
             .acquire
             .key(&self.key)
@@ -139,7 +136,7 @@ impl Lease {
     }
 
     /// Extends the lease; `false` when another instance holds it (or nobody: it expired).
-    pub(crate) async fn renew(&self, conn: &mut ConnectionManager) -> anyhow::Result<bool> {
+    pub(crate) async fn renew(&self, conn: &mut RedisConnection) -> anyhow::Result<bool> {
         let renewed: i64 = self
             .renew
             .key(&self.key)
@@ -152,7 +149,7 @@ impl Lease {
     }
 
     /// Gives the lease up so a successor can take over at once; `false` if it was not ours.
-    pub(crate) async fn release(&self, conn: &mut ConnectionManager) -> anyhow::Result<bool> {
+    pub(crate) async fn release(&self, conn: &mut RedisConnection) -> anyhow::Result<bool> {
         let released: i64 = self
             .release
             .key(&self.key)

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
+use hubcache_shared::RedisConnection;
 use hubcache_shared::events::RefreshEvent;
 use hubcache_shared::keys::{KeySchema, STREAM_MAX_LEN};
 use hubcache_shared::snapshot::{
@@ -15,7 +16,6 @@ use hubcache_shared::snapshot::{
 };
 use hubcache_shared::{Snapshot, SnapshotMeta, SnapshotStatus};
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::lease::Lease;
 
@@ -124,7 +124,7 @@ impl SnapshotWriter {
     /// version (snapshots are immutable per version, so only a version change needs the body).
     pub(crate) async fn load(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         path: &str,
         cache: &mut HashMap<String, Snapshot>,
     ) -> anyhow::Result<Stored> {
@@ -215,7 +215,7 @@ impl SnapshotWriter {
     }
 
     /// The version a damaged hash's meta names, or 0 if the meta is missing or unreadable.
-    async fn meta_version(&self, conn: &mut ConnectionManager, key: &str) -> anyhow::Result<u64> {
+    async fn meta_version(&self, conn: &mut RedisConnection, key: &str) -> anyhow::Result<u64> {
         let meta: Option<String> = redis::cmd("HGET")
             .arg(key)
             .arg(FIELD_META)
@@ -230,7 +230,7 @@ impl SnapshotWriter {
     /// Replaces a snapshot, sets its status and appends its refresh event, in one step.
     pub(crate) async fn replace(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         lease: &Lease,
         replacement: &Replacement<'_>,
     ) -> anyhow::Result<WriteOutcome> {
@@ -274,7 +274,7 @@ impl SnapshotWriter {
     /// Updates `path`'s meta (same version and body: only page ETags changed) and status.
     pub(crate) async fn update_meta(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         lease: &Lease,
         meta: &SnapshotMeta,
         status: &SnapshotStatus,
@@ -304,7 +304,7 @@ impl SnapshotWriter {
     /// Sets `path`'s status only (the body, whatever it is, stays).
     pub(crate) async fn write_status(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         lease: &Lease,
         path: &str,
         status: &SnapshotStatus,

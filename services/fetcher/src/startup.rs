@@ -43,7 +43,7 @@ impl Application {
         };
         let client = GithubClient::new(base, settings.common.github_api_token.clone(), &options)
             .context("building the GitHub client")?;
-        let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let metrics = hubcache_shared::metrics::install();
         crate::fetch_loop::describe_metrics();
         let admin = AdminListener::bind(settings.metrics_port, metrics)?;
@@ -88,7 +88,7 @@ impl Application {
             lease_secs = self.settings.lease_secs,
             "fetcher starting"
         );
-        let Some(conn) = self.connector.manager_with_retry(&shutdown).await else {
+        let Some(conn) = self.connector.shared_with_retry(&shutdown).await else {
             return Ok(());
         };
         let keys = KeySchema::new(&self.settings.common.key_prefix);

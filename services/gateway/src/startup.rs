@@ -93,7 +93,7 @@ impl Application {
             .map(|e| e.path)
             .collect();
         let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
-        let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let public_url = settings.public_base_url()?;
         let body_urls = BodyUrlRewriter::for_public_url(
             public_url.as_ref(),

@@ -5,7 +5,7 @@
 //! - The streams' last ids are read *before* the initial load, so an event written during the
 //!   load is still seen afterwards (at worst one harmless reload).
 //! - Blocking reads use a dedicated connection ([`RedisConnector::blocking`]); loads use the
-//!   shared [`ConnectionManager`].
+//!   shared [`RedisConnection`].
 //! - Any Redis failure marks the state stale, and the listener reconnects every second; after
 //!   reconnecting it reloads everything (events may have been missed or the streams reset).
 //!   Loaded copies are never dropped: a Redis that lost its data does not empty the gateway.
@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use hubcache_shared::RedisConnection;
 use hubcache_shared::snapshot::SnapshotError;
 use hubcache_shared::telemetry;
 use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot, ViewSet, ViewsEvent};
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -48,8 +48,8 @@ pub(crate) struct StreamListener {
 
 /// A live session with Redis: connections and the stream positions already applied.
 pub(crate) struct Connected {
-    manager: ConnectionManager,
-    blocking: MultiplexedConnection,
+    shared: RedisConnection,
+    blocking: RedisConnection,
     refresh_id: String,
     views_id: String,
 }
@@ -74,18 +74,18 @@ impl StreamListener {
     /// Connects, records the streams' positions, then loads every cached key and the views.
     /// Marks the state reachable on success.
     pub(crate) async fn connect_and_load(&self) -> anyhow::Result<Connected> {
-        let mut manager = self.connector.manager().await?;
+        let mut shared = self.connector.shared().await?;
         let blocking = self.connector.blocking(BLOCK).await?;
-        let refresh_id = last_id(&mut manager, &self.keys.refresh_stream()).await?;
-        let views_id = last_id(&mut manager, &self.keys.views_stream()).await?;
+        let refresh_id = last_id(&mut shared, &self.keys.refresh_stream()).await?;
+        let views_id = last_id(&mut shared, &self.keys.views_stream()).await?;
         for path in self.state.cached_paths().to_vec() {
-            self.reload_snapshot(&mut manager, &path).await?;
+            self.reload_snapshot(&mut shared, &path).await?;
         }
-        self.reload_views(&mut manager).await?;
+        self.reload_views(&mut shared).await?;
         self.state.set_redis_reachable(true);
         tracing::info!(missing = ?self.state.missing(), "loaded cached keys and views from Redis");
         Ok(Connected {
-            manager,
+            shared,
             blocking,
             refresh_id,
             views_id,
@@ -177,14 +177,14 @@ impl StreamListener {
             for (path, traceparent) in paths {
                 let span = tracing::info_span!("gateway.reload_snapshot", path = %path);
                 telemetry::continue_trace(&span, traceparent.as_deref());
-                self.reload_snapshot(&mut session.manager, &path)
+                self.reload_snapshot(&mut session.shared, &path)
                     .instrument(span)
                     .await?;
             }
             if let Some(traceparent) = views_changed {
                 let span = tracing::info_span!("gateway.reload_views");
                 telemetry::continue_trace(&span, traceparent.as_deref());
-                self.reload_views(&mut session.manager)
+                self.reload_views(&mut session.shared)
                     .instrument(span)
                     .await?;
             }
@@ -227,11 +227,7 @@ impl StreamListener {
 
     /// Loads `path` and swaps it in if it differs from what is served. A corrupt snapshot is
     /// reported and skipped (the previous copy stays); a Redis error is returned.
-    async fn reload_snapshot(
-        &self,
-        conn: &mut ConnectionManager,
-        path: &str,
-    ) -> anyhow::Result<()> {
+    async fn reload_snapshot(&self, conn: &mut RedisConnection, path: &str) -> anyhow::Result<()> {
         let loaded = retry_once(|| {
             let mut conn = conn.clone();
             let keys = self.keys.clone();
@@ -271,7 +267,7 @@ impl StreamListener {
     }
 
     /// Loads the views and swaps them in if their version or source differs.
-    async fn reload_views(&self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+    async fn reload_views(&self, conn: &mut RedisConnection) -> anyhow::Result<()> {
         let loaded = retry_once(|| {
             let mut conn = conn.clone();
             let keys = self.keys.clone();
@@ -303,7 +299,7 @@ impl StreamListener {
 }
 
 /// The id of the newest entry of `stream` (`0-0` when empty or absent).
-async fn last_id(conn: &mut ConnectionManager, stream: &str) -> anyhow::Result<String> {
+async fn last_id(conn: &mut RedisConnection, stream: &str) -> anyhow::Result<String> {
     let reply: StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(stream)
         .arg("+")
@@ -321,7 +317,7 @@ async fn last_id(conn: &mut ConnectionManager, stream: &str) -> anyhow::Result<S
         .unwrap_or_else(|| "0-0".to_owned()))
 }
 
-/// Runs an idempotent Redis read again once if it failed on a dead socket (the manager has
+/// Runs an idempotent Redis read again once if it failed on a dead socket (the connection has
 /// reconnected by then).
 async fn retry_once<T, E, F, Fut>(mut op: F) -> Result<T, E>
 where

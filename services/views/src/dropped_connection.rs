@@ -1,7 +1,7 @@
 //! One immediate retry for idempotent commands that hit a connection Redis had dropped.
 //!
-//! `ConnectionManager` reconnects in the background after Redis restarts, but the command that
-//! found the socket dead still fails. Retrying it once (the retry waits for the reconnection)
+//! `RedisConnection` reconnects after Redis restarts (or finds the new master after a Sentinel
+//! failover), but the command that found the socket dead still fails. Retrying it once (the retry waits for the reconnection)
 //! heals that case at once instead of after a backoff; real outages still fail and back off.
 
 use std::future::Future;

@@ -31,7 +31,7 @@ impl Application {
     /// Validates `settings` and prepares the worker (its consumer name is chosen here).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
-        let connector = RedisConnector::new(&settings.common.redis_url)?;
+        let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let consumer = consumer_name();
         let stats = ViewsStats::default();
         let worker = ViewsWorker::new(
@@ -96,7 +96,7 @@ impl Application {
     }
 
     async fn run_workers(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Some(conn) = self.connector.manager_with_retry(&shutdown).await else {
+        let Some(conn) = self.connector.shared_with_retry(&shutdown).await else {
             return Ok(());
         };
         let stop = shutdown.child_token();

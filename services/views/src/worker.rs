@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hubcache_shared::RedisConnection;
 use hubcache_shared::snapshot::{SnapshotError, now_ms};
 use hubcache_shared::telemetry;
 use hubcache_shared::{Backoff, KeySchema, RedisConnector, RefreshEvent, Snapshot};
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
     StreamInfoGroupsReply, StreamReadOptions, StreamReadReply,
@@ -113,10 +113,10 @@ impl ViewsWorker {
     /// Reads and handles new refresh events until `shutdown` fires. Never returns early.
     pub(crate) async fn consume(
         self: Arc<Self>,
-        mut conn: ConnectionManager,
+        mut conn: RedisConnection,
         shutdown: CancellationToken,
     ) {
-        let mut reader: Option<MultiplexedConnection> = None;
+        let mut reader: Option<RedisConnection> = None;
         // Entries delivered to this consumer and not acknowledged yet, oldest first.
         let mut unacked: VecDeque<StreamId> = VecDeque::new();
         let mut failures: u32 = 0;
@@ -153,8 +153,8 @@ impl ViewsWorker {
     /// waiting; never abandons an entry halfway through its handling.
     async fn consume_step(
         &self,
-        conn: &mut ConnectionManager,
-        reader: &mut Option<MultiplexedConnection>,
+        conn: &mut RedisConnection,
+        reader: &mut Option<RedisConnection>,
         unacked: &mut VecDeque<StreamId>,
         shutdown: &CancellationToken,
     ) -> Result<(), WorkerError> {
@@ -181,8 +181,8 @@ impl ViewsWorker {
     /// current snapshot (views may be missing or older whether or not an event is pending).
     async fn start_session(
         &self,
-        conn: &mut ConnectionManager,
-    ) -> Result<MultiplexedConnection, WorkerError> {
+        conn: &mut RedisConnection,
+    ) -> Result<RedisConnection, WorkerError> {
         let reader = self.connector.blocking(BLOCK).await?;
         self.ensure_group(conn).await?;
         let handled = self
@@ -196,7 +196,7 @@ impl ViewsWorker {
 
     /// `XGROUP CREATE ... 0 MKSTREAM`: from the stream's start, so events written before any
     /// views worker ran are not lost. An existing group is fine.
-    async fn ensure_group(&self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+    async fn ensure_group(&self, conn: &mut RedisConnection) -> anyhow::Result<()> {
         let stream = self.keys.refresh_stream();
         let group = self.keys.views_group();
         let created: redis::RedisResult<()> = once_more_if_dropped(|| {
@@ -218,10 +218,7 @@ impl ViewsWorker {
     }
 
     /// `XREADGROUP ... BLOCK` for entries never delivered to any consumer (`>`).
-    async fn read_new(
-        &self,
-        reader: &mut MultiplexedConnection,
-    ) -> Result<Vec<StreamId>, WorkerError> {
+    async fn read_new(&self, reader: &mut RedisConnection) -> Result<Vec<StreamId>, WorkerError> {
         let options = StreamReadOptions::default()
             .group(self.keys.views_group(), &self.consumer)
             .count(READ_COUNT)
@@ -239,7 +236,7 @@ impl ViewsWorker {
     /// rest stay queued for the next attempt.
     async fn handle_all(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         entries: &mut VecDeque<StreamId>,
     ) -> Result<(), WorkerError> {
         while let Some(entry) = entries.front() {
@@ -253,7 +250,7 @@ impl ViewsWorker {
     /// failed stays pending, to be retried here or claimed by another worker.
     async fn handle_and_ack(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         entry: &StreamId,
     ) -> Result<(), WorkerError> {
         let handled = self.handle(conn, entry).await?;
@@ -278,7 +275,7 @@ impl ViewsWorker {
     /// group forever.
     async fn handle(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         entry: &StreamId,
     ) -> Result<Handled, WorkerError> {
         let event = match RefreshEvent::from_entry(entry) {
@@ -309,7 +306,7 @@ impl ViewsWorker {
     /// of the skipped versions then find the work done.
     async fn refresh(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         min_version: u64,
     ) -> anyhow::Result<Handled> {
         let (stored, snapshot_version) = self.store.versions(&*conn, &self.repos_path).await?;
@@ -384,7 +381,7 @@ impl ViewsWorker {
     /// The current repos snapshot, read once more if the first read hit a dropped connection.
     async fn load_snapshot(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
     ) -> Result<Option<Snapshot>, SnapshotError> {
         match Snapshot::load(conn, &self.keys, &self.repos_path).await {
             Err(SnapshotError::Redis(e)) if is_dropped(&e) => {
@@ -399,7 +396,7 @@ impl ViewsWorker {
     /// then deletes consumers idle for `consumer_expiry` with nothing pending.
     pub(crate) async fn claim_abandoned(
         self: Arc<Self>,
-        mut conn: ConnectionManager,
+        mut conn: RedisConnection,
         shutdown: CancellationToken,
     ) {
         let mut ticker = tokio::time::interval(self.claim_interval);
@@ -437,7 +434,7 @@ impl ViewsWorker {
     /// One pass over the group's pending entries; returns how many were claimed and handled.
     async fn claim_sweep(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConnection,
         shutdown: &CancellationToken,
     ) -> Result<usize, WorkerError> {
         let stream = self.keys.refresh_stream();
@@ -485,7 +482,7 @@ impl ViewsWorker {
     /// Sets the backlog gauges from `XINFO GROUPS` (one cheap command per claim interval):
     /// `hubcache_views_pending_entries` (delivered, not yet acknowledged: the `XPENDING` count)
     /// and `hubcache_views_stream_lag_entries` (not yet delivered to the group).
-    async fn record_backlog(&self, conn: &mut ConnectionManager) -> anyhow::Result<()> {
+    async fn record_backlog(&self, conn: &mut RedisConnection) -> anyhow::Result<()> {
         let info: StreamInfoGroupsReply = conn
             .xinfo_groups(self.keys.refresh_stream())
             .await
@@ -506,7 +503,7 @@ impl ViewsWorker {
     /// Deletes consumers (dead workers) idle longer than `consumer_expiry` with no pending
     /// entries, so the group lists only workers that may still be alive. Entries still pending
     /// are never dropped this way: they are claimed first.
-    async fn forget_idle_consumers(&self, conn: &mut ConnectionManager) -> anyhow::Result<usize> {
+    async fn forget_idle_consumers(&self, conn: &mut RedisConnection) -> anyhow::Result<usize> {
         let stream = self.keys.refresh_stream();
         let group = self.keys.views_group();
         let info: StreamInfoConsumersReply = conn

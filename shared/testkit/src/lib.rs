@@ -8,8 +8,16 @@
 //! - [`run_to_exit`], [`assert_settings_refused`]: run a service binary with only the given
 //!   environment until it exits; check that bad settings stop it at once, named.
 //! - [`prometheus_text`]: validate a `/metrics` scrape with promtool, read sample values.
+//! - [`sentinel`]: a master, a replica and three Redis Sentinels on loopback ([`SentinelSet`]),
+//!   for failover tests.
+//! - [`cluster`]: a three-master Redis Cluster on loopback ([`RedisCluster`]).
 
+pub mod cluster;
 pub mod prometheus_text;
+pub mod sentinel;
+
+pub use cluster::RedisCluster;
+pub use sentinel::SentinelSet;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cached_keys;
+mod cluster;
 mod coalescing;
 mod health;
 mod helpers;
@@ -16,6 +17,7 @@ mod pipeline;
 mod rate_limit;
 mod redis_restart;
 mod resilience;
+mod sentinel;
 mod settings;
 mod traces;
 mod views;
