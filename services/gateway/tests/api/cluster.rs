@@ -5,65 +5,24 @@
 use std::time::Duration;
 
 use hubcache_shared::snapshot::FIELD_VERSION;
-use hubcache_shared::{KeySchema, RedisConnector, RedisTarget, SettingsSource};
+use hubcache_shared::{KeySchema, RedisConnector, RedisTarget};
 use hubcache_testkit::{RedisCluster, eventually};
-use tokio_util::sync::CancellationToken;
 
-const ORG: &str = "Netflix";
+use crate::helpers::{HA_ORG as ORG, HaPipeline, spawn_ha_pipeline};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_runs_on_a_three_master_redis_cluster() {
     let cluster = RedisCluster::start()
         .await
         .expect("a 3-master cluster forms");
-    let sim = github_sim::Application::build(github_sim::SimConfig {
-        port: 0,
-        org: ORG.to_owned(),
-        generate_repos: 150,
-        generate_members: 5,
-        ..github_sim::SimConfig::default()
-    })
-    .await
-    .expect("github-sim builds");
-    let sim_url = sim.base_url().to_owned();
-    tokio::spawn(sim.run_until_stopped());
-
-    let source = SettingsSource::from_vars([
-        ("REDIS_CLUSTER_NODES", cluster.node_addresses()),
-        ("GITHUB_API_URL", sim_url.clone()),
-        ("GITHUB_ORG", ORG.to_owned()),
-        ("REFRESH_INTERVAL_SECS", "1".to_owned()),
-        ("PORT", "0".to_owned()),
-        ("WORKERS", "2".to_owned()),
-        ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
-        ("METRICS_PORT", "0".to_owned()),
-    ]);
-    let shutdown = CancellationToken::new();
-    let _stop_everything = shutdown.clone().drop_guard();
-    let fetcher =
-        fetcher::Application::build(fetcher::Settings::load(&source).expect("fetcher settings"))
-            .await
-            .expect("fetcher builds");
-    tokio::spawn(fetcher.run(shutdown.clone()));
-    let views = views::Application::build(views::Settings::load(&source).expect("views settings"))
-        .await
-        .expect("views builds");
-    tokio::spawn(views.run(shutdown.clone()));
-    let mut settings = gateway::Settings::load(&source).expect("gateway settings");
-    settings.host = "127.0.0.1".to_owned();
-    let target = settings.common.redis_target().expect("cluster target");
+    let HaPipeline {
+        address,
+        sim_url,
+        client,
+        target,
+        stop_everything: _stop_everything,
+    } = spawn_ha_pipeline(vec![("REDIS_CLUSTER_NODES", cluster.node_addresses())], 150).await;
     assert!(matches!(target, RedisTarget::Cluster { .. }), "{target:?}");
-    let gateway = gateway::Application::build(settings)
-        .await
-        .expect("gateway builds");
-    let address = format!("http://127.0.0.1:{}", gateway.port());
-    tokio::spawn(gateway.run(shutdown.clone()));
-
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
     let get = |path: String| {
         let client = client.clone();
         let url = format!("{address}{path}");
@@ -73,12 +32,6 @@ async fn the_pipeline_runs_on_a_three_master_redis_cluster() {
             response.text().await.ok()
         }
     };
-    eventually(Duration::from_secs(30), "gateway ready", || {
-        get("/healthcheck".to_owned())
-    })
-    .await
-    .expect("the fetcher, views and gateway fill and load everything through the cluster");
-
     // The merged list is the upstream list; the stars view agrees with it.
     let repos_path = format!("/orgs/{ORG}/repos");
     let served: Vec<serde_json::Value> =

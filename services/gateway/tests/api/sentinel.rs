@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use hubcache_shared::snapshot::FIELD_VERSION;
 use hubcache_shared::views::FIELD_VIEWS_VERSION;
-use hubcache_shared::{KeySchema, RedisConnection, RedisConnector, RedisTarget, SettingsSource};
+use hubcache_shared::{KeySchema, RedisConnection, RedisConnector, RedisTarget};
 use hubcache_testkit::prometheus_text::sample;
 use hubcache_testkit::{SentinelSet, eventually};
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
-const ORG: &str = "Netflix";
+use crate::helpers::{HA_ORG as ORG, HaPipeline, spawn_ha_pipeline};
 /// Stars given to the tracked repo, increasing from here: always the top of `/view/top/1/stars`.
 const STARS_BASE: u64 = 50_000_000;
 
@@ -71,66 +70,21 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
         .expect("master, replica and three sentinels start");
     let sentinel_ready = started.elapsed();
 
-    let sim = github_sim::Application::build(github_sim::SimConfig {
-        port: 0,
-        org: ORG.to_owned(),
-        generate_repos: 60,
-        generate_members: 5,
-        ..github_sim::SimConfig::default()
-    })
-    .await
-    .expect("github-sim builds");
-    let sim_url = sim.base_url().to_owned();
-    tokio::spawn(sim.run_until_stopped());
-
-    let vars = vec![
-        ("REDIS_SENTINELS", redis.sentinel_addresses()),
-        ("REDIS_SENTINEL_MASTER", redis.master_name().to_owned()),
-        ("GITHUB_API_URL", sim_url.clone()),
-        ("GITHUB_ORG", ORG.to_owned()),
-        ("REFRESH_INTERVAL_SECS", "1".to_owned()),
-        ("PORT", "0".to_owned()),
-        ("WORKERS", "2".to_owned()),
-        ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
-        ("METRICS_PORT", "0".to_owned()),
-    ];
-    let source = SettingsSource::from_vars(vars);
-    let shutdown = CancellationToken::new();
-    let _stop_everything = shutdown.clone().drop_guard();
-    let fetcher =
-        fetcher::Application::build(fetcher::Settings::load(&source).expect("fetcher settings"))
-            .await
-            .expect("fetcher builds");
-    tokio::spawn(fetcher.run(shutdown.clone()));
-    let views = views::Application::build(views::Settings::load(&source).expect("views settings"))
-        .await
-        .expect("views builds");
-    tokio::spawn(views.run(shutdown.clone()));
-    let mut settings = gateway::Settings::load(&source).expect("gateway settings");
-    settings.host = "127.0.0.1".to_owned();
-    let target = settings.common.redis_target().expect("sentinel target");
+    let HaPipeline {
+        address,
+        sim_url,
+        client,
+        target,
+        stop_everything: _stop_everything,
+    } = spawn_ha_pipeline(
+        vec![
+            ("REDIS_SENTINELS", redis.sentinel_addresses()),
+            ("REDIS_SENTINEL_MASTER", redis.master_name().to_owned()),
+        ],
+        60,
+    )
+    .await;
     assert!(matches!(target, RedisTarget::Sentinel { .. }), "{target:?}");
-    let gateway = gateway::Application::build(settings)
-        .await
-        .expect("gateway builds");
-    let address = format!("http://127.0.0.1:{}", gateway.port());
-    tokio::spawn(gateway.run(shutdown.clone()));
-
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    eventually(Duration::from_secs(30), "gateway ready", || async {
-        let r = client
-            .get(format!("{address}/healthcheck"))
-            .send()
-            .await
-            .ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await
-    .expect("the gateway loads everything through the Sentinel-resolved master");
 
     // The repo whose stars the upstream writer keeps raising.
     let first: Vec<serde_json::Value> = client
