@@ -11,22 +11,6 @@ use serde_json::{Value, json};
 use crate::helpers::{ORG, TestApp, spawn_passthrough};
 
 /// The repo paths of the sim's org (5 repos).
-async fn repo_paths(app: &TestApp) -> Vec<String> {
-    let repos: Vec<Value> = app
-        .client
-        .get(format!("{}/orgs/{ORG}/repos", app.sim_url))
-        .send()
-        .await
-        .expect("sim")
-        .json()
-        .await
-        .expect("json");
-    repos
-        .iter()
-        .map(|r| format!("/repos/{ORG}/{}", r["name"].as_str().expect("name")))
-        .collect()
-}
-
 fn cache_status(response: &reqwest::Response) -> String {
     response
         .headers()
@@ -43,7 +27,7 @@ async fn add_fault(app: &TestApp, fault: Value) {
 #[tokio::test]
 async fn concurrent_waiters_share_one_upstream_error_which_is_not_cached() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
-    let path = repo_paths(&app).await.remove(0);
+    let path = app.sim_repo_paths().await.remove(0);
     // One slow 500: every request below arrives while it is in flight.
     add_fault(
         &app,
@@ -79,7 +63,7 @@ async fn concurrent_waiters_share_one_upstream_error_which_is_not_cached() {
 #[tokio::test]
 async fn the_shared_fetch_completes_and_is_stored_when_its_first_client_leaves() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
-    let path = repo_paths(&app).await.remove(1);
+    let path = app.sim_repo_paths().await.remove(1);
     add_fault(&app, json!({"delay_ms": 700, "path_prefix": path})).await;
     let impatient = reqwest::Client::builder()
         .no_proxy()
@@ -107,7 +91,7 @@ async fn the_shared_fetch_completes_and_is_stored_when_its_first_client_leaves()
 #[tokio::test]
 async fn a_slow_key_blocks_no_other_key() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
-    let paths = repo_paths(&app).await;
+    let paths = app.sim_repo_paths().await;
     let (slow, quick) = (paths[2].clone(), paths[3].clone());
     add_fault(&app, json!({"delay_ms": 3000, "path_prefix": slow})).await;
     let waiting = {
@@ -140,7 +124,7 @@ async fn a_slow_key_blocks_no_other_key() {
 #[tokio::test]
 async fn the_entry_bound_evicts_the_least_recently_used() {
     let app = spawn_passthrough(None, &[("CACHE_MAX_ENTRIES", "2")], |_| {}).await;
-    let paths = repo_paths(&app).await;
+    let paths = app.sim_repo_paths().await;
     let (a, b, c) = (&paths[0], &paths[1], &paths[2]);
     app.get(a).await;
     app.get(b).await;
@@ -168,7 +152,7 @@ async fn cached_bytes(app: &TestApp) -> u64 {
 async fn the_byte_bound_evicts_and_never_holds_more_than_allowed() {
     // The weight of each of three answers, measured on an unbounded gateway.
     let probe = spawn_passthrough(None, &[], |_| {}).await;
-    let paths = repo_paths(&probe).await;
+    let paths = probe.sim_repo_paths().await;
     let (a, b, c) = (&paths[0], &paths[1], &paths[2]);
     let mut weights = Vec::new();
     for path in [a, b, c] {
@@ -204,7 +188,7 @@ async fn the_byte_bound_evicts_and_never_holds_more_than_allowed() {
 #[tokio::test]
 async fn the_accept_header_is_part_of_the_cache_key() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
-    let path = repo_paths(&app).await.remove(4);
+    let path = app.sim_repo_paths().await.remove(4);
     let json = [("accept", "application/vnd.github+json")];
     let raw = [("accept", "application/vnd.github.raw+json")];
     assert_eq!(
@@ -260,7 +244,7 @@ async fn link_headers_are_computed_per_response_from_each_requests_host() {
 #[tokio::test]
 async fn waiters_are_counted_as_coalesced_never_as_hits() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
-    let path = repo_paths(&app).await.remove(0);
+    let path = app.sim_repo_paths().await.remove(0);
     add_fault(&app, json!({"delay_ms": 400, "path_prefix": path})).await;
     let statuses = join_all((0..20).map(|_| async { cache_status(&app.get(&path).await) })).await;
     let count = |wanted: &str| statuses.iter().filter(|s| *s == wanted).count() as u64;
@@ -289,7 +273,7 @@ async fn a_refreshed_entry_replaces_the_expired_one_without_leaking_its_accounti
         s.stale_while_revalidate_secs = 0;
     })
     .await;
-    let paths = repo_paths(&app).await;
+    let paths = app.sim_repo_paths().await;
     app.get(&paths[0]).await;
     app.get(&paths[1]).await;
     let health: Value = app.get("/healthcheck").await.json().await.expect("json");

@@ -631,6 +631,31 @@ impl TestApp {
         response.json().await.unwrap_or(serde_json::Value::Null)
     }
 
+    /// github-sim's own answer to `GET {path}` as JSON (the ground truth the gateway is
+    /// compared with).
+    pub async fn sim_json(&self, path: &str) -> serde_json::Value {
+        self.client
+            .get(format!("{}{path}", self.sim_url))
+            .send()
+            .await
+            .expect("sim")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The gateway paths of the org's repos (`/repos/{org}/{name}`), in github-sim's order (its
+    /// first page of the repos list).
+    pub async fn sim_repo_paths(&self) -> Vec<String> {
+        let repos = self.sim_json(&format!("/orgs/{}/repos", self.org)).await;
+        repos
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| format!("/repos/{}/{}", self.org, r["name"].as_str().expect("name")))
+            .collect()
+    }
+
     /// github-sim's request counters (`by_path`, `authorization_seen`, `rate_limit_used`...).
     pub async fn sim_stats(&self) -> serde_json::Value {
         self.sim_control(reqwest::Method::GET, "/stats", None).await

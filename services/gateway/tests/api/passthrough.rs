@@ -23,17 +23,7 @@ async fn spawn(vars: &[(&str, &str)], configure: impl FnOnce(&mut gateway::Setti
 
 /// A pass-through path of the sim: one of its repositories.
 async fn repo_path(app: &TestApp, index: usize) -> String {
-    let repos: Value = app
-        .client
-        .get(format!("{}/orgs/{ORG}/repos?per_page=5", app.sim_url))
-        .send()
-        .await
-        .expect("sim")
-        .json()
-        .await
-        .expect("json");
-    let name = repos[index]["name"].as_str().expect("repo name");
-    format!("/repos/{ORG}/{name}")
+    app.sim_repo_paths().await.swap_remove(index)
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {

@@ -143,16 +143,7 @@ async fn stale_if_error_ends_with_its_window() {
         s.stale_if_error_secs = 2;
     })
     .await;
-    let repos: Vec<serde_json::Value> = app
-        .client
-        .get(format!("{}/orgs/{ORG}/repos", app.sim_url))
-        .send()
-        .await
-        .expect("sim")
-        .json()
-        .await
-        .expect("json");
-    let path = format!("/repos/{ORG}/{}", repos[0]["name"].as_str().expect("name"));
+    let path = app.sim_repo_paths().await.swap_remove(0);
     assert_eq!(app.get(&path).await.status(), 200);
     app.sim_control(
         reqwest::Method::POST,
