@@ -83,25 +83,27 @@ impl ClientRateLimiter {
     }
 }
 
-/// The middleware.
+/// The middleware. Reads the limiter from the app data itself rather than through an extractor
+/// argument: actix boxes the future of every `from_fn` middleware that takes extractors, and
+/// this runs on every request.
 pub(crate) async fn client_rate_limit(
-    limits: web::Data<ClientRateLimiter>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if !limits.is_enabled() || EXEMPT.contains(&req.path()) {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let Some(client) = limits.client_of(&req) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+    let Some(limits) = req.app_data::<web::Data<ClientRateLimiter>>() else {
+        return Err(actix_web::error::ErrorInternalServerError(
+            "the client rate limiter is not registered",
+        ));
     };
-    match limits.check(client) {
+    let verdict = if !limits.is_enabled() || EXEMPT.contains(&req.path()) {
+        Ok(())
+    } else {
+        match limits.client_of(&req) {
+            Some(client) => limits.check(client),
+            None => Ok(()),
+        }
+    };
+    match verdict {
         Ok(()) => next
             .call(req)
             .await

@@ -216,13 +216,25 @@ fn check_path(path: &str) -> Result<(), HygieneError> {
             i += 1;
         }
     }
-    for segment in path.split('/') {
-        let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
-        if decoded == b"." || decoded == b".." {
-            return Err(HygieneError::Traversal);
-        }
+    if path.split('/').any(is_dot_segment) {
+        return Err(HygieneError::Traversal);
     }
     Ok(())
+}
+
+/// Whether a raw path segment is `.` or `..`, also percent-encoded (`%2e`, `.%2E`...). Decodes
+/// (and allocates) only segments that contain an escape and are short enough to be one: this
+/// runs on every request.
+fn is_dot_segment(segment: &str) -> bool {
+    if !segment.contains('%') {
+        return segment == "." || segment == "..";
+    }
+    // The longest encoded form is `%2e%2e`.
+    if segment.len() > 6 {
+        return false;
+    }
+    let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
+    decoded == b"." || decoded == b".."
 }
 
 /// Rejects control bytes (encoded) and malformed escapes in a raw query.
@@ -255,11 +267,20 @@ fn decode_escape(bytes: &[u8], at: usize) -> Option<u8> {
 /// The middleware: refuses bad requests with JSON, rewrites accepted absolute-form targets,
 /// puts a deadline on reading the request body, and turns errors that actix's extractors
 /// answer as plain text (body too large, body timed out...) into JSON errors.
+///
+/// Reads the rules from the app data itself rather than through an extractor argument: actix
+/// boxes the future of every `from_fn` middleware that takes extractors, and this runs on every
+/// request. The rules are registered by `Application::build`; a missing registration is a bug,
+/// answered 500 rather than serving unchecked requests.
 pub(crate) async fn request_hygiene(
-    hygiene: web::Data<RequestHygiene>,
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(hygiene) = req.app_data::<web::Data<RequestHygiene>>() else {
+        return Err(actix_web::error::ErrorInternalServerError(
+            "request hygiene rules are not registered",
+        ));
+    };
     match hygiene.check(req.method(), req.uri(), req.headers()) {
         Ok(None) => {}
         Ok(Some(origin_form)) => {
@@ -430,6 +451,9 @@ mod tests {
             "/orgs/x/repos?per_page=100&page=2",
             "/search/repositories?q=a%20b",
             "/a.b/c..d",
+            "/a/.../b",
+            "/a/%2e%2e%2e/b",
+            "/a/.%2E./b",
             "/",
         ] {
             assert!(check(&h, good).is_ok(), "{good}");

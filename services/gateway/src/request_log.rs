@@ -6,18 +6,24 @@
 //!
 //! Never logged: headers (the `Authorization` header and the token in particular) and bodies.
 
-use std::time::Instant;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
+use actix_web::{HttpRequest, web};
+use parking_lot::RwLock;
 use tracing_actix_web::RequestId;
 
 /// The response header carrying the request id.
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// The `Cache-Status` response header the log line reports.
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// The middleware (registered inside `TracingLogger`, so it runs in the request's span).
 pub(crate) async fn request_log(
@@ -39,17 +45,16 @@ pub(crate) async fn request_log(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let elapsed = started.elapsed();
-    let pattern = response.request().match_pattern();
-    let route = pattern.as_deref().unwrap_or(PASSTHROUGH_ROUTE);
+    let route = route_label(response.request());
     let status = response.status();
     let cache_status = response
         .headers()
-        .get("cache-status")
+        .get(CACHE_STATUS)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     tracing::info!(
         method = %method,
-        route,
+        route = &*route,
         status = status.as_u16(),
         latency_us = elapsed.as_micros() as u64,
         cache_status,
@@ -57,16 +62,84 @@ pub(crate) async fn request_log(
         "request"
     );
     let method = method_label(&method);
-    metrics::counter!(
-        REQUESTS_METRIC,
-        "route" => route.to_owned(),
-        "method" => method,
-        "status" => status.as_str().to_owned()
-    )
-    .increment(1);
-    metrics::histogram!(DURATION_METRIC, "route" => route.to_owned(), "method" => method)
-        .record(elapsed.as_secs_f64());
+    match response.request().app_data::<web::Data<RequestMetrics>>() {
+        Some(metrics) => metrics.record(&route, method, status, elapsed),
+        None => RequestHandles::register(&route, method, status).record(elapsed),
+    }
     Ok(response)
+}
+
+/// The route template a request matched, or [`PASSTHROUGH_ROUTE`].
+///
+/// A matched resource's name (the routes name their resources after their first pattern) is
+/// read without allocating; otherwise actix rebuilds the pattern (allocating, and for an
+/// unmatched path trying every route again), which only unnamed and unmatched routes pay.
+fn route_label(req: &HttpRequest) -> Cow<'_, str> {
+    if let Some(name) = req.match_name() {
+        return Cow::Borrowed(name);
+    }
+    req.match_pattern()
+        .map_or(Cow::Borrowed(PASSTHROUGH_ROUTE), Cow::Owned)
+}
+
+/// The request metrics' handles, registered once per (route template, method, status) and
+/// reused.
+///
+/// Looking a labelled metric up through the `metrics` macros builds its key (owned label
+/// strings, a hash) and searches the recorder's registry on every request; a handle skips both.
+/// Every label is bounded (route templates, [`method_label`], status codes), so this map is too.
+/// Registered in the app's data when the recorder exists; without it (unit tests) the macros
+/// are used directly.
+#[derive(Default)]
+pub(crate) struct RequestMetrics {
+    by_route: RwLock<HashMap<Box<str>, HashMap<(&'static str, u16), RequestHandles>>>,
+}
+
+impl RequestMetrics {
+    /// Counts one request and records its latency.
+    fn record(&self, route: &str, method: &'static str, status: StatusCode, elapsed: Duration) {
+        let key = (method, status.as_u16());
+        if let Some(handles) = self.by_route.read().get(route).and_then(|m| m.get(&key)) {
+            handles.record(elapsed);
+            return;
+        }
+        let handles = RequestHandles::register(route, method, status);
+        handles.record(elapsed);
+        self.by_route
+            .write()
+            .entry(Box::from(route))
+            .or_default()
+            .insert(key, handles);
+    }
+}
+
+/// The two series one request updates.
+struct RequestHandles {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl RequestHandles {
+    fn register(route: &str, method: &'static str, status: StatusCode) -> Self {
+        Self {
+            requests: metrics::counter!(
+                REQUESTS_METRIC,
+                "route" => route.to_owned(),
+                "method" => method,
+                "status" => status.as_str().to_owned()
+            ),
+            duration: metrics::histogram!(
+                DURATION_METRIC,
+                "route" => route.to_owned(),
+                "method" => method
+            ),
+        }
+    }
+
+    fn record(&self, elapsed: Duration) {
+        self.requests.increment(1);
+        self.duration.record(elapsed.as_secs_f64());
+    }
 }
 
 /// The route label of requests no route template matched (the pass-through): one value, so

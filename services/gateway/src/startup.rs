@@ -23,7 +23,7 @@ use crate::body_urls::BodyUrlRewriter;
 use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
 use crate::passthrough::PassThrough;
 use crate::request_hygiene::{RequestHygiene, request_hygiene};
-use crate::request_log::{PathOnlyRootSpan, request_log};
+use crate::request_log::{PathOnlyRootSpan, RequestMetrics, request_log};
 use crate::routes;
 use crate::served_state::ServedState;
 use crate::settings::Settings;
@@ -131,6 +131,7 @@ impl Application {
         routes::describe_metrics();
         let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
         let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
+        let request_metrics = web::Data::new(RequestMetrics::default());
 
         let tcp = std::net::TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
@@ -141,6 +142,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(hygiene.clone())
                 .app_data(app_limiter.clone())
+                .app_data(request_metrics.clone())
                 .wrap(from_fn(client_rate_limit))
                 .wrap(from_fn(request_hygiene))
                 .wrap(from_fn(request_log))

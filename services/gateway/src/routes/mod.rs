@@ -10,7 +10,7 @@ mod views;
 
 use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponseBuilder, guard, web};
 
 use crate::served_state::ServedState;
@@ -20,6 +20,9 @@ use crate::startup::AppState;
 pub(crate) use metrics::describe as describe_metrics;
 pub(crate) use pass_through::pass_through;
 
+/// The `Cache-Status` header (RFC 9211). Not one of `http`'s standard names, so parsing the string
+/// would allocate a new name on every response; this one is built at compile time.
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 /// `Cache-Status` of an answer from the in-process copy (RFC 9211).
 const HIT: &str = "hubcache; hit";
 /// The same while Redis is unreachable: the copy may be outdated.
@@ -28,6 +31,10 @@ const HIT_STALE: &str = "hubcache; hit; fwd=stale";
 const STALE_WARNING: &str = "110 hubcache \"Response is Stale\"";
 
 /// Registers every route. `served` tells which cached paths exist (fixed at start).
+///
+/// The hot resources are named after their first pattern: the request log labels requests with
+/// the route template, and reading a matched resource's name costs nothing, while asking actix for
+/// the matched pattern rebuilds it as a new `String` (see `request_log::route_label`).
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
     let get_or_head = || guard::Any(guard::Get()).or(guard::Head());
     cfg.route(
@@ -46,6 +53,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
         let pattern = format!("/view/{prefix}/{{n}}/{{view}}");
         cfg.service(
             web::resource([pattern.clone(), format!("{pattern}/")])
+                .name(&pattern)
                 .route(web::route().guard(get_or_head()).to(
                     move |req: HttpRequest, state: web::Data<AppState>| {
                         views::view(req, state, direction)
@@ -56,6 +64,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
     }
     cfg.service(
         web::resource(["/organizations/{id}/{list}", "/organizations/{id}/{list}/"])
+            .name("/organizations/{id}/{list}")
             .route(
                 web::route()
                     .guard(get_or_head())
@@ -72,6 +81,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
         let path: Arc<str> = Arc::from(path.as_str());
         cfg.service(
             web::resource(patterns)
+                .name(&path)
                 .route(web::route().guard(get_or_head()).to(
                     move |req: HttpRequest, body: web::Bytes, state: web::Data<AppState>| {
                         cached_keys::cached_key(req, body, state, Arc::clone(&path))
@@ -85,13 +95,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
 
 /// Adds `Cache-Status` (and a staleness `Warning` while Redis is unreachable).
 fn mark_hit(builder: &mut HttpResponseBuilder, stale: bool) {
-    let result = if stale { "stale" } else { "hit" };
-    ::metrics::counter!("hubcache_served_copy_responses_total", "result" => result).increment(1);
+    // Literal labels: the metric key is a `static`, so counting allocates nothing.
     if stale {
+        ::metrics::counter!("hubcache_served_copy_responses_total", "result" => "stale")
+            .increment(1);
         builder
-            .insert_header(("cache-status", HeaderValue::from_static(HIT_STALE)))
+            .insert_header((CACHE_STATUS, HeaderValue::from_static(HIT_STALE)))
             .insert_header((header::WARNING, HeaderValue::from_static(STALE_WARNING)));
     } else {
-        builder.insert_header(("cache-status", HeaderValue::from_static(HIT)));
+        ::metrics::counter!("hubcache_served_copy_responses_total", "result" => "hit").increment(1);
+        builder.insert_header((CACHE_STATUS, HeaderValue::from_static(HIT)));
     }
 }
