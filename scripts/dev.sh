@@ -34,6 +34,9 @@ export SIM_PORT="${SIM_PORT:-3001}"
 start_stack "$HUBCACHE_ROOT/target/release" "$RUN_DIR"
 
 org="$GITHUB_ORG"
+# A repo of the org, for the pass-through example (not a cached key: it goes to GitHub once).
+repo="$(curl -fsS --max-time 5 "$HUBCACHE_BASE_URL/orgs/$org/repos?per_page=1" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["name"])' 2>/dev/null || true)"
 cat <<MSG
 
 hubcache is running (upstream: $GITHUB_API_URL, Redis: $REDIS_URL). Try:
@@ -43,7 +46,7 @@ hubcache is running (upstream: $GITHUB_API_URL, Redis: $REDIS_URL). Try:
   curl '$HUBCACHE_BASE_URL/orgs/$org/repos?per_page=5&page=2' -i
   curl $HUBCACHE_BASE_URL/view/top/10/stars
   curl $HUBCACHE_BASE_URL/view/bottom/5/forks
-  curl $HUBCACHE_BASE_URL/users/octocat        (pass-through, cached)
+  curl -i $HUBCACHE_BASE_URL/repos/$org/${repo:-REPO}   (pass-through, coalesced and cached)
   scripts/smoke.sh $HUBCACHE_BASE_URL
 Logs: $RUN_DIR. Press Ctrl-C to stop.
 MSG
