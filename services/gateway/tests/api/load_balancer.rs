@@ -83,8 +83,10 @@ async fn a_gateway_killed_under_load_costs_no_request_through_the_load_balancer(
     let lb_port = free_port().expect("port");
     let dir = std::env::temp_dir().join(format!("hubcache-lb-{}-{lb_port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("config dir");
+    // One nginx process (no master and workers): killing it when the test ends leaves nothing
+    // behind, where a killed master would orphan its workers.
     let conf = format!(
-        "pid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
+        "master_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\n\
          http {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n\
          fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n\
          upstream gateways {{\n    server 127.0.0.1:{};\n    server 127.0.0.1:{};\n  }}\n\
