@@ -8,17 +8,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ORG, TestApp, spawn_passthrough};
-
-/// The repo paths of the sim's org (5 repos).
-fn cache_status(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
+use crate::helpers::{ORG, TestApp, cache_status, spawn_passthrough};
 
 async fn add_fault(app: &TestApp, fault: Value) {
     app.sim_control(Method::POST, "/faults", Some(fault)).await;

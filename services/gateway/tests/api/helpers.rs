@@ -758,3 +758,13 @@ pub async fn spawn_ha_pipeline(
         stop_everything: shutdown.drop_guard(),
     }
 }
+
+/// A response's `Cache-Status` header (empty when absent).
+pub fn cache_status(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}

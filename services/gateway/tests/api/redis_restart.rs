@@ -10,7 +10,7 @@ use hubcache_testkit::eventually;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Options, TestApp, spawn_with};
+use crate::helpers::{Options, TestApp, cache_status, spawn_with};
 
 /// Recovery must take at most this long (issue 7).
 const RECOVERY_BOUND: Duration = Duration::from_secs(30);
@@ -47,15 +47,6 @@ async fn stored_versions(app: &TestApp) -> Vec<u64> {
         versions.push(version.unwrap_or(0));
     }
     versions
-}
-
-fn cache_status(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Healthy, fed from a reachable Redis, serving copies that are not stale.
