@@ -723,9 +723,11 @@ mod tests {
             || {
                 let mut conn = conn.clone();
                 async move {
-                    // Writes fail (READONLY, killed connection) until the new master is found.
-                    let written: i64 = conn.incr("switchover-counter", 1).await.ok()?;
-                    (port(&mut conn).await? == replica_port).then_some(written)
+                    // Commands fail (READONLY, killed connection) until the new master is
+                    // found. Ask where the connection points first: an INCR answered before the
+                    // switch reached the old master, which still accepts writes for a moment.
+                    (port(&mut conn).await? == replica_port).then_some(())?;
+                    conn.incr::<_, _, i64>("switchover-counter", 1).await.ok()
                 }
             },
         )
