@@ -19,8 +19,10 @@
 #      upstream latency, counted by github-sim;
 #   6. writes bench/results.md (bench/render_results.py) with a PASS/FAIL line per target.
 #
-# Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (3 s), BENCH_THREADS (2),
-# BENCH_CONNECTIONS (64), BENCH_ROUNDS (2; the gateway/nginx order flips every run),
+# Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (3 s), BENCH_THREADS (one
+# per client CPU: two wrk threads time-sharing one CPU add their own scheduling delays to the
+# latencies they measure),
+# BENCH_CONNECTIONS (64), BENCH_ROUNDS (3; the gateway/nginx order flips every run),
 # BENCH_PIN (split: servers on the first half of the CPUs, wrk on the rest; none: no pinning),
 # BENCH_REPOS (1000), BENCH_COALESCE_N (1000), BENCH_TIMEOUT (2400 s for the whole script),
 # BENCH_LOGS (on: per-request logs as deployed, gateway RUST_LOG=info and nginx access_log in
@@ -34,9 +36,9 @@ cd "$HUBCACHE_ROOT"
 
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-3}"
-THREADS="${BENCH_THREADS:-2}"
+THREADS="${BENCH_THREADS:-}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
-ROUNDS="${BENCH_ROUNDS:-2}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 PIN="${BENCH_PIN:-split}"
 REPOS="${BENCH_REPOS:-1000}"
 COALESCE_N="${BENCH_COALESCE_N:-1000}"
@@ -125,6 +127,9 @@ else
   PIN_NOTE="no CPU pinning: wrk and the servers share all $NCPU CPUs; $NCPU worker(s) each for gateway (WORKERS) and nginx (worker_processes)"
 fi
 log "CPU plan: $PIN_NOTE"
+if [ -z "$THREADS" ]; then
+  if [ "$PIN" = split ]; then THREADS=$((NCPU - SERVER_CORES)); else THREADS="$NCPU"; fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. The stack, cold fill, unchanged cycles.
