@@ -9,16 +9,12 @@ use crate::helpers::spawn_pipeline;
 async fn sim_list(app: &crate::helpers::TestApp, path: &str) -> Vec<serde_json::Value> {
     let mut all = Vec::new();
     for page in 1.. {
-        let url = format!("{}{path}?per_page=100&page={page}", app.sim_url);
-        let items: Vec<serde_json::Value> = app
-            .client
-            .get(url)
-            .send()
+        let items = app
+            .sim_json(&format!("{path}?per_page=100&page={page}"))
             .await
-            .expect("sim")
-            .json()
-            .await
-            .expect("json");
+            .as_array()
+            .cloned()
+            .expect("a JSON array");
         if items.is_empty() {
             break;
         }
