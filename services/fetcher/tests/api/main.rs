@@ -6,6 +6,7 @@ mod cold_start;
 mod corruption;
 mod faults;
 mod helpers;
+mod lifecycle;
 mod lease;
 mod metrics;
 mod settings;

@@ -7,6 +7,7 @@ mod cluster;
 mod coalescing;
 mod health;
 mod helpers;
+mod lifecycle;
 mod http_semantics;
 mod hygiene;
 mod load_balancer;
