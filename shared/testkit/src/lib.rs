@@ -21,7 +21,9 @@ pub mod service_process;
 
 pub use cluster::RedisCluster;
 pub use sentinel::SentinelSet;
-pub use service_process::{ServiceProcess, assert_sigterm_exits_zero, assert_task_panic_exits_non_zero};
+pub use service_process::{
+    ServiceProcess, assert_sigterm_exits_zero, assert_task_panic_exits_non_zero,
+};
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -150,16 +150,21 @@ pub async fn assert_sigterm_exits_zero(
 ) {
     let mut process = ServiceProcess::start(binary, env).expect("the binary starts");
     crate::eventually(STARTUP_SLACK, "GET /livez answering 200", || {
-        assert!(process.is_running(), "the binary exited before /livez answered");
+        assert!(
+            process.is_running(),
+            "the binary exited before /livez answered"
+        );
         async move { (livez_status(livez_port).await == Some(200)).then_some(()) }
     })
     .await
     .expect("the service comes up and reports itself alive");
     process.terminate().expect("SIGTERM sent");
-    let exited = tokio::task::spawn_blocking(move || process.wait_for_exit(shutdown_timeout + Duration::from_secs(5)))
-        .await
-        .expect("no panic")
-        .expect("SIGTERM stops the service within its shutdown timeout");
+    let exited = tokio::task::spawn_blocking(move || {
+        process.wait_for_exit(shutdown_timeout + Duration::from_secs(5))
+    })
+    .await
+    .expect("no panic")
+    .expect("SIGTERM stops the service within its shutdown timeout");
     assert!(
         exited.status.success(),
         "a clean SIGTERM exits 0: {}\n{}",
@@ -176,7 +181,9 @@ pub async fn assert_sigterm_exits_zero(
 /// The status of `GET /livez` on loopback `port`, `None` while nothing answers there.
 async fn livez_status(port: u16) -> Option<u16> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     stream
         .write_all(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .await
