@@ -7,6 +7,7 @@
 //! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`]).
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
+//! - [`json_array`]: JSON arrays as bytes: element ranges, split and join, never re-serialised.
 //! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
 //! - [`redis_connector`]: how services reach Redis: one Redis, through Sentinel, or a Cluster
 //!   ([`RedisConnector`], [`RedisConnection`], [`RedisTarget`]).
@@ -19,6 +20,7 @@
 
 pub mod events;
 pub mod github;
+pub mod json_array;
 pub mod keys;
 pub mod metrics;
 pub mod redis_connector;
