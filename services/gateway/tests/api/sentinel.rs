@@ -1,10 +1,10 @@
 //! Redis high availability: the whole pipeline (github-sim → fetcher → Redis → views → gateway)
 //! on a Sentinel-managed master and replica, with the master killed (SIGKILL) under steady load.
 //!
-//! Measured and printed (eprintln, for the closing note): the time until the replica is
-//! promoted, until a snapshot write lands on the new master, and until a change made upstream
-//! after the kill is served in the views; the gateway requests made meanwhile and how many
-//! failed. Asserted: no request fails (the gateway serves from memory), every version the test
+//! Measured and printed (eprintln; recorded in `bench/measurements.md`): the time until the
+//! replica is promoted, until a snapshot write lands on the new master, and until a change made
+//! upstream after the kill is served in the views; the gateway requests made meanwhile and how
+//! many failed. Asserted: no request fails (the gateway serves from memory), every version the test
 //! sees (stored in Redis and served by the gateway) only grows, nothing stored before the kill
 //! is missing afterwards, and the upstream change reaches the views through the new master.
 
