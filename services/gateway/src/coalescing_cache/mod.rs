@@ -50,6 +50,10 @@ use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use flight::{FlightAnswer, FlightGuard, InFlight};
+
+mod flight;
+
 /// A cached value's size in bytes, for the byte bound (an estimate of what it keeps alive).
 ///
 /// `pub` (a bench implements it for its values) only for the benches, through [`crate::hot_paths`].
@@ -267,30 +271,6 @@ impl<V> Clone for Entry<V> {
     }
 }
 
-/// The answer of a finished flight, as every waiter sees it.
-type FlightAnswer<V, E> = Result<Flown<V>, Arc<FetchError<E>>>;
-
-struct InFlight<V, E> {
-    id: u64,
-    answer: Shared<BoxFuture<'static, FlightAnswer<V, E>>>,
-}
-
-struct Flown<V> {
-    value: Arc<V>,
-    received_at: Instant,
-    kind: FetchKind,
-}
-
-impl<V> Clone for Flown<V> {
-    fn clone(&self) -> Self {
-        Self {
-            value: Arc::clone(&self.value),
-            received_at: self.received_at,
-            kind: self.kind,
-        }
-    }
-}
-
 impl<K, V, E> CoalescingCache<K, V, E>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -499,99 +479,6 @@ impl<V> Entry<V> {
             value: Arc::clone(&self.value),
             outcome,
             age: now.saturating_duration_since(self.received_at),
-        }
-    }
-}
-
-/// Owned by a fetch task: stores its answer and unregisters the flight, or, if the task panics
-/// or is cancelled before that, still unregisters it on drop so the key is never stuck.
-struct FlightGuard<K: Hash + Eq, V, E> {
-    state: Arc<State<K, V, E>>,
-    key: Option<K>,
-    id: u64,
-}
-
-impl<K: Hash + Eq, V: Weigh, E> FlightGuard<K, V, E> {
-    fn complete(
-        mut self,
-        previous: Option<Arc<V>>,
-        result: Result<Fetched<V>, FetchError<E>>,
-    ) -> FlightAnswer<V, E> {
-        let Some(key) = self.key.take() else {
-            return Err(Arc::new(FetchError::Aborted));
-        };
-        let state = &self.state;
-        let now = Instant::now();
-        let mut inner = state.inner.lock();
-        if inner.in_flight.get(&key).is_some_and(|f| f.id == self.id) {
-            inner.in_flight.remove(&key);
-        }
-        let fresh = |value: Arc<V>, ttl: Duration| {
-            let weight = value.weight();
-            Entry {
-                value,
-                received_at: now,
-                fresh_until: now + ttl,
-                weight,
-            }
-        };
-        let (value, kind) = match result {
-            Ok(Fetched::Store { value, ttl }) => {
-                let value = Arc::new(value);
-                let stored = inner.store(key, fresh(Arc::clone(&value), ttl), state);
-                (
-                    value,
-                    FetchKind {
-                        stored,
-                        revalidated: false,
-                    },
-                )
-            }
-            Ok(Fetched::NotModified { ttl }) => match previous {
-                Some(value) => {
-                    count(&state.counters.revalidated, "revalidated");
-                    let stored = inner.store(key, fresh(Arc::clone(&value), ttl), state);
-                    (
-                        value,
-                        FetchKind {
-                            stored,
-                            revalidated: true,
-                        },
-                    )
-                }
-                None => {
-                    count(&state.counters.fetch_errors, "fetch_error");
-                    return Err(Arc::new(FetchError::NotModifiedWithoutEntry));
-                }
-            },
-            Ok(Fetched::Uncacheable(value)) => {
-                inner.remove(&key);
-                let kind = FetchKind {
-                    stored: false,
-                    revalidated: false,
-                };
-                (Arc::new(value), kind)
-            }
-            Err(error) => {
-                count(&state.counters.fetch_errors, "fetch_error");
-                return Err(Arc::new(error));
-            }
-        };
-        Ok(Flown {
-            value,
-            received_at: now,
-            kind,
-        })
-    }
-}
-
-impl<K: Hash + Eq, V, E> Drop for FlightGuard<K, V, E> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let mut inner = self.state.inner.lock();
-            if inner.in_flight.get(&key).is_some_and(|f| f.id == self.id) {
-                inner.in_flight.remove(&key);
-            }
         }
     }
 }
