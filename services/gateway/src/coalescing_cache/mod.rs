@@ -226,7 +226,7 @@ struct State<K, V, E> {
 /// pass-through adds `bypass`).
 pub(crate) const LOOKUPS_METRIC: &str = "hubcache_passthrough_cache_lookups_total";
 /// `hubcache_passthrough_cache_evictions_total`: entries evicted to respect the bounds.
-const EVICTIONS_METRIC: &str = "hubcache_passthrough_cache_evictions_total";
+pub(crate) const EVICTIONS_METRIC: &str = "hubcache_passthrough_cache_evictions_total";
 
 /// Counts one lookup result, both in the cache's own counters and in the process's metrics.
 fn count(counter: &AtomicU64, result: &'static str) {

@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones): never forwarded either way, even
 /// if a future edit adds one to an allow-list.
-pub(super) const HOP_BY_HOP: &[&str] = &[
+const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -58,20 +58,31 @@ pub(super) const LIVE_RESPONSE_HEADERS: &[&str] = &[
 pub(super) const CREDENTIAL_RESPONSE_HEADERS: &[&str] =
     &["x-oauth-scopes", "x-accepted-oauth-scopes", "x-github-sso"];
 
-/// The header `name` of `headers`, unless it is hop-by-hop or named by `Connection`.
+/// The header `name` of a client's request, unless it may not cross the gateway
+/// ([`crosses_the_gateway`]).
 pub(super) fn allowed_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a HeaderValue> {
-    if HOP_BY_HOP.contains(&name) || named_by_connection(headers, name) {
+    let connection = headers
+        .get_all(header::CONNECTION)
+        .map(HeaderValue::as_bytes);
+    if !crosses_the_gateway(name, connection) {
         return None;
     }
     headers.get(name)
 }
 
-fn named_by_connection(headers: &HeaderMap, name: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case(name))
+/// Whether a header called `name` may cross the gateway in either direction: not hop-by-hop and
+/// not named by the message's `Connection` header (`connection`: its values, as bytes, so client
+/// requests and upstream answers, which use different `http` versions, share this one rule).
+pub(super) fn crosses_the_gateway<'a>(
+    name: &str,
+    connection: impl IntoIterator<Item = &'a [u8]>,
+) -> bool {
+    !HOP_BY_HOP.contains(&name)
+        && !connection
+            .into_iter()
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]

@@ -16,15 +16,15 @@ use sha2::{Digest, Sha256};
 
 use super::allow_lists::{FORWARDED_BYPASS, FORWARDED_CACHED, allowed_header};
 use super::error::PassThroughError;
-use super::rendering::{
-    CACHE_STATUS_BYPASS, CACHE_STATUS_COLLAPSED, CACHE_STATUS_HIT, CACHE_STATUS_NOT_STORED,
-    CACHE_STATUS_REVALIDATED, CACHE_STATUS_STALE, CACHE_STATUS_STORED, Served,
-    WARNING_REVALIDATION_FAILED, WARNING_STALE,
-};
+use super::rendering::Served;
 use super::request_key::{CacheKey, DEFAULT_ACCEPT, Partition, normalise_accept, request_target};
 use super::stored_answer::StoredResponse;
 use super::upstream::{OutgoingRequest, Upstream, UpstreamFailure};
 use crate::body_urls::BodyUrlRewriter;
+use crate::cache_status::{
+    BYPASS, COLLAPSED, FETCHED_NOT_STORED, FETCHED_STORED, HIT, HIT_STALE, REVALIDATED,
+    REVALIDATION_FAILED_WARNING, STALE_WARNING,
+};
 use crate::coalescing_cache::{CachePolicy, CacheStats, CoalescingCache, FetchKind, Outcome};
 use crate::settings::Settings;
 
@@ -182,17 +182,15 @@ impl PassThrough {
             .await
             .map_err(PassThroughError::from)?;
         let (status, warning, live) = match lookup.outcome {
-            Outcome::Hit => (CACHE_STATUS_HIT, None, false),
-            Outcome::StaleWhileRevalidate => (CACHE_STATUS_STALE, Some(WARNING_STALE), false),
-            Outcome::StaleIfError => (CACHE_STATUS_STALE, Some(WARNING_REVALIDATION_FAILED), false),
+            Outcome::Hit => (HIT, None, false),
+            Outcome::StaleWhileRevalidate => (HIT_STALE, Some(STALE_WARNING), false),
+            Outcome::StaleIfError => (HIT_STALE, Some(REVALIDATION_FAILED_WARNING), false),
             Outcome::Fetched(FetchKind {
                 revalidated: true, ..
-            }) => (CACHE_STATUS_REVALIDATED, None, false),
-            Outcome::Fetched(FetchKind { stored: true, .. }) => (CACHE_STATUS_STORED, None, true),
-            Outcome::Fetched(_) => (CACHE_STATUS_NOT_STORED, None, true),
-            Outcome::Collapsed(FetchKind { revalidated, .. }) => {
-                (CACHE_STATUS_COLLAPSED, None, !revalidated)
-            }
+            }) => (REVALIDATED, None, false),
+            Outcome::Fetched(FetchKind { stored: true, .. }) => (FETCHED_STORED, None, true),
+            Outcome::Fetched(_) => (FETCHED_NOT_STORED, None, true),
+            Outcome::Collapsed(FetchKind { revalidated, .. }) => (COLLAPSED, None, !revalidated),
         };
         let served = Served {
             cache_status: status,
@@ -246,7 +244,7 @@ impl PassThrough {
             .map_err(|failure| PassThroughError::from_failure(&failure))?;
         let stored = upstream.prepare(answer, client_credential, false).await?;
         let served = Served {
-            cache_status: CACHE_STATUS_BYPASS,
+            cache_status: BYPASS,
             warning: None,
             live: true,
             age: None,
@@ -268,7 +266,7 @@ mod tests {
     use hubcache_shared::github::ClientOptions;
 
     use super::*;
-    use crate::passthrough::rendering::CACHE_STATUS;
+    use crate::cache_status::CACHE_STATUS;
 
     const TOKEN: &str = "ghp_hubcacheTestTokenThatMustNeverLeak42";
 
@@ -456,7 +454,7 @@ mod tests {
         assert_eq!(statuses, [200, 200, 404, 502, 503, 503, 405, 404, 502, 200]);
         assert_eq!(
             answers[1].1.get(CACHE_STATUS).expect("status"),
-            CACHE_STATUS_HIT,
+            HIT,
             "query order ignored"
         );
         assert_eq!(
@@ -525,7 +523,7 @@ mod tests {
         )
         .await;
         assert_eq!(status, 200);
-        assert_eq!(headers.get(CACHE_STATUS).expect("status"), CACHE_STATUS_HIT);
+        assert_eq!(headers.get(CACHE_STATUS).expect("status"), HIT);
         let stats = h.sim(reqwest::Method::GET, "/stats", None).await;
         assert_eq!(stats["total"], 1, "{stats}");
     }

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
 use super::upstream::UpstreamFailure;
 use crate::coalescing_cache::FetchError;
+use crate::json_error::json_error;
 
 /// `Retry-After` of an overload refusal: fetches last about an upstream round trip, so a slot
 /// frees up quickly.
@@ -99,28 +100,31 @@ impl ResponseError for PassThroughError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut builder = HttpResponse::build(self.status_code());
+        let message = match self {
+            PassThroughError::Unexpected(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = json_error(self.status_code(), &message);
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
             PassThroughError::MethodNotAllowed(_) => {
-                builder.insert_header((header::ALLOW, "GET, HEAD"));
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             }
             PassThroughError::RateLimited {
                 retry_after: Some(seconds),
                 ..
             } => {
-                builder.insert_header((header::RETRY_AFTER, *seconds));
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
             }
             PassThroughError::Overloaded(_) => {
-                builder.insert_header((header::RETRY_AFTER, OVERLOAD_RETRY_AFTER_SECS));
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(OVERLOAD_RETRY_AFTER_SECS),
+                );
             }
             _ => {}
         }
-        let message = match self {
-            PassThroughError::Unexpected(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
-        builder
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({ "message": message }))
+        response
     }
 }

@@ -39,6 +39,7 @@ mod stored_answer;
 mod upstream;
 
 pub(crate) use dispatch::PassThrough;
+pub(crate) use upstream::UPSTREAM_METRIC;
 
 /// A header map from `(name, value)` pairs, for the tests of every file here.
 #[cfg(test)]

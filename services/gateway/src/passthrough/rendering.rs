@@ -5,25 +5,16 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use url::Url;
 
 use super::stored_answer::StoredResponse;
 use super::upstream::Upstream;
+use crate::cache_status::CACHE_STATUS;
+use crate::conditional::{if_none_match, opaque_tag, weak_etag};
+use crate::content_coding::{AcceptEncoding, Coding};
 use crate::public_base::public_base;
-
-/// RFC 9211 `Cache-Status` header.
-pub(super) const CACHE_STATUS: &str = "cache-status";
-pub(super) const CACHE_STATUS_HIT: &str = "hubcache; hit";
-pub(super) const CACHE_STATUS_STALE: &str = "hubcache; hit; fwd=stale";
-pub(super) const CACHE_STATUS_STORED: &str = "hubcache; fwd=uri-miss; stored";
-pub(super) const CACHE_STATUS_NOT_STORED: &str = "hubcache; fwd=uri-miss";
-pub(super) const CACHE_STATUS_REVALIDATED: &str = "hubcache; fwd=stale; fwd-status=304; stored";
-pub(super) const CACHE_STATUS_COLLAPSED: &str = "hubcache; fwd=uri-miss; collapsed";
-pub(super) const CACHE_STATUS_BYPASS: &str = "hubcache; fwd=bypass";
-pub(super) const WARNING_STALE: &str = "110 - \"Response is Stale\"";
-pub(super) const WARNING_REVALIDATION_FAILED: &str = "111 - \"Revalidation Failed\"";
 
 /// How a response was obtained, for its headers.
 pub(super) struct Served {
@@ -47,15 +38,14 @@ impl Upstream {
     ) -> HttpResponse {
         let not_modified = stored.status == StatusCode::OK
             && stored.etag.as_deref().is_some_and(|etag| {
-                req.headers()
-                    .get_all(header::IF_NONE_MATCH)
-                    .filter_map(|v| v.to_str().ok())
-                    .any(|v| if_none_match_matches(v, etag))
+                let etag = opaque_tag(etag);
+                if_none_match(req.headers(), |tag| tag == etag)
             });
-        let gzipped = stored
-            .gzip
-            .as_ref()
-            .filter(|_| !not_modified && accepts_gzip(req.headers()));
+        let gzipped = stored.gzip.as_ref().filter(|_| {
+            !not_modified
+                && AcceptEncoding::from_headers(req.headers())
+                    .is_some_and(|accepted| accepted.accepts(Coding::Gzip))
+        });
         let mut builder = HttpResponse::build(if not_modified {
             StatusCode::NOT_MODIFIED
         } else {
@@ -100,9 +90,9 @@ impl Upstream {
             base,
             |v, b| self.gateway_url(v, b).unwrap_or_else(|| v.to_owned()),
         );
-        builder.insert_header((CACHE_STATUS, served.cache_status));
+        builder.insert_header((CACHE_STATUS, HeaderValue::from_static(served.cache_status)));
         if let Some(warning) = served.warning {
-            builder.insert_header((header::WARNING, warning));
+            builder.insert_header((header::WARNING, HeaderValue::from_static(warning)));
         }
         if let Some(age) = served.age {
             builder.insert_header((header::AGE, age.as_secs()));
@@ -169,75 +159,5 @@ impl Upstream {
             })
         })?;
         Some(format!("{base}{relative}"))
-    }
-}
-
-fn weak_etag(value: &HeaderValue) -> HeaderValue {
-    if value.as_bytes().starts_with(b"W/") {
-        return value.clone();
-    }
-    let mut weak = b"W/".to_vec();
-    weak.extend_from_slice(value.as_bytes());
-    HeaderValue::from_bytes(&weak).unwrap_or_else(|_| value.clone())
-}
-
-/// Whether `Accept-Encoding` allows gzip (`gzip` or `*`, not with `q=0`).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
-}
-
-/// Whether an `If-None-Match` value (`*` or a list of tags) names `etag`, compared weakly.
-fn if_none_match_matches(header: &str, etag: &str) -> bool {
-    let opaque = |tag: &str| {
-        let tag = tag.trim();
-        tag.strip_prefix("W/")
-            .unwrap_or(tag)
-            .trim_matches('"')
-            .to_owned()
-    };
-    let wanted = opaque(etag);
-    header.trim() == "*"
-        || header
-            .split(',')
-            .any(|candidate| opaque(candidate) == wanted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::passthrough::header_map as headers;
-
-    #[test]
-    fn encodings_and_validators_are_understood() {
-        assert!(accepts_gzip(&headers(&[(
-            "accept-encoding",
-            "br, gzip;q=0.5"
-        )])));
-        assert!(accepts_gzip(&headers(&[("accept-encoding", "*")])));
-        assert!(!accepts_gzip(&headers(&[(
-            "accept-encoding",
-            "gzip;q=0, br"
-        )])));
-        assert!(!accepts_gzip(&HeaderMap::new()));
-
-        assert!(if_none_match_matches("W/\"abc\"", "\"abc\""));
-        assert!(if_none_match_matches("\"x\", \"abc\"", "W/\"abc\""));
-        assert!(if_none_match_matches("*", "\"abc\""));
-        assert!(!if_none_match_matches("\"abcd\"", "\"abc\""));
-        assert_eq!(weak_etag(&HeaderValue::from_static("\"a\"")), "W/\"a\"");
     }
 }

@@ -2,19 +2,18 @@
 //! the body rewritten to `PUBLIC_URL` and gzip-compressed once (large bodies off the async
 //! workers).
 
-use std::io::Write;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use anyhow::Context;
 use bytes::Bytes;
 
 use super::allow_lists::{
-    CREDENTIAL_RESPONSE_HEADERS, HOP_BY_HOP, KEPT_RESPONSE_HEADERS, LIVE_RESPONSE_HEADERS,
+    CREDENTIAL_RESPONSE_HEADERS, KEPT_RESPONSE_HEADERS, LIVE_RESPONSE_HEADERS, crosses_the_gateway,
 };
 use super::error::PassThroughError;
 use super::upstream::{RawAnswer, Upstream};
 use crate::coalescing_cache::Weigh;
+use crate::content_coding::gzip;
 
 /// Bodies smaller than this are not worth a gzip copy.
 const GZIP_MIN_BYTES: usize = 1024;
@@ -76,19 +75,11 @@ impl Upstream {
         let mut headers = Vec::new();
         let mut live_headers = Vec::new();
         let mut credential_headers = Vec::new();
-        let named_by_connection = |name: &str| {
-            answer
-                .headers
-                .get_all(reqwest::header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|token| token.trim().eq_ignore_ascii_case(name))
-        };
+        let connection = answer.headers.get_all(reqwest::header::CONNECTION);
         let mut textual = false;
         for (name, value) in &answer.headers {
             let name = name.as_str();
-            if HOP_BY_HOP.contains(&name) || named_by_connection(name) {
+            if !crosses_the_gateway(name, connection.iter().map(|v| v.as_bytes())) {
                 continue;
             }
             let target = if KEPT_RESPONSE_HEADERS.contains(&name) {
@@ -176,13 +167,4 @@ fn varies_on_encoding(headers: &[(HeaderName, HeaderValue)]) -> bool {
                     .any(|t| t.trim().eq_ignore_ascii_case("accept-encoding"))
             })
     })
-}
-
-fn gzip(body: &[u8]) -> std::io::Result<Bytes> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::default(),
-    );
-    encoder.write_all(body)?;
-    Ok(Bytes::from(encoder.finish()?))
 }

@@ -13,7 +13,7 @@ use crate::body_urls::BodyUrlRewriter;
 
 /// `hubcache_upstream_requests_total{status}`: requests the pass-through sent to GitHub, by
 /// response status (`error`: no response).
-const UPSTREAM_METRIC: &str = "hubcache_upstream_requests_total";
+pub(crate) const UPSTREAM_METRIC: &str = "hubcache_upstream_requests_total";
 
 /// What the fetches share: the client, the freshness rules and the body rewriting.
 pub(super) struct Upstream {
