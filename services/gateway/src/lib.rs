@@ -3,7 +3,9 @@
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`], the gateway's configuration.
-//! - `startup`: [`Application`]: builds shared state once, runs the server and its tasks.
+//! - `startup`: [`Application`]: builds shared state once, runs the server and its tasks (the
+//!   composition root: nothing imports it).
+//! - `app_state`: `AppState`, what every handler reaches.
 //! - `stream_listener`: loads snapshots and views, follows the refresh and views streams.
 //! - `served_state`: the in-process copies (`arc_swap`), read lock-free by every request.
 //! - `served_snapshot`: one snapshot version prepared once: ETag, gzip/br copies, element
@@ -24,6 +26,7 @@
 //! - `json_error`: the `{"message": ...}` error shape.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
+mod app_state;
 mod body_urls;
 mod cache_status;
 mod client_rate_limit;

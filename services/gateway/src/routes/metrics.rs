@@ -7,11 +7,11 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use hubcache_shared::metrics::{CONTENT_TYPE, age_seconds};
 
+use crate::app_state::AppState;
 use crate::client_rate_limit::RATE_LIMITED_METRIC;
 use crate::coalescing_cache::{EVICTIONS_METRIC, LOOKUPS_METRIC};
 use crate::passthrough::UPSTREAM_METRIC;
 use crate::request_log::{DURATION_METRIC, REQUESTS_METRIC};
-use crate::startup::AppState;
 
 /// `hubcache_passthrough_cache_entries`: entries in the pass-through cache.
 const CACHE_ENTRIES_METRIC: &str = "hubcache_passthrough_cache_entries";

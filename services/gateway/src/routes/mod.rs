@@ -13,10 +13,10 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponseBuilder, guard, web};
 
+use crate::app_state::AppState;
 use crate::cache_status::{CACHE_STATUS, HIT, HIT_STALE, STALE_WARNING};
 use crate::served_state::ServedState;
 use crate::served_views::Direction;
-use crate::startup::AppState;
 
 pub(crate) use metrics::describe as describe_metrics;
 pub(crate) use pass_through::pass_through;
