@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use crate::startup::AppState;
+use crate::app_state::AppState;
 
 /// 200 while the process serves, 503 once it drains: the same handler, fed by the same
 /// supervised stop token, as the fetcher's and views' admin listeners.
