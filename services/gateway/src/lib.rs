@@ -25,6 +25,7 @@
 mod body_urls;
 mod client_rate_limit;
 mod coalescing_cache;
+mod fleet_cache;
 mod json_error;
 mod paging;
 mod passthrough;

@@ -31,10 +31,13 @@ use hubcache_shared::github::{GITHUB_ACCEPT, GithubResponse, Links, RateLimit};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+mod fleet_entry;
+
 use crate::body_urls::BodyUrlRewriter;
 use crate::coalescing_cache::{
     CachePolicy, CacheStats, CoalescingCache, FetchError, FetchKind, Fetched, Outcome, Weigh,
 };
+use crate::fleet_cache::{FleetCache, FleetOrigin, FleetStats, fleet_id};
 use crate::public_base::public_base;
 use crate::settings::Settings;
 
@@ -61,6 +64,12 @@ const CACHE_STATUS_NOT_STORED: &str = "hubcache; fwd=uri-miss";
 const CACHE_STATUS_REVALIDATED: &str = "hubcache; fwd=stale; fwd-status=304; stored";
 const CACHE_STATUS_COLLAPSED: &str = "hubcache; fwd=uri-miss; collapsed";
 const CACHE_STATUS_BYPASS: &str = "hubcache; fwd=bypass";
+/// A fresh entry of the fleet cache (L2), another replica's answer.
+const CACHE_STATUS_L2_HIT: &str = "hubcache; hit; detail=l2";
+/// Another replica's fetch, waited for (fleet-wide coalescing).
+const CACHE_STATUS_FLEET_COLLAPSED: &str = "hubcache; fwd=uri-miss; collapsed; detail=fleet";
+/// An expired L2 entry (being revalidated by another replica, or the upstream failed).
+const CACHE_STATUS_L2_STALE: &str = "hubcache; hit; fwd=stale; detail=l2";
 const WARNING_STALE: &str = "110 - \"Response is Stale\"";
 const WARNING_REVALIDATION_FAILED: &str = "111 - \"Revalidation Failed\"";
 
@@ -147,6 +156,8 @@ pub(crate) struct PassThroughStats {
     pub(crate) cache: CacheStats,
     /// Requests forwarded without the cache (other methods with a credential, `Range`).
     pub(crate) bypassed: u64,
+    /// The fleet cache's counters, when it is on.
+    pub(crate) fleet: Option<FleetStats>,
 }
 
 /// What the fetches share: the client, the freshness rules and the body rewriting.
@@ -159,12 +170,19 @@ struct Upstream {
     fresh_ttl: Duration,
     negative_ttl: Duration,
     timeout: Duration,
+    /// The fleet cache (L2) shared with the other replicas, unless `l2_enabled` is off.
+    fleet: Option<FleetCache>,
 }
 
 impl PassThrough {
     /// Builds the cache and forwarding rules from `settings`; `github` is the upstream client
-    /// (its base URL is the only host the pass-through ever connects to).
-    pub(crate) fn new(settings: &Settings, github: GithubClient) -> anyhow::Result<Self> {
+    /// (its base URL is the only host the pass-through ever connects to); `fleet` the cache
+    /// shared with the other replicas, behind the in-process one.
+    pub(crate) fn new(
+        settings: &Settings,
+        github: GithubClient,
+        fleet: Option<FleetCache>,
+    ) -> anyhow::Result<Self> {
         let public_url = settings.public_base_url()?;
         let policy = CachePolicy {
             max_entries: usize::try_from(settings.cache_max_entries)
@@ -187,6 +205,7 @@ impl PassThrough {
                 fresh_ttl: Duration::from_secs(settings.cache_ttl_secs),
                 negative_ttl: Duration::from_secs(settings.negative_ttl_secs),
                 timeout: settings.upstream_timeout(),
+                fleet,
             }),
             bypassed: AtomicU64::new(0),
         })
@@ -220,6 +239,7 @@ impl PassThrough {
         PassThroughStats {
             cache: self.cache.stats(),
             bypassed: self.bypassed.load(Ordering::Relaxed),
+            fleet: self.upstream.fleet.as_ref().map(FleetCache::stats),
         }
     }
 
@@ -258,17 +278,24 @@ impl PassThrough {
         let api_version = allowed_header(headers, "x-github-api-version")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned());
-        let key = CacheKey {
-            partition: credential.as_ref().map_or(Partition::Server, |value| {
-                Partition::Credential(Sha256::digest(value.as_bytes()).into())
-            }),
-            target: target.clone(),
+        let partition = credential.as_ref().map_or(Partition::Server, |value| {
+            Partition::Credential(Sha256::digest(value.as_bytes()).into())
+        });
+        // The fleet cache's key parts, moved into the fetch (no copy unless a version is sent).
+        let fleet_key = FleetKey {
+            partition,
             accept: accept.clone(),
+            api_version: api_version.clone(),
+        };
+        let key = CacheKey {
+            partition,
+            target: target.clone(),
+            accept,
             api_version,
         };
         let mut outgoing = OutgoingRequest::new(reqwest::Method::GET, target);
         for name in FORWARDED_CACHED {
-            if *name == "accept" && accept == DEFAULT_ACCEPT {
+            if *name == "accept" && fleet_key.accept == DEFAULT_ACCEPT {
                 continue; // GithubClient sends GitHub's JSON media type by default.
             }
             outgoing.copy_header(headers, name);
@@ -280,28 +307,17 @@ impl PassThrough {
         let lookup = self
             .cache
             .get_or_fetch(key, move |previous| {
-                upstream.fetch_cacheable(outgoing, previous)
+                upstream.fetch_shared(fleet_key, outgoing, previous)
             })
             .await
             .map_err(PassThroughError::from)?;
-        let (status, warning, live) = match lookup.outcome {
-            Outcome::Hit => (CACHE_STATUS_HIT, None, false),
-            Outcome::StaleWhileRevalidate => (CACHE_STATUS_STALE, Some(WARNING_STALE), false),
-            Outcome::StaleIfError => (CACHE_STATUS_STALE, Some(WARNING_REVALIDATION_FAILED), false),
-            Outcome::Fetched(FetchKind {
-                revalidated: true, ..
-            }) => (CACHE_STATUS_REVALIDATED, None, false),
-            Outcome::Fetched(FetchKind { stored: true, .. }) => (CACHE_STATUS_STORED, None, true),
-            Outcome::Fetched(_) => (CACHE_STATUS_NOT_STORED, None, true),
-            Outcome::Collapsed(FetchKind { revalidated, .. }) => {
-                (CACHE_STATUS_COLLAPSED, None, !revalidated)
-            }
-        };
+        let (status, warning, live) = served_as(lookup.outcome, lookup.value.fleet);
         let served = Served {
             cache_status: status,
             warning,
             live,
-            age: Some(lookup.age),
+            // An answer from L2 was already this old when this replica received it.
+            age: Some(lookup.age + lookup.value.age_offset),
             client_credential,
         };
         Ok(self.upstream.render(req, &lookup.value, &served))
@@ -356,6 +372,47 @@ impl PassThrough {
             client_credential,
         };
         Ok(upstream.render(req, &stored, &served))
+    }
+}
+
+/// `Cache-Status`, `Warning` and whether the live headers apply, from how the in-process cache
+/// answered and, for an answer it obtained just now, how the fleet cache obtained it.
+fn served_as(
+    outcome: Outcome,
+    fleet: Option<FleetOrigin>,
+) -> (&'static str, Option<&'static str>, bool) {
+    match (outcome, fleet) {
+        (Outcome::Hit, _) => (CACHE_STATUS_HIT, None, false),
+        (Outcome::StaleWhileRevalidate, _) => (CACHE_STATUS_STALE, Some(WARNING_STALE), false),
+        (Outcome::StaleIfError, _) => {
+            (CACHE_STATUS_STALE, Some(WARNING_REVALIDATION_FAILED), false)
+        }
+        (
+            Outcome::Fetched(FetchKind {
+                revalidated: true, ..
+            }),
+            _,
+        )
+        | (_, Some(FleetOrigin::Revalidated)) => (CACHE_STATUS_REVALIDATED, None, false),
+        (
+            Outcome::Collapsed(FetchKind {
+                revalidated: true, ..
+            }),
+            _,
+        ) => (CACHE_STATUS_COLLAPSED, None, false),
+        (_, Some(FleetOrigin::Hit)) => (CACHE_STATUS_L2_HIT, None, false),
+        (_, Some(FleetOrigin::Collapsed)) => (CACHE_STATUS_FLEET_COLLAPSED, None, false),
+        (_, Some(FleetOrigin::Stale)) => (CACHE_STATUS_L2_STALE, Some(WARNING_STALE), false),
+        (_, Some(FleetOrigin::StaleIfError)) => (
+            CACHE_STATUS_L2_STALE,
+            Some(WARNING_REVALIDATION_FAILED),
+            false,
+        ),
+        (Outcome::Fetched(FetchKind { stored: true, .. }), None) => {
+            (CACHE_STATUS_STORED, None, true)
+        }
+        (Outcome::Fetched(_), None) => (CACHE_STATUS_NOT_STORED, None, true),
+        (Outcome::Collapsed(_), None) => (CACHE_STATUS_COLLAPSED, None, true),
     }
 }
 
@@ -458,7 +515,36 @@ enum Partition {
     Credential([u8; 32]),
 }
 
+/// The parts of a [`CacheKey`] besides the target, carried into a fetch for the fleet cache.
+struct FleetKey {
+    partition: Partition,
+    accept: String,
+    api_version: Option<String>,
+}
+
+impl FleetKey {
+    /// The entry id in the fleet cache: a hash of the same parts as [`CacheKey`] (the credential
+    /// partition is itself a hash, so no credential reaches Redis).
+    fn id(&self, target: &str) -> String {
+        let partition: &[u8] = match &self.partition {
+            Partition::Server => b"server",
+            Partition::Credential(hash) => hash,
+        };
+        let version = self
+            .api_version
+            .as_deref()
+            .map_or(&b"\0none"[..], str::as_bytes);
+        fleet_id(&[
+            partition,
+            target.as_bytes(),
+            self.accept.as_bytes(),
+            version,
+        ])
+    }
+}
+
 /// An upstream answer as kept in the cache (or built for one bypassing response).
+#[derive(Clone)]
 pub(crate) struct StoredResponse {
     status: StatusCode,
     /// Allow-listed headers sent with every copy.
@@ -476,6 +562,10 @@ pub(crate) struct StoredResponse {
     body: Bytes,
     /// `body` gzip-compressed, made once when stored.
     gzip: Option<Bytes>,
+    /// How the fleet cache (L2) obtained it; `None` when this replica fetched it upstream.
+    fleet: Option<FleetOrigin>,
+    /// Its age when this replica received it from L2 (added to `Age`).
+    age_offset: Duration,
 }
 
 impl Weigh for StoredResponse {
@@ -627,6 +717,36 @@ impl Upstream {
             headers,
             body,
         })
+    }
+
+    /// The in-process cache's fetch: through the fleet cache when it is on (an L2 hit, another
+    /// replica's fetch, or the one upstream request of the fleet), else straight upstream.
+    async fn fetch_shared(
+        self: Arc<Self>,
+        key: FleetKey,
+        outgoing: OutgoingRequest,
+        previous: Option<Arc<StoredResponse>>,
+    ) -> Result<Fetched<StoredResponse>, UpstreamFailure> {
+        let Some(fleet) = self.fleet.clone() else {
+            return self.fetch_cacheable(outgoing, previous).await;
+        };
+        let id = key.id(&outgoing.target);
+        let from_l2 = previous.as_ref().is_some_and(|p| p.fleet.is_some());
+        let result = fleet
+            .fetch(id, previous.clone(), move |validator| {
+                self.fetch_cacheable(outgoing, validator)
+            })
+            .await;
+        match (result, previous) {
+            // L1's value came from L2 with an age of its own: a revalidated copy starts at 0.
+            (Ok(Fetched::NotModified { ttl }), Some(previous)) if from_l2 => {
+                let mut value = StoredResponse::clone(&previous);
+                value.fleet = Some(FleetOrigin::Revalidated);
+                value.age_offset = Duration::ZERO;
+                Ok(Fetched::Store { value, ttl })
+            }
+            (result, _) => result,
+        }
     }
 
     /// The cache's fetch: a conditional GET when a previous answer has an ETag, classified into
@@ -788,6 +908,8 @@ impl Upstream {
             etag,
             body,
             gzip,
+            fleet: None,
+            age_offset: Duration::ZERO,
         })
     }
 
@@ -1296,7 +1418,7 @@ mod tests {
             &ClientOptions::default(),
         )
         .expect("client");
-        PassThrough::new(&settings, github).expect("pass-through")
+        PassThrough::new(&settings, github, None).expect("pass-through")
     }
 
     impl Harness {

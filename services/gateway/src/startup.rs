@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::body_urls::BodyUrlRewriter;
 use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
+use crate::fleet_cache::FleetCache;
 use crate::passthrough::PassThrough;
 use crate::request_hygiene::{RequestHygiene, request_hygiene};
 use crate::request_log::{PathOnlyRootSpan, RequestMetrics, request_log};
@@ -58,6 +59,8 @@ pub struct Application {
     listener: StreamListener,
     connected: Option<Connected>,
     rate_limiter: web::Data<ClientRateLimiter>,
+    /// The pass-through cache shared with the other replicas (its connection and wake-ups).
+    fleet: Option<FleetCache>,
     shutdown_timeout: Duration,
 }
 
@@ -109,17 +112,16 @@ impl Application {
             .collect();
         let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
+        let keys = KeySchema::new(&settings.common.key_prefix);
+        let fleet = settings
+            .fleet_policy()?
+            .map(|policy| FleetCache::new(connector.clone(), keys.clone(), policy));
         let public_url = settings.public_base_url()?;
         let body_urls = BodyUrlRewriter::for_public_url(
             public_url.as_ref(),
             &settings.common.github_base_url()?,
         );
-        let listener = StreamListener::new(
-            connector,
-            KeySchema::new(&settings.common.key_prefix),
-            Arc::clone(&served),
-            body_urls,
-        );
+        let listener = StreamListener::new(connector, keys, Arc::clone(&served), body_urls);
         let connected = match listener.connect_and_load().await {
             Ok(connected) => Some(connected),
             Err(e) => {
@@ -140,7 +142,7 @@ impl Application {
         let state = web::Data::new(AppState {
             served: Arc::clone(&served),
             public_url,
-            pass_through: PassThrough::new(&settings, github)?,
+            pass_through: PassThrough::new(&settings, github, fleet.clone())?,
             metrics: hubcache_shared::metrics::install(),
         });
         routes::describe_metrics();
@@ -183,6 +185,7 @@ impl Application {
             listener,
             connected,
             rate_limiter,
+            fleet,
             shutdown_timeout: Duration::from_secs(settings.common.shutdown_timeout_secs),
         })
     }
@@ -199,6 +202,9 @@ impl Application {
         let mut tasks = vec![tokio::spawn(
             self.listener.run(self.connected, shutdown.clone()),
         )];
+        if let Some(fleet) = self.fleet {
+            tasks.push(tokio::spawn(fleet.run(shutdown.clone())));
+        }
         if self.rate_limiter.is_enabled() {
             let limiter = self.rate_limiter.clone();
             let token = shutdown.clone();

@@ -55,6 +55,10 @@ pub(crate) fn describe() {
         "Pass-through cache lookups by result: hit, miss, coalesced, stale, revalidated, fetch_error, bypass."
     );
     describe_counter!(
+        "hubcache_passthrough_fleet_total",
+        "What the fleet cache (L2, shared by all gateway replicas in Redis) did, by event: hit (fresh L2 entry), lead (this replica fetched upstream for the fleet), waiter (waited for another replica's fetch), takeover (a waiter took an expired lock), stale (an expired L2 entry served), unavailable (Redis down or slow: L1 only), damaged (an unreadable entry, deleted), too_large (kept L1-only)."
+    );
+    describe_counter!(
         "hubcache_passthrough_cache_evictions_total",
         "Pass-through cache entries evicted to stay within CACHE_MAX_ENTRIES / CACHE_MAX_BYTES."
     );
