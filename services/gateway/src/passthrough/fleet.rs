@@ -1,18 +1,83 @@
-//! How a pass-through answer and an upstream failure are kept in the fleet cache (L2): their
-//! byte encodings (see `fleet_cache`'s codec) and where a value read back came from.
+//! The pass-through's way through the fleet cache (L2): an entry's id, the in-process cache's
+//! fetch routed through L2, and how an answer and an upstream failure are kept there (byte
+//! encodings, see `fleet_cache`'s codec, and where a value read back came from).
 //!
 //! An answer is kept without its live headers (`x-ratelimit-*`, request id: true only when it
 //! was fetched); its credential headers stay, since an entry is only ever read in its own
 //! credential partition.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use bytes::Bytes;
 
-use super::{StoredResponse, UpstreamFailure};
-use crate::fleet_cache::{FleetFailure, FleetOrigin, FleetValue, Reader, Writer};
+use super::request_key::Partition;
+use super::stored_answer::StoredResponse;
+use super::upstream::{OutgoingRequest, Upstream, UpstreamFailure};
+use crate::coalescing_cache::Fetched;
+use crate::fleet_cache::{FleetFailure, FleetOrigin, FleetValue, Reader, Writer, fleet_id};
+
+/// The parts of a `CacheKey` besides the target, carried into a fetch for the fleet cache.
+pub(super) struct FleetKey {
+    pub(super) partition: Partition,
+    pub(super) accept: String,
+    pub(super) api_version: Option<String>,
+}
+
+impl FleetKey {
+    /// The entry id in the fleet cache: a hash of the same parts as `CacheKey` (the credential
+    /// partition is itself a hash, so no credential reaches Redis).
+    fn id(&self, target: &str) -> String {
+        let partition: &[u8] = match &self.partition {
+            Partition::Server => b"server",
+            Partition::Credential(hash) => hash,
+        };
+        let version = self
+            .api_version
+            .as_deref()
+            .map_or(&b"\0none"[..], str::as_bytes);
+        fleet_id(&[
+            partition,
+            target.as_bytes(),
+            self.accept.as_bytes(),
+            version,
+        ])
+    }
+}
+
+impl Upstream {
+    /// The in-process cache's fetch: through the fleet cache when it is on (an L2 hit, another
+    /// replica's fetch, or the one upstream request of the fleet), else straight upstream.
+    pub(super) async fn fetch_shared(
+        self: Arc<Self>,
+        key: FleetKey,
+        outgoing: OutgoingRequest,
+        previous: Option<Arc<StoredResponse>>,
+    ) -> Result<Fetched<StoredResponse>, UpstreamFailure> {
+        let Some(fleet) = self.fleet.clone() else {
+            return self.fetch_cacheable(outgoing, previous).await;
+        };
+        let id = key.id(&outgoing.target);
+        let from_l2 = previous.as_ref().is_some_and(|p| p.fleet.is_some());
+        let result = fleet
+            .fetch(id, previous.clone(), move |validator| {
+                self.fetch_cacheable(outgoing, validator)
+            })
+            .await;
+        match (result, previous) {
+            // L1's value came from L2 with an age of its own: a revalidated copy starts at 0.
+            (Ok(Fetched::NotModified { ttl }), Some(previous)) if from_l2 => {
+                let mut value = StoredResponse::clone(&previous);
+                value.fleet = Some(FleetOrigin::Revalidated);
+                value.age_offset = Duration::ZERO;
+                Ok(Fetched::Store { value, ttl })
+            }
+            (result, _) => result,
+        }
+    }
+}
 
 fn write_headers(w: &mut Writer, headers: &[(HeaderName, HeaderValue)]) {
     w.u16(u16::try_from(headers.len()).unwrap_or(u16::MAX));
