@@ -49,6 +49,8 @@ pub(crate) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(30);
 /// A waiter re-claims at the latest this long after the holder's lock would have expired.
 const WAIT_MARGIN: Duration = Duration::from_millis(20);
+/// The least time a (background) `STORE` is given, whatever `l2_timeout_ms`.
+const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A damaged entry is deleted and claimed again at most this many times per fetch.
 const MAX_DAMAGED: usize = 2;
 
@@ -291,23 +293,32 @@ impl FleetCache {
         tracing::warn!(error = %error, "fleet cache {what} failed; L1 only for {RETRY_AFTER_FAILURE:?}");
     }
 
-    /// Runs one L2 command within the policy's timeout; a failure marks L2 unavailable.
+    /// Runs one L2 command on a request's path within the policy's timeout; a failure marks L2
+    /// unavailable.
     async fn bounded<T>(
         &self,
         what: &str,
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Option<T> {
-        match tokio::time::timeout(self.inner.policy.timeout, command).await {
+        self.bounded_by(self.inner.policy.timeout, what, command)
+            .await
+    }
+
+    /// Runs one L2 command within `timeout`; a failure marks L2 unavailable.
+    async fn bounded_by<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(timeout, command).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
                 self.failed(what, &e);
                 None
             }
             Err(_) => {
-                self.failed(
-                    what,
-                    &format!("no answer within {:?}", self.inner.policy.timeout),
-                );
+                self.failed(what, &format!("no answer within {timeout:?}"));
                 None
             }
         }
@@ -361,7 +372,9 @@ impl FleetCache {
             match claim {
                 Claim::Hit { entry, fresh_for } => match V::decode(&entry.data) {
                     Some(value) => {
-                        count(&self.inner.counters.hit, "hit");
+                        if !waited {
+                            count(&self.inner.counters.hit, "hit");
+                        }
                         let origin = if waited {
                             FleetOrigin::Collapsed
                         } else {
@@ -435,8 +448,9 @@ impl FleetCache {
         }
     }
 
-    /// This replica holds the lock: fetch upstream (renewing the lock), then store or share the
-    /// outcome for the fleet (in a task of its own, so the answer is not delayed by it).
+    /// This replica holds the lock: fetch upstream (renewing the lock), then store the answer for
+    /// the fleet (in a task of its own, so the answer is not delayed by it) or share the error
+    /// or uncacheable answer with the fleet's waiters (before answering).
     async fn lead<V, E, F, Fut>(
         &self,
         keys: EntryKeys,
@@ -493,8 +507,15 @@ impl FleetCache {
             Ok(Fetched::Uncacheable(_)) => Outcome::Release,
             Err(failure) => Outcome::Share(SHARED_FAILURE, failure.encode()),
         };
-        let fleet = self.clone();
-        tokio::spawn(async move { fleet.publish(keys, token, conn, outcome).await });
+        if let Outcome::Store(..) = outcome {
+            // Off the answer's path: until it lands, others wait on the lock and are woken.
+            let fleet = self.clone();
+            tokio::spawn(async move { fleet.publish(keys, token, conn, outcome).await });
+        } else {
+            // Before answering: a request that comes after this answer must not take the
+            // shared error for its own (it would, finding the lock still held and waiting).
+            self.clone().publish(keys, token, conn, outcome).await;
+        }
         match result {
             Err(failure) => match self.stale_if_error(expired.as_ref(), previous.is_none()) {
                 Some(value) => Ok(value),
@@ -523,7 +544,10 @@ impl FleetCache {
                         let store = inner
                             .scripts
                             .store(&mut conn, &keys, &token, ttl, keep, &data);
-                        self.bounded("write", store).await;
+                        // Off the answer's path: a slow write is waited for longer than a read
+                        // (dropping it would leave the waiters to the lock's expiry).
+                        let bound = policy.timeout.max(STORE_TIMEOUT);
+                        self.bounded_by(bound, "write", store).await;
                     }
                     None => {
                         count(&self.inner.counters.too_large, "too_large");
