@@ -7,13 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use hubcache_shared::SettingsSource;
+use hubcache_shared::{SettingsSource, SnapshotKind};
 use hubcache_testkit::{eventually, free_port};
-use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ORG, TestApp, cache_status, spawn_passthrough};
+use crate::helpers::{ORG, TestApp, cache_status, root_body, spawn_passthrough};
 
 /// Upstream delay of the contended path: every miss below arrives while the fetch runs.
 const UPSTREAM_DELAY_MS: u64 = 500;
@@ -32,7 +31,7 @@ impl Drop for Replica {
 
 fn replica_vars(app: &TestApp, port: u16) -> Vec<(&'static str, String)> {
     vec![
-        ("REDIS_URL", app.redis.url()),
+        ("REDIS_URL", app.gateway_redis_url()),
         ("GITHUB_API_URL", app.sim_url.clone()),
         ("GITHUB_ORG", ORG.to_owned()),
         ("PORT", port.to_string()),
@@ -86,12 +85,9 @@ async fn wait_subscribed(app: &TestApp, base: &str) {
 
 async fn slow_path(app: &TestApp, index: usize) -> String {
     let path = app.sim_repo_paths().await.remove(index);
-    app.sim_control(
-        Method::POST,
-        "/faults",
-        Some(json!({"delay_ms": UPSTREAM_DELAY_MS, "path_prefix": path})),
-    )
-    .await;
+    app.sim
+        .add_fault(json!({"delay_ms": UPSTREAM_DELAY_MS, "path_prefix": path}))
+        .await;
     path
 }
 
@@ -144,7 +140,7 @@ async fn three_replicas_cost_github_one_request_for_300_concurrent_misses() {
         assert_eq!(body, expected, "every client gets the same answer");
     }
     assert_eq!(
-        app.sim_requests(&path).await,
+        app.sim.requests_to(&path).await,
         1,
         "300 misses on three replicas, one upstream request"
     );
@@ -187,7 +183,7 @@ async fn three_replicas_cost_github_one_request_for_300_concurrent_misses() {
         .expect("seconds");
     assert!(age < 60, "Age counts from the upstream answer: {age}");
     assert_eq!(&response.text().await.expect("body"), expected);
-    assert_eq!(app.sim_requests(&path).await, 1, "no upstream request");
+    assert_eq!(app.sim.requests_to(&path).await, 1, "no upstream request");
 }
 
 /// A gateway process killed with SIGKILL when dropped.
@@ -220,12 +216,9 @@ async fn a_replica_killed_while_fetching_for_the_fleet_delays_the_others_only_un
     let second = replica(&app, |_| {}).await;
     let path = app.sim_repo_paths().await.remove(1);
     // Long enough that the kill lands while the doomed replica's request is upstream.
-    app.sim_control(
-        Method::POST,
-        "/faults",
-        Some(json!({"delay_ms": 1500, "path_prefix": path})),
-    )
-    .await;
+    app.sim
+        .add_fault(json!({"delay_ms": 1500, "path_prefix": path}))
+        .await;
 
     let doomed_clients = tokio::spawn({
         let client = app.client.clone();
@@ -237,7 +230,7 @@ async fn a_replica_killed_while_fetching_for_the_fleet_delays_the_others_only_un
     eventually(
         Duration::from_secs(10),
         "the doomed replica's fetch",
-        || async { (app.sim_requests(&path).await == 1).then_some(()) },
+        || async { (app.sim.requests_to(&path).await == 1).then_some(()) },
     )
     .await
     .expect("the doomed replica fetches for the fleet");
@@ -278,7 +271,7 @@ async fn a_replica_killed_while_fetching_for_the_fleet_delays_the_others_only_un
         assert_eq!(*status, 200, "{body}");
         assert_eq!(body, &answers[0].1);
     }
-    let upstream = app.sim_requests(&path).await;
+    let upstream = app.sim.requests_to(&path).await;
     assert!(upstream <= 2, "{upstream} upstream requests");
     let mut takeovers = 0;
     for base in bases {
@@ -310,7 +303,7 @@ async fn credential_partitions_hold_across_replicas() {
     assert_eq!(cache_status(&anonymous), "hubcache; fwd=uri-miss; stored");
     let other = get(&app, &third.address, &path, &as_b).await;
     assert_eq!(cache_status(&other), "hubcache; fwd=uri-miss; stored");
-    let stats = app.sim_stats().await;
+    let stats = app.sim.stats().await;
     assert_eq!(
         stats["by_path"][&path], 3,
         "A, the anonymous partition and B each fetched once: {stats}"
@@ -318,7 +311,7 @@ async fn credential_partitions_hold_across_replicas() {
     // A's own answer is shared with A on another replica.
     let again = get(&app, &second.address, &path, &as_a).await;
     assert_eq!(cache_status(&again), "hubcache; hit; detail=l2");
-    assert_eq!(app.sim_requests(&path).await, 3);
+    assert_eq!(app.sim.requests_to(&path).await, 3);
 
     // No credential in any key or value the fleet cache wrote.
     let mut conn = app
@@ -402,7 +395,7 @@ async fn a_damaged_entry_is_a_miss_and_is_replaced() {
     assert_eq!(response.status(), 200);
     assert_eq!(cache_status(&response), "hubcache; fwd=uri-miss; stored");
     assert_eq!(fleet_stats(&app, &second.address).await["damaged"], 1);
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
     let replaced = get(&app, &third.address, &path, &[]).await;
     // Read after the new entry's write, or woken by its announcement.
     assert!(
@@ -414,7 +407,7 @@ async fn a_damaged_entry_is_a_miss_and_is_replaced() {
         "{}",
         cache_status(&replaced)
     );
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
 }
 
 #[tokio::test]
@@ -432,7 +425,7 @@ async fn answers_above_the_entry_bound_stay_l1_only_and_entries_expire_with_thei
     assert!(entry_keys(&app).await.is_empty());
     let response = get(&app, &second.address, &path, &[]).await;
     assert_eq!(cache_status(&response), "hubcache; fwd=uri-miss; stored");
-    assert_eq!(app.sim_requests(&path).await, 2, "nothing shared");
+    assert_eq!(app.sim.requests_to(&path).await, 2, "nothing shared");
 
     // Within the bound: stored with a key TTL of fresh + max(stale windows, lock TTL).
     let app = spawn_passthrough(None, &[], |_| {}).await;
@@ -501,4 +494,64 @@ async fn redis_down_or_slow_falls_back_to_l1_only_and_l2_comes_back_by_itself() 
     })
     .await
     .expect("the fleet cache comes back by itself");
+}
+
+/// One field of `INFO` as a number.
+async fn info_number(conn: &mut redis::aio::MultiplexedConnection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").query_async(conn).await.expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in INFO"))
+}
+
+#[tokio::test]
+async fn at_maxmemory_with_volatile_lru_redis_evicts_fleet_entries_never_pipeline_keys() {
+    let app = spawn_passthrough(None, &[], |_| {}).await;
+    app.seed_snapshot("/", SnapshotKind::Object, &root_body(), 1)
+        .await;
+    let mut conn = app
+        .redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    // The production setting (see ARCHITECTURE.md, "Memory bound"): 2 MB above what is there.
+    let limit = info_number(&mut conn, "used_memory").await + 2 * 1024 * 1024;
+    for (name, value) in [
+        ("maxmemory-policy", "volatile-lru".to_owned()),
+        ("maxmemory", limit.to_string()),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .expect("CONFIG SET");
+    }
+    // Distinct keys (the query is part of the key), about 8 KB each with the gzip copy: 10 MB.
+    let path = app.sim_repo_paths().await.remove(0);
+    for chunk in (0..1200).collect::<Vec<_>>().chunks(24) {
+        let answers = join_all(chunk.iter().map(|i| {
+            let (app, target) = (&app, format!("{path}?variant={i}"));
+            async move { app.get(&target).await }
+        }))
+        .await;
+        for answer in answers {
+            assert_eq!(answer.status(), 200, "no client sees Redis's memory limit");
+        }
+    }
+    let used = info_number(&mut conn, "used_memory").await;
+    let evicted = info_number(&mut conn, "evicted_keys").await;
+    eprintln!("fleet maxmemory: limit {limit} B, used {used} B, {evicted} keys evicted");
+    assert!(evicted > 0, "the limit was reached");
+    assert!(
+        used <= limit + 64 * 1024,
+        "used {used} B over the limit {limit} B"
+    );
+    let snapshot = app.hash(&app.keys.snapshot("/")).await;
+    assert!(!snapshot.is_empty(), "a key without TTL is never evicted");
+    let entries = entry_keys(&app).await.len();
+    assert!((1..1200).contains(&entries), "{entries} entries kept");
 }
