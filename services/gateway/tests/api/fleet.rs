@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use hubcache_shared::{SettingsSource, SnapshotKind};
-use hubcache_testkit::{eventually, free_port};
+use hubcache_testkit::{RedisCluster, eventually, free_port};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -554,4 +554,82 @@ async fn at_maxmemory_with_volatile_lru_redis_evicts_fleet_entries_never_pipelin
     assert!(!snapshot.is_empty(), "a key without TTL is never evicted");
     let entries = entry_keys(&app).await.len();
     assert!((1..1200).contains(&entries), "{entries} entries kept");
+}
+
+/// A gateway replica on a Redis Cluster (as the default user), sharing `app`'s github-sim.
+async fn cluster_replica(app: &TestApp, cluster: &RedisCluster) -> Replica {
+    let vars = [
+        ("REDIS_CLUSTER_NODES", cluster.node_addresses()),
+        ("GITHUB_API_URL", app.sim_url.clone()),
+        ("GITHUB_ORG", ORG.to_owned()),
+        ("PORT", "0".to_owned()),
+        ("WORKERS", "2".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
+    ];
+    let mut settings =
+        gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
+    settings.host = "127.0.0.1".to_owned();
+    let application = gateway::Application::build(settings)
+        .await
+        .expect("gateway builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(application.run(shutdown.clone()));
+    let replica = Replica { address, shutdown };
+    wait_subscribed(app, &replica.address).await;
+    replica
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_entries_spread_over_the_nodes_and_replicas_share_one_fetch() {
+    let cluster = RedisCluster::start()
+        .await
+        .expect("a 3-master cluster forms");
+    // github-sim (its own single-Redis gateway stays unused).
+    let app = spawn_passthrough(None, &[], |_| {}).await;
+    let first = cluster_replica(&app, &cluster).await;
+    let second = cluster_replica(&app, &cluster).await;
+    let path = slow_path(&app, 0).await;
+    let bases = [first.address.as_str(), second.address.as_str()];
+    let answers = spread(&app, &bases, &path, 60).await;
+    for (status, cache, body, _) in &answers {
+        assert_eq!(*status, 200, "{cache}");
+        assert_eq!(body, &answers[0].2);
+    }
+    assert_eq!(
+        app.sim.requests_to(&path).await,
+        1,
+        "two replicas on a cluster, one upstream request"
+    );
+
+    // Entries spread over the cluster's slots: 30 keys land on more than one node.
+    let other = app.sim_repo_paths().await.remove(1);
+    for i in 0..30 {
+        let response = get(&app, &first.address, &format!("{other}?spread={i}"), &[]).await;
+        assert_eq!(response.status(), 200);
+    }
+    let shared = get(&app, &second.address, &format!("{other}?spread=7"), &[]).await;
+    assert!(
+        cache_status(&shared).ends_with("detail=l2")
+            || cache_status(&shared).ends_with("detail=fleet"),
+        "{}",
+        cache_status(&shared)
+    );
+    let mut holders = 0;
+    for node in &cluster.nodes {
+        let mut conn = node
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("node");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("hubcache:pt:*:entry")
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        if !keys.is_empty() {
+            holders += 1;
+        }
+    }
+    assert!(holders >= 2, "fleet entries on {holders} node(s)");
 }
