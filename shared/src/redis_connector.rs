@@ -22,9 +22,13 @@
 //! nothing until Sentinel reconfigures it, so the connector also follows the sentinels'
 //! `+switch-master` announcements and retires every connection made before a switch.
 //!
+//! A third kind, [`RedisConnector::subscribe`], is a pub/sub subscription on a connection of its
+//! own (the gateways' fleet cache wakes its waiters with it).
+//!
 //! On a Redis Cluster, redis-rs's cluster connection routes each command by its key's slot and
-//! follows `MOVED`/`ASK` and failovers itself. Every hubcache key carries the `{prefix}` hash tag,
-//! so multi-key scripts, pipelines and two-stream `XREAD`s stay in one slot.
+//! follows `MOVED`/`ASK` and failovers itself. Every pipeline key carries the `{prefix}` hash
+//! tag, so multi-key scripts, pipelines and two-stream `XREAD`s stay in one slot; the gateways'
+//! fleet cache keys carry a per-entry tag instead (spread over slots, each script in one).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

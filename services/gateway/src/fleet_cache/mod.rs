@@ -475,8 +475,8 @@ impl FleetCache {
         let validator = previous.clone().or_else(|| fleet_validator.clone());
         let fetch = upstream(validator);
         tokio::pin!(fetch);
-        let mut renew =
-            tokio::time::interval_at(Instant::now() + policy.lock_ttl / 3, policy.lock_ttl / 3);
+        let renew_every = (policy.lock_ttl / 3).max(Duration::from_millis(1));
+        let mut renew = tokio::time::interval_at(Instant::now() + renew_every, renew_every);
         let result = loop {
             tokio::select! {
                 result = &mut fetch => break result,
