@@ -51,6 +51,20 @@ async fn the_gateway_serves_everything_as_a_redis_user_that_may_write_only_pass_
         .await
         .expect("the gateway's user reads");
     assert_eq!(version, 1);
+    // Nothing the gateway did was refused: Redis logs every denied command (`ACL LOG`).
+    let denied: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(
+            &mut app
+                .redis
+                .client()
+                .get_multiplexed_async_connection()
+                .await
+                .expect("default user"),
+        )
+        .await
+        .expect("ACL LOG");
+    assert!(denied.is_empty(), "the gateway was refused: {denied:?}");
 
     let writes = [
         redis::cmd("HSET")
