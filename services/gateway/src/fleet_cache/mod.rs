@@ -23,9 +23,11 @@
 
 mod codec;
 mod protocol;
+mod stats;
 mod waiters;
 
 pub(crate) use codec::{Reader, Writer};
+pub(crate) use stats::{FLEET_METRIC, FleetStats};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::coalescing_cache::{Fetched, Weigh};
 use protocol::{Claim, EntryKeys, ExpiredEntry, Scripts};
+use stats::{Counters, count};
 use waiters::Waiters;
 
 /// After a Redis failure, L2 is skipped (fetches go straight upstream) for this long.
@@ -53,49 +56,6 @@ const WAIT_MARGIN: Duration = Duration::from_millis(20);
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A damaged entry is deleted and claimed again at most this many times per fetch.
 const MAX_DAMAGED: usize = 2;
-
-/// `hubcache_passthrough_fleet_total{event}`: what the fleet cache (L2) did: `hit` (fresh L2
-/// entry), `lead` (this replica fetched upstream for the fleet), `waiter` (waited for another
-/// replica's fetch), `takeover` (a waiter took an expired lock), `stale` (an expired L2 entry
-/// served), `unavailable` (Redis down or slow: L1-only), `damaged` (an unreadable entry),
-/// `too_large` (an answer kept L1-only).
-pub(crate) const FLEET_METRIC: &str = "hubcache_passthrough_fleet_total";
-
-/// This replica's fleet cache counters (the metric sums them per process), for `/healthcheck`
-/// and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct FleetStats {
-    /// Whether Redis answered once (the connection exists).
-    pub(crate) connected: bool,
-    /// Whether the wake-up subscription is live.
-    pub(crate) subscribed: bool,
-    pub(crate) hit: u64,
-    pub(crate) lead: u64,
-    pub(crate) waiter: u64,
-    pub(crate) takeover: u64,
-    pub(crate) stale: u64,
-    pub(crate) unavailable: u64,
-    pub(crate) damaged: u64,
-    pub(crate) too_large: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    hit: AtomicU64,
-    lead: AtomicU64,
-    waiter: AtomicU64,
-    takeover: AtomicU64,
-    stale: AtomicU64,
-    unavailable: AtomicU64,
-    damaged: AtomicU64,
-    too_large: AtomicU64,
-}
-
-/// Counts one event in this replica's counters and in the process's metric.
-fn count(counter: &AtomicU64, event: &'static str) {
-    counter.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!(FLEET_METRIC, "event" => event).increment(1);
-}
 
 /// How the fleet cache obtained a value, for `Cache-Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
