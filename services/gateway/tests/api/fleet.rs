@@ -40,10 +40,19 @@ fn replica_vars(app: &TestApp, port: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// An L2 timeout far above a loaded test machine's Redis latency (the default 100 ms makes a
+/// replica in a busy test process fall back to L1-only now and then, which is right, but not
+/// what these tests look at); the Redis-paused test keeps the default.
+fn patient(settings: &mut gateway::Settings) {
+    settings.l2_timeout_ms = 2_000;
+}
+
+/// Another replica, [`patient`], then `configure`d.
 async fn replica(app: &TestApp, configure: impl FnOnce(&mut gateway::Settings)) -> Replica {
     let mut settings = gateway::Settings::load(&SettingsSource::from_vars(replica_vars(app, 0)))
         .expect("gateway settings");
     settings.host = "127.0.0.1".to_owned();
+    patient(&mut settings);
     configure(&mut settings);
     let application = gateway::Application::build(settings)
         .await
@@ -125,7 +134,10 @@ async fn spread(
 async fn three_replicas_cost_github_one_request_for_300_concurrent_misses() {
     // A lock TTL far above the upstream delay: a waiter woken only by the lock's expiry would
     // answer after 10 s, one woken by the announcement right after the fetch.
-    let long_lock = |s: &mut gateway::Settings| s.l2_lock_ttl_ms = 10_000;
+    let long_lock = |s: &mut gateway::Settings| {
+        patient(s);
+        s.l2_lock_ttl_ms = 10_000;
+    };
     let app = spawn_passthrough(None, &[], long_lock).await;
     wait_subscribed(&app, &app.address).await;
     let second = replica(&app, long_lock).await;
@@ -199,7 +211,7 @@ impl Drop for Process {
 #[tokio::test]
 async fn a_replica_killed_while_fetching_for_the_fleet_delays_the_others_only_until_its_lock_expires()
  {
-    let app = spawn_passthrough(None, &[], |_| {}).await;
+    let app = spawn_passthrough(None, &[], patient).await;
     let port = free_port().expect("port");
     let mut doomed = Process(
         Command::new(env!("CARGO_BIN_EXE_gateway"))
@@ -288,7 +300,7 @@ async fn a_replica_killed_while_fetching_for_the_fleet_delays_the_others_only_un
 
 #[tokio::test]
 async fn credential_partitions_hold_across_replicas() {
-    let app = spawn_passthrough(None, &[], |_| {}).await;
+    let app = spawn_passthrough(None, &[], patient).await;
     let second = replica(&app, |_| {}).await;
     let third = replica(&app, |_| {}).await;
     let path = app.sim_repo_paths().await.remove(2);
@@ -378,7 +390,7 @@ async fn only_entry_key(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_damaged_entry_is_a_miss_and_is_replaced() {
-    let app = spawn_passthrough(None, &[], |_| {}).await;
+    let app = spawn_passthrough(None, &[], patient).await;
     let second = replica(&app, |_| {}).await;
     let third = replica(&app, |_| {}).await;
     let path = app.sim_repo_paths().await.remove(3);
@@ -412,7 +424,10 @@ async fn a_damaged_entry_is_a_miss_and_is_replaced() {
 
 #[tokio::test]
 async fn answers_above_the_entry_bound_stay_l1_only_and_entries_expire_with_their_ttl() {
-    let small = |s: &mut gateway::Settings| s.l2_max_entry_bytes = 200;
+    let small = |s: &mut gateway::Settings| {
+        patient(s);
+        s.l2_max_entry_bytes = 200;
+    };
     let app = spawn_passthrough(None, &[], small).await;
     let second = replica(&app, small).await;
     let path = app.sim_repo_paths().await.remove(0);
@@ -428,7 +443,7 @@ async fn answers_above_the_entry_bound_stay_l1_only_and_entries_expire_with_thei
     assert_eq!(app.sim.requests_to(&path).await, 2, "nothing shared");
 
     // Within the bound: stored with a key TTL of fresh + max(stale windows, lock TTL).
-    let app = spawn_passthrough(None, &[], |_| {}).await;
+    let app = spawn_passthrough(None, &[], patient).await;
     let path = app.sim_repo_paths().await.remove(0);
     assert_eq!(app.get(&path).await.status(), 200);
     let entry = only_entry_key(&app).await;
@@ -507,7 +522,7 @@ async fn info_number(conn: &mut redis::aio::MultiplexedConnection, field: &str) 
 
 #[tokio::test]
 async fn at_maxmemory_with_volatile_lru_redis_evicts_fleet_entries_never_pipeline_keys() {
-    let app = spawn_passthrough(None, &[], |_| {}).await;
+    let app = spawn_passthrough(None, &[], patient).await;
     app.seed_snapshot("/", SnapshotKind::Object, &root_body(), 1)
         .await;
     let mut conn = app
@@ -569,6 +584,7 @@ async fn cluster_replica(app: &TestApp, cluster: &RedisCluster) -> Replica {
     let mut settings =
         gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
     settings.host = "127.0.0.1".to_owned();
+    patient(&mut settings);
     let application = gateway::Application::build(settings)
         .await
         .expect("gateway builds");
