@@ -649,3 +649,100 @@ async fn on_a_redis_cluster_entries_spread_over_the_nodes_and_replicas_share_one
     }
     assert!(holders >= 2, "fleet entries on {holders} node(s)");
 }
+
+#[tokio::test]
+async fn an_expired_entry_is_revalidated_once_for_the_fleet_with_its_etag() {
+    let short = |s: &mut gateway::Settings| {
+        patient(s);
+        s.cache_ttl_secs = 2;
+    };
+    let app = spawn_passthrough(None, &[], short).await;
+    let second = replica(&app, short).await;
+    let path = app.sim_repo_paths().await.remove(4);
+    let original = app.get(&path).await;
+    assert_eq!(original.status(), 200);
+    let body = original.text().await.expect("body");
+    let entry = only_entry_key(&app).await;
+    wait_expired(&app, &entry).await;
+
+    // A replica with nothing in memory revalidates the fleet's expired copy: a 304, for free.
+    let revalidated = get(&app, &second.address, &path, &[]).await;
+    assert_eq!(
+        cache_status(&revalidated),
+        "hubcache; fwd=stale; fwd-status=304; stored"
+    );
+    assert_eq!(revalidated.text().await.expect("body"), body);
+    let stats = app.sim.stats().await;
+    assert_eq!(stats["by_path"][&path], 2, "{stats}");
+    assert_eq!(stats["not_modified"], 1, "{stats}");
+    // The first replica's copy expired too: its refresh reads the fleet's revalidated entry.
+    assert_eq!(app.get(&path).await.status(), 200);
+    eventually(Duration::from_secs(5), "a refresh from L2", || async {
+        (fleet_stats(&app, &app.address).await["hit"] == 1).then_some(())
+    })
+    .await
+    .expect("the first replica refreshes from L2");
+    assert_eq!(
+        app.sim.requests_to(&path).await,
+        2,
+        "one revalidation for the fleet"
+    );
+}
+
+/// Waits until the L2 entry `entry` is expired by Redis's clock, the one the fleet cache goes by.
+async fn wait_expired(app: &TestApp, entry: &str) {
+    let conn = app
+        .redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    eventually(Duration::from_secs(10), "the L2 entry expires", || {
+        let mut conn = conn.clone();
+        async move {
+            let fresh_until: u64 = redis::cmd("HGET")
+                .arg(entry)
+                .arg("fresh_until")
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            let (secs, micros): (u64, u64) =
+                redis::cmd("TIME").query_async(&mut conn).await.ok()?;
+            (secs * 1000 + micros / 1000 >= fresh_until).then_some(())
+        }
+    })
+    .await
+    .expect("the entry expires");
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_fleets_expired_copy_on_a_cold_replica() {
+    let short = |s: &mut gateway::Settings| {
+        patient(s);
+        s.cache_ttl_secs = 1;
+        s.stale_while_revalidate_secs = 0;
+        s.stale_if_error_secs = 60;
+    };
+    let app = spawn_passthrough(None, &[], short).await;
+    let second = replica(&app, short).await;
+    let path = app.sim_repo_paths().await.remove(3);
+    let body = app.get_text(&path).await;
+    let entry = only_entry_key(&app).await;
+    wait_expired(&app, &entry).await;
+    app.sim
+        .add_fault(json!({"status": 503, "path_prefix": path}))
+        .await;
+    // Nothing in the second replica's memory: GitHub fails, the fleet's expired copy answers.
+    let stale = get(&app, &second.address, &path, &[]).await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(cache_status(&stale), "hubcache; hit; fwd=stale; detail=l2");
+    assert!(
+        stale.headers()["warning"]
+            .to_str()
+            .expect("warning")
+            .starts_with("111"),
+        "a Revalidation Failed warning"
+    );
+    assert_eq!(stale.text().await.expect("body"), body);
+    assert_eq!(fleet_stats(&app, &second.address).await["stale"], 1);
+}
