@@ -3,8 +3,8 @@
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`] (shared settings plus `LEASE_SECS` and request limits).
-//! - [`startup`]: [`Application`], built by `main` and the tests.
-//! - `admin`: the admin listener on `METRICS_PORT` (`/metrics`, `/livez`).
+//! - [`startup`]: [`Application`], built by `main` and the tests; runs the fetch loop and the
+//!   admin listener (`hubcache-admin`) under one supervisor.
 //! - `fetch_loop`: the one task: wait for the lease, then poll due endpoints while holding it.
 //! - `lease`: the Redis lease that lets exactly one replica poll.
 //! - `poller`: one poll of one endpoint: conditional requests for every page, merged bytes.
@@ -19,7 +19,6 @@
 pub mod settings;
 pub mod startup;
 
-mod admin;
 mod budget;
 mod fetch_loop;
 mod lease;
