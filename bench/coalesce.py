@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""coalesce.py URL N: N truly concurrent GETs of one URL (bench.sh's coalescing measurement).
+"""coalesce.py URL[,URL...] N: N truly concurrent GETs of one path (bench.sh's coalescing measurement).
+
+With several comma-separated URLs (the same path on several gateway replicas), the requests are
+spread over them round-robin: the fleet figure (upstream requests per key for N replicas).
 
 Opens all N connections first, then sends every request at once (one asyncio loop, raw HTTP/1.1,
 Connection: close), waits for every answer and prints one JSON line:
@@ -69,16 +72,20 @@ async def one(host, port, request, start: asyncio.Event, timeout):
     }
 
 
-async def main(url: str, n: int, timeout: float):
+def target(url: str):
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("coalesce.py: only loopback URLs")
-    host, port = parts.hostname, parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: hubcache-bench\r\n"
                f"Accept: application/vnd.github+json\r\nConnection: close\r\n\r\n").encode()
+    return parts.hostname, parts.port or 80, request
+
+
+async def main(urls: str, n: int, timeout: float):
+    targets = [target(url) for url in urls.split(",")]
     start = asyncio.Event()
-    tasks = [asyncio.create_task(one(host, port, request, start, timeout)) for _ in range(n)]
+    tasks = [asyncio.create_task(one(*targets[i % len(targets)], start, timeout)) for i in range(n)]
     # Let every connection get established before the requests go out together.
     deadline = time.monotonic() + timeout
     while READY[0] < n and time.monotonic() < deadline:

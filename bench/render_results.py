@@ -162,6 +162,19 @@ def main(meas_path, out_path):
                         f"errors {client.get('errors')}"))
     else:
         targets.append(("concurrent misses → exactly 1 upstream request", False, "not measured"))
+    f_co = co.get("gateway_fleet3")
+    if f_co:
+        client = f_co.get("client") or {}
+        ok = (f_co["upstream"] == 1 and client.get("ok") == client.get("requests")
+              and client.get("distinct_bodies") == 1)
+        targets.append((f"fleet: {client.get('requests', '?')} concurrent misses spread over 3 gateway "
+                        f"replicas → 1 upstream request per key", ok,
+                        f"upstream requests {f_co['upstream']}; {client.get('ok')} × 200 of "
+                        f"{client.get('requests')}, {client.get('distinct_bodies')} distinct body, "
+                        f"cache status {client.get('cache_status')}, errors {client.get('errors')}"))
+    else:
+        targets.append(("fleet: concurrent misses on 3 replicas → 1 upstream request per key", False,
+                        "not measured"))
 
     # Refresh cost.
     cold = (m.get("cold") or [None])[0]
@@ -245,6 +258,22 @@ def main(meas_path, out_path):
             w(f"| `{p}` | {fmt_rps(g and g['rps'])} | {fmt_rps(n['rps'])} | {ratio} "
               f"| {fmt_ms(g and g['p50'])} / {fmt_ms(g and g['p99'])} | {fmt_ms(n['p50'])} / {fmt_ms(n['p99'])} |")
         w("")
+    l2_rows = [(gz, agg("gateway_l2", pt_path, gz), agg("gateway", pt_path, gz), agg("nginx", pt_path, gz))
+               for gz in (False, True)] if pt_path else []
+    l2_rows = [r for r in l2_rows if r[1]]
+    if l2_rows:
+        w("Informative: the pass-through path answered from the fleet cache (L2, Redis) by a replica whose "
+          "in-process cache (L1) stores nothing (`CACHE_MAX_BYTES=1024`), against nginx proxy_cache and the "
+          "L1 hit in the same rounds:\n")
+        w("| path | Accept-Encoding | L2 hit req/s | L1 hit req/s | nginx req/s | L2 / nginx | L2 p50 / p99 ms "
+          "| nginx p50 / p99 ms |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|")
+        for gz, l2, g, n in l2_rows:
+            ratio = f"{l2['rps'] / n['rps']:.2f}×" if n and n["rps"] else "-"
+            w(f"| `{pt_path}` | {'gzip' if gz else '-'} | {fmt_rps(l2['rps'])} | {fmt_rps(g and g['rps'])} "
+              f"| {fmt_rps(n and n['rps'])} | {ratio} | {fmt_ms(l2['p50'])} / {fmt_ms(l2['p99'])} "
+              f"| {fmt_ms(n and n['p50'])} / {fmt_ms(n and n['p99'])} |")
+        w("")
     w("Per-round req/s (gateway; nginx):\n")
     for path in paths:
         for gz in (False, True):
@@ -266,12 +295,13 @@ def main(meas_path, out_path):
     w("")
 
     w("## Coalescing\n")
-    for name in ("gateway", "nginx"):
+    for name in ("gateway", "nginx", "gateway_fleet3"):
         c = co.get(name)
         if not c:
             continue
         cl = c.get("client") or {}
-        w(f"- {name}: {cl.get('requests')} concurrent GETs of `{c['path']}` (connections opened first, requests "
+        who = {"gateway_fleet3": "3 gateway replicas on one Redis (requests round-robin)"}.get(name, name)
+        w(f"- {who}: {cl.get('requests')} concurrent GETs of `{c['path']}` (connections opened first, requests "
           f"sent together; github-sim latency 500 ms) → **{c['upstream']} upstream request(s)**; statuses "
           f"{cl.get('statuses')}, cache status {cl.get('cache_status')}, {cl.get('distinct_bodies')} distinct "
           f"body, errors {cl.get('errors')}, all answered in {cl.get('elapsed_s')} s "

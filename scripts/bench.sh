@@ -14,9 +14,12 @@
 #      an origin server for that docroot, the comparison cache (proxy_cache + proxy_cache_lock,
 #      `gzip on`, pass-through paths proxied to github-sim), and a precompressed variant;
 #   4. loads gateway and nginx alternately with wrk (same threads, connections, duration), with
-#      and without `Accept-Encoding: gzip`, sampling the gateway's RSS;
+#      and without `Accept-Encoding: gzip`, sampling the gateway's RSS; on the pass-through path
+#      also a second replica whose in-process cache stores nothing (CACHE_MAX_BYTES=1024), so
+#      every answer is an L2 hit (the fleet cache in Redis, L1 cold);
 #   5. measures coalescing: BENCH_COALESCE_N (1,000) concurrent misses on one path with 500 ms of
-#      upstream latency, counted by github-sim;
+#      upstream latency, counted by github-sim; and the fleet figure: the same spread over three
+#      gateway replicas on one Redis (upstream requests per key, goal 1);
 #   6. writes bench/results.md (bench/render_results.py) with a PASS/FAIL line per target.
 #
 # Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (3 s), BENCH_THREADS (one
@@ -161,6 +164,17 @@ cold_stats="$(sim_stats)"
 GATEWAY_PID="${HUBCACHE_PIDS[$((${#HUBCACHE_PIDS[@]} - 1))]}"
 [ "$(cat "/proc/$GATEWAY_PID/comm" 2>/dev/null)" = gateway ] || die "cannot find the gateway's pid"
 log "stack healthy after $((healthy_ms - stack_started_ms)) ms (gateway pid $GATEWAY_PID)"
+# Two more replicas on the same Redis: GW2 as deployed, GW_L2 with an in-process cache too small
+# for any answer (every pass-through request is then answered from the fleet cache, L2).
+GW2_PORT="$(free_port)"
+start_bg gateway2 "$RUN_DIR/gateway2.log" env PORT="$GW2_PORT" "$BIN/gateway"
+GW_L2_PORT="$(free_port)"
+until [ "$GW_L2_PORT" != "$GW2_PORT" ]; do GW_L2_PORT="$(free_port)"; done
+start_bg gateway-l2 "$RUN_DIR/gateway-l2.log" env PORT="$GW_L2_PORT" CACHE_MAX_BYTES=1024 "$BIN/gateway"
+GW2="http://127.0.0.1:$GW2_PORT"
+GW_L2="http://127.0.0.1:$GW_L2_PORT"
+wait_for_http "$GW2/healthcheck" 60 || die "the second gateway did not become healthy (see $RUN_DIR/gateway2.log)"
+wait_for_http "$GW_L2/healthcheck" 60 || die "the L1-cold gateway did not become healthy (see $RUN_DIR/gateway-l2.log)"
 record cold "$(python3 -c 'import json,sys; print(json.dumps({"stats": json.loads(sys.argv[1]), "stack_to_healthy_ms": int(sys.argv[2]), "fetcher_log": sys.argv[3], "refresh_interval_secs": int(sys.argv[4])}))' \
   "$cold_stats" "$((healthy_ms - stack_started_ms))" "$RUN_DIR/fetcher.log" "$REFRESH_SECS")"
 
@@ -239,6 +253,8 @@ for ae in identity gzip; do
 done
 cs="$(curl -sf --max-time 30 -D - -o "$RUN_DIR/pt.body" "$GW$PT_PATH" | tr -d '\r' | awk -F': *' 'tolower($1)=="cache-status"{print $2}')"
 [[ "$cs" == *hit* ]] || warn "gateway pass-through second GET is not a hit (Cache-Status: '$cs')"
+cs_l2="$(curl -sf --max-time 30 -D - -o /dev/null "$GW_L2$PT_PATH" | tr -d '\r' | awk -F': *' 'tolower($1)=="cache-status"{print $2}')"
+[[ "$cs_l2" == *detail=l2* ]] || warn "the L1-cold gateway's GET is not an L2 hit (Cache-Status: '$cs_l2')"
 cmp -s "$RUN_DIR/pt.body" "$RUN_DIR/check.plain" ||
   warn "gateway and nginx pass-through bodies for $PT_PATH differ (sizes $(stat -c %s "$RUN_DIR/pt.body") vs $(stat -c %s "$RUN_DIR/check.plain"))"
 record body "$(printf '{"path":"%s","bytes":%s,"gzip_bytes":null,"gateway_gzip":null,"passthrough":true,"cache_status":"%s"}' \
@@ -299,6 +315,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
           nginx) run_wrk nginx "$NGX" "$p" "$gz" "$round" ;;
         esac
       done
+      # The same pass-through answer from the fleet cache (L2) with L1 cold, in the same round.
+      [ "$p" = "$PT_PATH" ] && run_wrk gateway_l2 "$GW_L2" "$p" "$gz" "$round"
       if [ "$gz" = true ] && [ "$p" != "$PT_PATH" ]; then
         run_wrk nginx_gzip_static "$NGX_GZS" "$p" "$gz" "$round"
       fi
@@ -336,6 +354,15 @@ for target in gateway nginx; do
   record coalesce "$(python3 -c 'import json,sys; s=json.loads(sys.argv[3]); print(json.dumps({"server": sys.argv[1], "path": sys.argv[2], "upstream": s["by_path"].get(sys.argv[2], 0), "client": json.loads(sys.argv[4])}))' \
     "$target" "$p" "$(sim_stats)" "$res")"
 done
+# The fleet figure: the same misses spread over three replicas (GW, GW2, GW_L2) on one Redis.
+CO_FLEET="$(python3 -c 'import json,sys; m=json.loads(sys.argv[1]); print("/users/"+m[-3]["login"])' "$members")"
+log "fleet: $COALESCE_N concurrent GETs of $CO_FLEET spread over 3 gateway replicas"
+sim_post stats/reset
+res="$(taskset -c "$CLIENT_CPUS" timeout 120 python3 "$BENCH_DIR/coalesce.py" \
+  "$GW$CO_FLEET,$GW2$CO_FLEET,$GW_L2$CO_FLEET" "$COALESCE_N" 60)" || res='null'
+sleep 1
+record coalesce "$(python3 -c 'import json,sys; s=json.loads(sys.argv[3]); print(json.dumps({"server": sys.argv[1], "path": sys.argv[2], "upstream": s["by_path"].get(sys.argv[2], 0), "replicas": 3, "client": json.loads(sys.argv[4])}))' \
+  gateway_fleet3 "$CO_FLEET" "$(sim_stats)" "$res")"
 sim_post latency '{"ms": 0}'
 
 # ---------------------------------------------------------------------------------------------

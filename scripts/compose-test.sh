@@ -8,6 +8,8 @@
 #   3. up -d --scale gateway=3, wait until the load balancer answers /healthcheck 200;
 #   4. scripts/smoke.sh through the load balancer;
 #   5. every gateway replica answers the same bytes and ETags for the cached keys and views;
+#      then the fleet cache: 60 concurrent misses for one pass-through path through lb (spread
+#      over the 3 replicas), 500 ms of upstream latency, cost github-sim exactly 1 request;
 #   6. one replica stopped under a stream of requests through the load balancer: none may fail;
 #   7. Redis restarted: the stack recovers (healthy, and a change made in github-sim afterwards
 #      reaches the views through fetcher -> Redis -> views -> gateway);
@@ -166,6 +168,40 @@ for path in "/orgs/$ORG" "/orgs/$ORG/repos" "/orgs/$ORG/members" "/" "/view/top/
   printf '  ok   %-24s identical on 3 replicas (%s)\n' "$path" "${first:0:40}"
 done
 phase "replicas identical"
+
+# --- 5b. the fleet cache: 3 replicas cost GitHub one request per key -----------------------
+# sim_control METHOD PATH [JSON]: github-sim's control API, from inside its container.
+sim_control() {
+  compose exec -T github-sim curl -s -f --max-time 10 -X "$1" -H 'content-type: application/json' \
+    ${3:+-d "$3"} "http://127.0.0.1:3001/_sim/$2"
+}
+fleet_repo="$(curl -s --max-time 10 "$BASE/view/top/1/forks" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0].split("/")[1])')"
+[ -n "$fleet_repo" ] || die "could not read /view/top/1/forks"
+fleet_path="/repos/$ORG/$fleet_repo"
+# upstream_count: requests github-sim received for $fleet_path so far.
+upstream_count() {
+  sim_control GET stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_path"].get(sys.argv[1], 0))' "$fleet_path"
+}
+before="$(upstream_count)" || die "could not read github-sim's stats"
+sim_control POST latency '{"ms": 500}' >/dev/null || die "could not set github-sim's latency"
+log "fleet cache: 60 concurrent misses for $fleet_path through lb, 500 ms upstream latency"
+# A query no earlier step used: a cold key on every replica (github-sim counts the path alone).
+for ((i = 0; i < 60; i++)); do
+  curl -s --max-time 30 -D - -o /dev/null "$BASE$fleet_path?fleet=compose" 2>/dev/null |
+    tr -d '\r' | awk 'NR==1{code=$2} tolower($1)=="cache-status:"{sub(/^[^:]*: */,""); cs=$0} END{print code" "cs}' \
+    >"$RUN_DIR/fleet.$i" &
+done
+wait
+sim_control POST latency '{"ms": 0}' >/dev/null || true
+FLEET_UPSTREAM=$(($(upstream_count) - before))
+cat "$RUN_DIR"/fleet.* | sort | uniq -c | sed 's/^/  /'
+FLEET_FAILED=$(cat "$RUN_DIR"/fleet.* | grep -vc '^200 ' || true)
+[ "$FLEET_FAILED" -eq 0 ] || die "$FLEET_FAILED of 60 fleet requests were not answered 200"
+[ "$FLEET_UPSTREAM" -eq 1 ] || die "60 concurrent misses on 3 replicas cost $FLEET_UPSTREAM upstream requests (want 1)"
+grep -qE 'detail=(fleet|l2)' "$RUN_DIR"/fleet.* ||
+  die "no answer came from another replica's fetch (no detail=fleet or detail=l2): did lb spread them?"
+echo "  60 concurrent misses on 3 replicas: $FLEET_UPSTREAM upstream request"
+phase "fleet cache (1 upstream request)"
 
 # --- 6. one replica stopped while requests flow ----------------------------------------------
 # load SECONDS OUTFILE: sequential GETs of the merged repos list through lb, one status per line.

@@ -13,6 +13,20 @@
 //! | `{p}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s |
 //! | `{p}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling |
 //!
+//! The gateways' shared pass-through cache (L2) is the exception to the one hash tag: it is
+//! spread over a cluster's slots so that more nodes carry more pass-through traffic. Its keys
+//! start with the plain prefix (`p:pt:`, no braces) and carry a per-entry hash tag, the entry's
+//! id (hex of a hash of the pass-through cache key, never a credential), so an entry, its lock
+//! and its shared result sit in one slot and the scripts that touch them together run on a
+//! cluster:
+//!
+//! | name | type | written by | holds |
+//! |---|---|---|---|
+//! | `p:pt:{id}:entry` | hash (PX) | gateway | `fresh_until`, `received_at` (Redis clock, ms), `data` (the encoded answer) |
+//! | `p:pt:{id}:lock` | string (PX) | gateway | the token of the one gateway fetching the entry from GitHub |
+//! | `p:pt:{id}:result` | hash (PX) | gateway | `token`, `payload`: an error or uncacheable answer for that fetch's waiters |
+//! | `p:pt:done` | pub/sub channel | gateway | the id of each entry whose fetch finished |
+//!
 //! The refresh stream is read by the consumer group [`KeySchema::views_group`]; the gateways read
 //! both streams with plain `XREAD` (each gateway sees every event).
 
@@ -24,6 +38,8 @@ pub const STREAM_MAX_LEN: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySchema {
     tag: String,
+    /// The prefix without braces: the pass-through cache's keys spread over slots.
+    prefix: String,
 }
 
 impl KeySchema {
@@ -31,6 +47,7 @@ impl KeySchema {
     pub fn new(prefix: &str) -> Self {
         Self {
             tag: format!("{{{prefix}}}"),
+            prefix: prefix.to_owned(),
         }
     }
 
@@ -63,6 +80,35 @@ impl KeySchema {
     pub fn fetcher_lease(&self) -> String {
         format!("{}:lease:fetcher", self.tag)
     }
+
+    /// A shared pass-through cache entry (hash), named by its id: a hex digest of the
+    /// pass-through cache key (callers pass only hex, so `{id}` is a valid hash tag).
+    pub fn passthrough_entry(&self, id: &str) -> String {
+        format!("{}:pt:{{{id}}}:entry", self.prefix)
+    }
+
+    /// The lock naming the one gateway that fetches entry `id` from GitHub (same slot as the
+    /// entry).
+    pub fn passthrough_lock(&self, id: &str) -> String {
+        format!("{}:pt:{{{id}}}:lock", self.prefix)
+    }
+
+    /// The short-lived result (an error or an uncacheable answer) of one fetch of entry `id`,
+    /// for the gateways that waited for it (same slot as the entry).
+    pub fn passthrough_result(&self, id: &str) -> String {
+        format!("{}:pt:{{{id}}}:result", self.prefix)
+    }
+
+    /// The pub/sub channel on which a finished fetch announces its entry id.
+    pub fn passthrough_done_channel(&self) -> String {
+        format!("{}:pt:done", self.prefix)
+    }
+
+    /// The glob every pass-through cache key and channel matches (`p:pt:*`): what a Redis ACL
+    /// user of the gateway may write (`%RW~p:pt:*` and `&p:pt:*`), and nothing else.
+    pub fn passthrough_pattern(&self) -> String {
+        format!("{}:pt:*", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +128,25 @@ mod tests {
             assert!(key.starts_with("{hubcache}:"), "{key}");
         }
         assert_eq!(k.snapshot("/"), "{hubcache}:snapshot:/");
+    }
+
+    #[test]
+    fn passthrough_keys_share_a_per_entry_tag_and_not_the_pipeline_tag() {
+        let k = KeySchema::new("hubcache");
+        let id = "0123abcd";
+        let keys = [
+            k.passthrough_entry(id),
+            k.passthrough_lock(id),
+            k.passthrough_result(id),
+        ];
+        for key in &keys {
+            assert!(key.starts_with("hubcache:pt:{0123abcd}:"), "{key}");
+            assert!(!key.contains("{hubcache}"), "{key}");
+        }
+        assert_eq!(k.passthrough_entry(id), "hubcache:pt:{0123abcd}:entry");
+        assert_eq!(k.passthrough_done_channel(), "hubcache:pt:done");
+        assert_eq!(k.passthrough_pattern(), "hubcache:pt:*");
+        assert_ne!(k.passthrough_entry("a"), k.passthrough_entry("b"));
     }
 
     #[test]

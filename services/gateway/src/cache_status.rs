@@ -20,6 +20,12 @@ pub(crate) const FETCHED_NOT_STORED: &str = "hubcache; fwd=uri-miss";
 pub(crate) const REVALIDATED: &str = "hubcache; fwd=stale; fwd-status=304; stored";
 /// Answered by another request's fetch of the same key.
 pub(crate) const COLLAPSED: &str = "hubcache; fwd=uri-miss; collapsed";
+/// A fresh entry of the fleet cache (L2, in Redis): another replica's answer.
+pub(crate) const L2_HIT: &str = "hubcache; hit; detail=l2";
+/// Answered by another replica's fetch of the same key, waited for (fleet-wide coalescing).
+pub(crate) const FLEET_COLLAPSED: &str = "hubcache; fwd=uri-miss; collapsed; detail=fleet";
+/// An expired L2 entry: another replica is revalidating it, or GitHub could not be asked.
+pub(crate) const L2_STALE: &str = "hubcache; hit; fwd=stale; detail=l2";
 /// Forwarded without the cache (`Range`, or another method with the client's credential).
 pub(crate) const BYPASS: &str = "hubcache; fwd=bypass";
 

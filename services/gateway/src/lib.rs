@@ -18,6 +18,8 @@
 //! - `paging`: GitHub-style `page`/`per_page` and `Link` headers.
 //! - `passthrough` (a folder, one file per concern), `coalescing_cache`: everything else,
 //!   answered from GitHub through a per-key coalescing, bounded cache.
+//! - `fleet_cache`: the pass-through cache shared by all replicas in Redis (L2), behind the
+//!   in-process one: fleet-wide coalescing, lock takeover, L1-only fallback.
 //! - `routes`: the route table (health, views, cached keys, pass-through glue).
 //! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
 //! - `public_base`: the gateway's own base URL for Link headers.
@@ -33,6 +35,7 @@ mod client_rate_limit;
 mod coalescing_cache;
 mod conditional;
 mod content_coding;
+mod fleet_cache;
 mod json_error;
 mod paging;
 mod passthrough;

@@ -48,6 +48,23 @@ pub struct Settings {
     /// Upstream request timeout of the pass-through, seconds.
     #[serde(default = "default_upstream_timeout_secs")]
     pub upstream_timeout_secs: u64,
+    /// Share pass-through answers with the other replicas through Redis (the fleet cache, L2),
+    /// so N replicas cost GitHub one request per key; off: each replica alone (config file only,
+    /// like the other L2 knobs below).
+    #[serde(default = "default_true")]
+    pub l2_enabled: bool,
+    /// Larger pass-through answers (encoded) stay in this replica's cache
+    /// only. With the entries' key TTLs, it bounds what the fleet cache keeps in Redis.
+    #[serde(default = "default_l2_max_entry_bytes")]
+    pub l2_max_entry_bytes: u64,
+    /// Milliseconds of the fleet lock of one upstream fetch, renewed while it runs: a replica
+    /// that dies while fetching delays the others' takeover by at most this.
+    #[serde(default = "default_l2_lock_ttl_ms")]
+    pub l2_lock_ttl_ms: u64,
+    /// Milliseconds one fleet cache command may take at most; slower (or Redis down),
+    /// the fetch goes straight upstream and the fleet cache is skipped for a second.
+    #[serde(default = "default_l2_timeout_ms")]
+    pub l2_timeout_ms: u64,
     /// `WORKERS`: HTTP worker threads (default: one per core).
     #[serde(default)]
     pub workers: Option<usize>,
@@ -143,6 +160,15 @@ fn default_upstream_timeout_secs() -> u64 {
 fn default_max_upstream_fetches() -> usize {
     256
 }
+fn default_l2_max_entry_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_l2_lock_ttl_ms() -> u64 {
+    2_000
+}
+fn default_l2_timeout_ms() -> u64 {
+    100
+}
 fn default_max_connections() -> usize {
     10_000
 }
@@ -183,6 +209,9 @@ impl Settings {
         positive("MAX_UPSTREAM_FETCHES", self.max_upstream_fetches as u64)?;
         positive("MAX_CONNECTIONS", self.max_connections as u64)?;
         positive("client_stall_timeout_secs", self.client_stall_timeout_secs)?;
+        positive("l2_max_entry_bytes", self.l2_max_entry_bytes)?;
+        positive("l2_lock_ttl_ms", self.l2_lock_ttl_ms)?;
+        positive("l2_timeout_ms", self.l2_timeout_ms)?;
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",
@@ -211,6 +240,22 @@ impl Settings {
             .unwrap_or(1)
             .max(1);
         self.max_connections.div_ceil(workers)
+    }
+
+    /// The fleet cache's bounds and timings, or `None` when `l2_enabled` is off.
+    pub(crate) fn fleet_policy(&self) -> anyhow::Result<Option<crate::fleet_cache::FleetPolicy>> {
+        use anyhow::Context as _;
+        if !self.l2_enabled {
+            return Ok(None);
+        }
+        Ok(Some(crate::fleet_cache::FleetPolicy {
+            max_entry_bytes: usize::try_from(self.l2_max_entry_bytes)
+                .context("l2_max_entry_bytes does not fit this platform")?,
+            lock_ttl: Duration::from_millis(self.l2_lock_ttl_ms),
+            timeout: Duration::from_millis(self.l2_timeout_ms),
+            stale_while_revalidate: Duration::from_secs(self.stale_while_revalidate_secs),
+            stale_if_error: Duration::from_secs(self.stale_if_error_secs),
+        }))
     }
 
     /// Pass-through upstream timeout.

@@ -21,6 +21,7 @@ use tracing_actix_web::TracingLogger;
 use crate::app_state::AppState;
 use crate::body_urls::BodyUrlRewriter;
 use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
+use crate::fleet_cache::FleetCache;
 use crate::passthrough::PassThrough;
 use crate::request_hygiene::{RequestHygiene, request_hygiene};
 use crate::request_log::{PathOnlyRootSpan, RequestMetrics, request_log};
@@ -47,6 +48,8 @@ pub struct Application {
     connected: Option<Connected>,
     rate_limiter: web::Data<ClientRateLimiter>,
     liveness: Liveness,
+    /// The pass-through cache shared with the other replicas (its connection and wake-ups).
+    fleet: Option<FleetCache>,
     shutdown_timeout: Duration,
 }
 
@@ -98,17 +101,16 @@ impl Application {
             .collect();
         let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
+        let keys = KeySchema::new(&settings.common.key_prefix);
+        let fleet = settings
+            .fleet_policy()?
+            .map(|policy| FleetCache::new(connector.clone(), keys.clone(), policy));
         let public_url = settings.public_base_url()?;
         let body_urls = BodyUrlRewriter::for_public_url(
             public_url.as_ref(),
             &settings.common.github_base_url()?,
         );
-        let listener = StreamListener::new(
-            connector,
-            KeySchema::new(&settings.common.key_prefix),
-            Arc::clone(&served),
-            body_urls,
-        );
+        let listener = StreamListener::new(connector, keys, Arc::clone(&served), body_urls);
         let connected = match listener.connect_and_load().await {
             Ok(connected) => Some(connected),
             Err(e) => {
@@ -129,7 +131,7 @@ impl Application {
         let state = web::Data::new(AppState {
             served: Arc::clone(&served),
             public_url,
-            pass_through: PassThrough::new(&settings, github)?,
+            pass_through: PassThrough::new(&settings, github, fleet.clone())?,
             metrics: hubcache_shared::metrics::install(),
         });
         routes::describe_metrics();
@@ -175,6 +177,7 @@ impl Application {
             listener,
             connected,
             rate_limiter,
+            fleet,
             liveness,
             shutdown_timeout: Duration::from_secs(settings.common.shutdown_timeout_secs),
         })
@@ -186,10 +189,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops the
-    /// background tasks (at most `SHUTDOWN_TIMEOUT_SECS`). The HTTP server, the stream listener
-    /// and the rate-limit upkeep are supervised: one that ends unexpectedly (an error, a panic)
-    /// stops the others and is returned as the error. `/livez` answers 503 from the moment the
-    /// drain begins.
+    /// background tasks (at most `SHUTDOWN_TIMEOUT_SECS`). The HTTP server, the stream
+    /// listener, the fleet cache (its connection and wake-ups) and the rate-limit upkeep are
+    /// supervised: one that ends unexpectedly (an error, a panic) stops the others and is
+    /// returned as the error. `/livez` answers 503 from the moment the drain begins.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let stop = shutdown.child_token();
         self.liveness.follow(&stop);
@@ -200,6 +203,13 @@ impl Application {
             listener.await;
             Ok(())
         });
+        if let Some(fleet) = self.fleet {
+            let run = fleet.run(stop.clone());
+            supervisor.spawn("fleet cache", async move {
+                run.await;
+                Ok(())
+            });
+        }
         if self.rate_limiter.is_enabled() {
             let limiter = self.rate_limiter.clone();
             supervisor.spawn("rate-limit upkeep", async move {

@@ -22,17 +22,23 @@
 //! nothing until Sentinel reconfigures it, so the connector also follows the sentinels'
 //! `+switch-master` announcements and retires every connection made before a switch.
 //!
+//! A third kind, [`RedisConnector::subscribe`], is a pub/sub subscription on a connection of its
+//! own (the gateways' fleet cache wakes its waiters with it).
+//!
 //! On a Redis Cluster, redis-rs's cluster connection routes each command by its key's slot and
-//! follows `MOVED`/`ASK` and failovers itself. Every hubcache key carries the `{prefix}` hash tag,
-//! so multi-key scripts, pipelines and two-stream `XREAD`s stay in one slot.
+//! follows `MOVED`/`ASK` and failovers itself. Every pipeline key carries the `{prefix}` hash
+//! tag, so multi-key scripts, pipelines and two-stream `XREAD`s stay in one slot; the gateways'
+//! fleet cache keys carry a per-entry tag instead (spread over slots, each script in one).
 //!
 //! Layout: `target` ([`RedisTarget`]: where Redis is, from the settings), this module
 //! ([`RedisConnector`]: opening connections), `connection` ([`RedisConnection`]: the one type
-//! services hold), `sentinel` (finding and following the master), `cluster` (cluster clients).
+//! services hold), `subscription` ([`RedisConnector::subscribe`]), `sentinel` (finding and
+//! following the master), `cluster` (cluster clients).
 
 mod cluster;
 mod connection;
 mod sentinel;
+mod subscription;
 mod target;
 
 use std::fmt;
@@ -45,6 +51,7 @@ use redis::aio::ConnectionManagerConfig;
 
 pub use connection::RedisConnection;
 pub use sentinel::is_master_lost;
+pub use subscription::Subscription;
 pub use target::RedisTarget;
 pub(crate) use target::redact_url;
 

@@ -14,12 +14,14 @@ pub struct AclUser {
     commands: Vec<String>,
     read_keys: Vec<String>,
     write_keys: Vec<String>,
+    channels: Vec<String>,
 }
 
 impl AclUser {
     /// A user that may run only `commands` (ACL rules such as `+@read`, `+ping`, `+xadd`) on
     /// keys matching `read_keys` (read access only) or `write_keys` (read and write access).
-    /// Key patterns are Redis glob patterns; channels are closed.
+    /// Key patterns are Redis glob patterns; channels are closed unless [`AclUser::with_channels`]
+    /// opens some.
     pub fn new(name: &str, commands: &[&str], read_keys: &[&str], write_keys: &[&str]) -> Self {
         let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
         Self {
@@ -28,7 +30,14 @@ impl AclUser {
             commands: owned(commands),
             read_keys: owned(read_keys),
             write_keys: owned(write_keys),
+            channels: Vec::new(),
         }
+    }
+
+    /// The same user, also allowed the pub/sub channels matching `patterns` (glob patterns).
+    pub fn with_channels(mut self, patterns: &[&str]) -> Self {
+        self.channels = patterns.iter().map(|p| (*p).to_owned()).collect();
+        self
     }
 
     /// Its name.
@@ -49,6 +58,7 @@ impl AclUser {
         ];
         args.extend(self.read_keys.iter().map(|pattern| format!("%R~{pattern}")));
         args.extend(self.write_keys.iter().map(|pattern| format!("~{pattern}")));
+        args.extend(self.channels.iter().map(|pattern| format!("&{pattern}")));
         args.extend(self.commands.iter().cloned());
         args
     }

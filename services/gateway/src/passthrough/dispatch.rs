@@ -16,16 +16,18 @@ use sha2::{Digest, Sha256};
 
 use super::allow_lists::{FORWARDED_BYPASS, FORWARDED_CACHED, allowed_header};
 use super::error::PassThroughError;
+use super::fleet::FleetKey;
 use super::rendering::Served;
 use super::request_key::{CacheKey, DEFAULT_ACCEPT, Partition, normalise_accept, request_target};
 use super::stored_answer::StoredResponse;
 use super::upstream::{OutgoingRequest, Upstream, UpstreamFailure};
 use crate::body_urls::BodyUrlRewriter;
 use crate::cache_status::{
-    BYPASS, COLLAPSED, FETCHED_NOT_STORED, FETCHED_STORED, HIT, HIT_STALE, REVALIDATED,
-    REVALIDATION_FAILED_WARNING, STALE_WARNING,
+    BYPASS, COLLAPSED, FETCHED_NOT_STORED, FETCHED_STORED, FLEET_COLLAPSED, HIT, HIT_STALE, L2_HIT,
+    L2_STALE, REVALIDATED, REVALIDATION_FAILED_WARNING, STALE_WARNING,
 };
 use crate::coalescing_cache::{CachePolicy, CacheStats, CoalescingCache, FetchKind, Outcome};
+use crate::fleet_cache::{FleetCache, FleetOrigin, FleetStats};
 use crate::settings::Settings;
 
 /// Largest request body forwarded for a client's own non-GET request (larger: 413 JSON). The
@@ -56,12 +58,19 @@ pub(crate) struct PassThroughStats {
     pub(crate) cache: CacheStats,
     /// Requests forwarded without the cache (other methods with a credential, `Range`).
     pub(crate) bypassed: u64,
+    /// The fleet cache's counters, when it is on.
+    pub(crate) fleet: Option<FleetStats>,
 }
 
 impl PassThrough {
     /// Builds the cache and forwarding rules from `settings`; `github` is the upstream client
-    /// (its base URL is the only host the pass-through ever connects to).
-    pub(crate) fn new(settings: &Settings, github: GithubClient) -> anyhow::Result<Self> {
+    /// (its base URL is the only host the pass-through ever connects to); `fleet` the cache
+    /// shared with the other replicas, behind the in-process one.
+    pub(crate) fn new(
+        settings: &Settings,
+        github: GithubClient,
+        fleet: Option<FleetCache>,
+    ) -> anyhow::Result<Self> {
         let public_url = settings.public_base_url()?;
         let policy = CachePolicy {
             max_entries: usize::try_from(settings.cache_max_entries)
@@ -84,6 +93,7 @@ impl PassThrough {
                 fresh_ttl: Duration::from_secs(settings.cache_ttl_secs),
                 negative_ttl: Duration::from_secs(settings.negative_ttl_secs),
                 timeout: settings.upstream_timeout(),
+                fleet,
             }),
             bypassed: AtomicU64::new(0),
         })
@@ -117,6 +127,7 @@ impl PassThrough {
         PassThroughStats {
             cache: self.cache.stats(),
             bypassed: self.bypassed.load(Ordering::Relaxed),
+            fleet: self.upstream.fleet.as_ref().map(FleetCache::stats),
         }
     }
 
@@ -155,17 +166,24 @@ impl PassThrough {
         let api_version = allowed_header(headers, "x-github-api-version")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned());
-        let key = CacheKey {
-            partition: credential.as_ref().map_or(Partition::Server, |value| {
-                Partition::Credential(Sha256::digest(value.as_bytes()).into())
-            }),
-            target: target.clone(),
+        let partition = credential.as_ref().map_or(Partition::Server, |value| {
+            Partition::Credential(Sha256::digest(value.as_bytes()).into())
+        });
+        // The fleet cache's key parts, moved into the fetch (no copy unless a version is sent).
+        let fleet_key = FleetKey {
+            partition,
             accept: accept.clone(),
+            api_version: api_version.clone(),
+        };
+        let key = CacheKey {
+            partition,
+            target: target.clone(),
+            accept,
             api_version,
         };
         let mut outgoing = OutgoingRequest::new(reqwest::Method::GET, target);
         for name in FORWARDED_CACHED {
-            if *name == "accept" && accept == DEFAULT_ACCEPT {
+            if *name == "accept" && fleet_key.accept == DEFAULT_ACCEPT {
                 continue; // GithubClient sends GitHub's JSON media type by default.
             }
             outgoing.copy_header(headers, name);
@@ -177,26 +195,17 @@ impl PassThrough {
         let lookup = self
             .cache
             .get_or_fetch(key, move |previous| {
-                upstream.fetch_cacheable(outgoing, previous)
+                upstream.fetch_shared(fleet_key, outgoing, previous)
             })
             .await
             .map_err(PassThroughError::from)?;
-        let (status, warning, live) = match lookup.outcome {
-            Outcome::Hit => (HIT, None, false),
-            Outcome::StaleWhileRevalidate => (HIT_STALE, Some(STALE_WARNING), false),
-            Outcome::StaleIfError => (HIT_STALE, Some(REVALIDATION_FAILED_WARNING), false),
-            Outcome::Fetched(FetchKind {
-                revalidated: true, ..
-            }) => (REVALIDATED, None, false),
-            Outcome::Fetched(FetchKind { stored: true, .. }) => (FETCHED_STORED, None, true),
-            Outcome::Fetched(_) => (FETCHED_NOT_STORED, None, true),
-            Outcome::Collapsed(FetchKind { revalidated, .. }) => (COLLAPSED, None, !revalidated),
-        };
+        let (status, warning, live) = served_as(lookup.outcome, lookup.value.fleet);
         let served = Served {
             cache_status: status,
             warning,
             live,
-            age: Some(lookup.age),
+            // An answer from L2 was already this old when this replica received it.
+            age: Some(lookup.age + lookup.value.age_offset),
             client_credential,
         };
         Ok(self.upstream.render(req, &lookup.value, &served))
@@ -254,6 +263,41 @@ impl PassThrough {
     }
 }
 
+/// `Cache-Status`, `Warning` and whether the live headers apply, from how the in-process cache
+/// answered and, for an answer it obtained just now, how the fleet cache obtained it.
+fn served_as(
+    outcome: Outcome,
+    fleet: Option<FleetOrigin>,
+) -> (&'static str, Option<&'static str>, bool) {
+    match (outcome, fleet) {
+        (Outcome::Hit, _) => (HIT, None, false),
+        (Outcome::StaleWhileRevalidate, _) => (HIT_STALE, Some(STALE_WARNING), false),
+        (Outcome::StaleIfError, _) => (HIT_STALE, Some(REVALIDATION_FAILED_WARNING), false),
+        (
+            Outcome::Fetched(FetchKind {
+                revalidated: true, ..
+            }),
+            _,
+        )
+        | (_, Some(FleetOrigin::Revalidated)) => (REVALIDATED, None, false),
+        (
+            Outcome::Collapsed(FetchKind {
+                revalidated: true, ..
+            }),
+            _,
+        ) => (COLLAPSED, None, false),
+        (_, Some(FleetOrigin::Hit)) => (L2_HIT, None, false),
+        (_, Some(FleetOrigin::Collapsed)) => (FLEET_COLLAPSED, None, false),
+        (_, Some(FleetOrigin::Stale)) => (L2_STALE, Some(STALE_WARNING), false),
+        (_, Some(FleetOrigin::StaleIfError)) => {
+            (L2_STALE, Some(REVALIDATION_FAILED_WARNING), false)
+        }
+        (Outcome::Fetched(FetchKind { stored: true, .. }), None) => (FETCHED_STORED, None, true),
+        (Outcome::Fetched(_), None) => (FETCHED_NOT_STORED, None, true),
+        (Outcome::Collapsed(_), None) => (COLLAPSED, None, true),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -303,7 +347,7 @@ mod tests {
             &ClientOptions::default(),
         )
         .expect("client");
-        PassThrough::new(&settings, github).expect("pass-through")
+        PassThrough::new(&settings, github, None).expect("pass-through")
     }
 
     impl Harness {

@@ -28,10 +28,13 @@
 //! - `rendering`: a stored answer rendered for one request (`Cache-Status`, conditional, gzip,
 //!   `Link`/`Location` pointed at the gateway).
 //! - `error`: `PassThroughError`, every refusal as a JSON error.
+//! - `fleet`: the way through the fleet cache (L2, shared by the replicas in Redis): entry ids,
+//!   the encodings of answers and failures, a revalidated L2 copy's age.
 
 mod allow_lists;
 mod dispatch;
 mod error;
+mod fleet;
 mod freshness;
 mod rendering;
 mod request_key;

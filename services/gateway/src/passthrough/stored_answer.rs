@@ -2,6 +2,8 @@
 //! the body rewritten to `PUBLIC_URL` and gzip-compressed once (large bodies off the async
 //! workers).
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use anyhow::Context;
@@ -14,6 +16,7 @@ use super::error::PassThroughError;
 use super::upstream::{RawAnswer, Upstream};
 use crate::coalescing_cache::Weigh;
 use crate::content_coding::gzip;
+use crate::fleet_cache::FleetOrigin;
 
 /// Bodies smaller than this are not worth a gzip copy.
 const GZIP_MIN_BYTES: usize = 1024;
@@ -23,6 +26,7 @@ const BLOCKING_PREPARE_BYTES: usize = 64 * 1024;
 const ENTRY_OVERHEAD_BYTES: usize = 256;
 
 /// An upstream answer as kept in the cache (or built for one bypassing response).
+#[derive(Clone)]
 pub(crate) struct StoredResponse {
     pub(super) status: StatusCode,
     /// Allow-listed headers sent with every copy.
@@ -40,6 +44,10 @@ pub(crate) struct StoredResponse {
     pub(super) body: Bytes,
     /// `body` gzip-compressed, made once when stored.
     pub(super) gzip: Option<Bytes>,
+    /// How the fleet cache (L2) obtained it; `None` when this replica fetched it upstream.
+    pub(super) fleet: Option<FleetOrigin>,
+    /// Its age when this replica received it from L2 (added to `Age`).
+    pub(super) age_offset: Duration,
 }
 
 impl Weigh for StoredResponse {
@@ -144,6 +152,8 @@ impl Upstream {
             etag,
             body,
             gzip,
+            fleet: None,
+            age_offset: Duration::ZERO,
         })
     }
 }

@@ -10,6 +10,7 @@ use url::Url;
 
 use super::allow_lists::allowed_header;
 use crate::body_urls::BodyUrlRewriter;
+use crate::fleet_cache::FleetCache;
 
 /// `hubcache_upstream_requests_total{status}`: requests the pass-through sent to GitHub, by
 /// response status (`error`: no response).
@@ -25,6 +26,8 @@ pub(super) struct Upstream {
     pub(super) fresh_ttl: Duration,
     pub(super) negative_ttl: Duration,
     pub(super) timeout: Duration,
+    /// The fleet cache (L2) shared with the other replicas, unless `l2_enabled` is off.
+    pub(super) fleet: Option<FleetCache>,
 }
 
 /// A request about to be sent upstream. Built from allow-listed headers only.

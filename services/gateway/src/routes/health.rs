@@ -33,6 +33,7 @@ pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
         "evictions": stats.cache.evictions,
         "overloaded": stats.cache.overloaded,
         "bypassed": stats.bypassed,
+        "fleet": stats.fleet,
     });
     if missing.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({

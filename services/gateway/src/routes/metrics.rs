@@ -10,6 +10,7 @@ use hubcache_shared::metrics::{CONTENT_TYPE, age_seconds};
 use crate::app_state::AppState;
 use crate::client_rate_limit::RATE_LIMITED_METRIC;
 use crate::coalescing_cache::{EVICTIONS_METRIC, LOOKUPS_METRIC};
+use crate::fleet_cache::FLEET_METRIC;
 use crate::passthrough::UPSTREAM_METRIC;
 use crate::request_log::{DURATION_METRIC, REQUESTS_METRIC};
 
@@ -66,6 +67,10 @@ pub(crate) fn describe() {
     describe_counter!(
         LOOKUPS_METRIC,
         "Pass-through cache lookups by result: hit, miss, coalesced, stale, revalidated, fetch_error, bypass."
+    );
+    describe_counter!(
+        FLEET_METRIC,
+        "What the fleet cache (L2, shared by all gateway replicas in Redis) did, by event: hit (fresh L2 entry), lead (this replica fetched upstream for the fleet), waiter (waited for another replica's fetch), takeover (a waiter took an expired lock), stale (an expired L2 entry served), unavailable (Redis down or slow: L1 only), damaged (an unreadable entry, deleted), too_large (kept L1-only)."
     );
     describe_counter!(
         EVICTIONS_METRIC,

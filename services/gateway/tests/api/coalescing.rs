@@ -114,7 +114,12 @@ async fn a_slow_key_blocks_no_other_key() {
 
 #[tokio::test]
 async fn the_entry_bound_evicts_the_least_recently_used() {
-    let app = spawn_passthrough(None, &[("CACHE_MAX_ENTRIES", "2")], |_| {}).await;
+    // The in-process bound alone: with the fleet cache, an evicted entry is an L2 hit
+    // (`fleet.rs`).
+    let app = spawn_passthrough(None, &[("CACHE_MAX_ENTRIES", "2")], |s| {
+        s.l2_enabled = false;
+    })
+    .await;
     let paths = app.sim_repo_paths().await;
     let (a, b, c) = (&paths[0], &paths[1], &paths[2]);
     app.get(a).await;
@@ -154,7 +159,11 @@ async fn the_byte_bound_evicts_and_never_holds_more_than_allowed() {
     // Room for the last two, not for all three.
     let bound = weights[1] + weights[2];
 
-    let app = spawn_passthrough(None, &[("CACHE_MAX_BYTES", &bound.to_string())], |_| {}).await;
+    // The in-process bound alone (with the fleet cache, an evicted entry is an L2 hit).
+    let app = spawn_passthrough(None, &[("CACHE_MAX_BYTES", &bound.to_string())], |s| {
+        s.l2_enabled = false;
+    })
+    .await;
     for path in [a, b, c] {
         assert_eq!(
             cache_status(&app.get(path).await),

@@ -25,25 +25,43 @@ pub const ORG_ID: u64 = 4242;
 /// Number of seeded repos.
 pub const REPO_COUNT: usize = 7;
 
-/// The Redis user the gateway connects as in these tests. "The gateway never writes to Redis"
-/// is enforced by Redis: this user may run read commands on any key and nothing else, so a
+/// The Redis user the gateway connects as in these tests. "The gateway writes only pass-through
+/// cache keys" is enforced by Redis: this user may read any key, write only the fleet cache's
+/// keys (`hubcache:pt:*`, through its scripts) and use only its wake-up channel, so any other
 /// gateway write fails with `NOPERM` and the test with it. The fetcher, views and the tests'
 /// own seeding write as the default user.
 ///
-/// When the gateway is allowed to write (the fleet cache's pass-through keys), add the key
-/// patterns to the `write_keys` argument and the commands it uses to `commands`: here, and
-/// nowhere else.
+/// When the gateway is allowed to write more, add the key patterns to the `write_keys`
+/// argument and the commands it uses to `commands`: here, and nowhere else.
 pub fn gateway_redis_user() -> AclUser {
+    let keys = KeySchema::new("hubcache");
     AclUser::new(
         "gateway",
         &[
             // XREAD, XREVRANGE, HMGET, HGETALL: following the streams, loading snapshots and views.
             "+@read", // What redis-rs sends while connecting.
-            "+auth", "+hello", "+ping", "+select",
+            "+auth",
+            "+hello",
+            "+ping",
+            "+select",
+            // The fleet cache: its scripts (loaded on first use) and what they run, limited to
+            // the pass-through keys below; SUBSCRIBE for its wake-ups.
+            "+evalsha",
+            "+eval",
+            "+script|load",
+            "+time",
+            "+set",
+            "+hset",
+            "+pexpire",
+            "+del",
+            "+publish",
+            "+subscribe",
+            "+unsubscribe",
         ],
         &["*"],
-        &[],
+        &[&keys.passthrough_pattern()],
     )
+    .with_channels(&[&keys.passthrough_pattern()])
 }
 
 /// What to start.

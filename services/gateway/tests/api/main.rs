@@ -5,6 +5,7 @@ mod bad_input;
 mod cached_keys;
 mod cluster;
 mod coalescing;
+mod fleet;
 mod health;
 mod helpers;
 mod http_semantics;

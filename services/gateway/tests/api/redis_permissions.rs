@@ -1,18 +1,45 @@
-//! "The gateway never writes to Redis", held by Redis: every gateway in these tests connects as
-//! `gateway_redis_user`, which reads and does nothing else. These tests check that user: the
-//! gateway works with it, and any write it might attempt is refused, so a gateway change that
-//! writes fails the tests instead of passing silently.
+//! "The gateway writes only pass-through cache keys", held by Redis: every gateway in these
+//! tests connects as `gateway_redis_user`, which reads, and writes only the fleet cache's keys
+//! (`hubcache:pt:*`). These tests check that user: the gateway works with it (the fleet cache
+//! included), and any other write it might attempt is refused, so a gateway change that writes
+//! elsewhere fails the tests instead of passing silently.
 
 use hubcache_shared::snapshot::FIELD_VERSION;
+
+use std::time::Duration;
+
+use hubcache_testkit::eventually;
 
 use crate::helpers::{ORG, spawn_app};
 
 #[tokio::test]
-async fn the_gateway_serves_everything_as_a_redis_user_that_may_only_read() {
+async fn the_gateway_serves_everything_as_a_redis_user_that_may_write_only_pass_through_keys() {
     let app = spawn_app().await;
     app.wait_ready().await;
     assert_eq!(app.get(&format!("/orgs/{ORG}")).await.status(), 200);
     assert_eq!(app.get("/view/top/3/stars").await.status(), 200);
+    // A pass-through answer lands in the fleet cache, written as that user.
+    let repo = app.sim_repo_paths().await.remove(0);
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    eventually(Duration::from_secs(10), "an L2 entry", || async {
+        // A new key each time: on a loaded machine one miss may skip a slow Redis (L1 only).
+        let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(app.get(&format!("{repo}?attempt={n}")).await.status(), 200);
+        let mut conn = app
+            .redis
+            .client()
+            .get_multiplexed_async_connection()
+            .await
+            .ok()?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(app.keys.passthrough_pattern())
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        (!keys.is_empty()).then_some(())
+    })
+    .await
+    .expect("the gateway's user writes the fleet cache");
 
     let client = redis::Client::open(app.gateway_redis_url()).expect("a valid URL");
     let mut conn = client
