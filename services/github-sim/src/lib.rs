@@ -9,8 +9,11 @@
 //! - `routes`: the route table; `routes::github` answers GitHub paths, `routes::control` the
 //!   `/_sim/` control API.
 //! - `dataset`: the dataset file format, [`Dataset`] and its records.
-//! - `generator`: the deterministic org generator (seeded SplitMix64, no clock).
-//! - `catalog`: the data indexed by GitHub address, with cached serialized bodies and ETags.
+//! - `generator`: the deterministic org generator (no clock); `generator::rng` its seeded
+//!   SplitMix64 stream, `generator::words` the word lists, `generator::root_document` GitHub's
+//!   `GET /`, `generator::github_format` node ids, avatar URLs and timestamps.
+//! - `catalog`: the data indexed by GitHub address, with cached serialized bodies and ETags;
+//!   `catalog::render` turns values into body bytes.
 //! - `pagination`: `per_page`/`page` and the `Link` header.
 //! - `conditional`: ETags, `If-None-Match`, `If-Modified-Since`.
 //! - `rate_limit`: the primary rate limit window.
