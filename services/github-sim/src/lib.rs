@@ -19,6 +19,8 @@
 //! - `rate_limit`: the primary rate limit window.
 //! - `faults`: queued injected faults.
 //! - `stats`: request counters.
+//! - `webhooks`: org webhooks (registered hooks, signed deliveries of every mutation, the
+//!   delivery log, redelivery).
 //! - `state`: what the workers share.
 //!
 //! # GitHub routes (GET and HEAD)
@@ -61,6 +63,18 @@
 //!   file, or org objects) is its org list, by default the orgs listing it as a member.
 //! - `paths`: exact path to JSON value, served as is (arrays are paginated like lists).
 //!
+//! # Webhooks
+//!
+//! `POST /_sim/orgs/{org}/hooks` registers an org webhook (GitHub's request shape:
+//! `{"config": {"url": "...", "secret": "..."}, "events": ["*"]}`), or `--webhook-url` with
+//! `--webhook-secret` registers one on the first org at start. Every data mutation then sends the
+//! matching delivery, signed like GitHub's (`X-GitHub-Event`, `X-GitHub-Delivery`,
+//! `X-Hub-Signature-256`, `User-Agent: GitHub-Hookshot/...`): a repository added → `repository`
+//! `created`, deleted → `deleted`, patched → `renamed`, `archived`/`unarchived`,
+//! `privatized`/`publicized`, `star` `created`/`deleted` (a `stargazers_count` change) or else
+//! `edited` with `changes`. The delivery log and redelivery are under
+//! `/_sim/orgs/{org}/hooks/{id}/deliveries`.
+//!
 //! Objects are served verbatim (compact JSON). `GET /_sim/dataset` returns the current state in
 //! this format, so a generated or mutated state can be saved and replayed.
 
@@ -76,6 +90,7 @@ mod routes;
 mod startup;
 mod state;
 mod stats;
+mod webhooks;
 
 pub use config::SimConfig;
 pub use dataset::{Dataset, DatasetError, JsonObject, OrgRecord, UserOrg, UserRecord};

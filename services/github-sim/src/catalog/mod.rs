@@ -86,6 +86,19 @@ pub(crate) enum CatalogError {
     NameTaken(String),
 }
 
+/// An org as its webhook payloads describe it.
+#[derive(Debug, Clone)]
+pub(crate) struct EventContext {
+    /// The org's login as the dataset spells it.
+    pub(crate) login: String,
+    /// The org's numeric id.
+    pub(crate) id: u64,
+    /// The org's simple object.
+    pub(crate) organization: JsonObject,
+    /// A simple-user object for the acting user.
+    pub(crate) sender: JsonObject,
+}
+
 /// How repositories added through the control API are generated.
 #[derive(Debug, Clone)]
 pub(crate) struct NewRepoDefaults {
@@ -272,15 +285,52 @@ impl Catalog {
         Ok(repo)
     }
 
-    pub(crate) fn delete_repo(&mut self, owner: &str, name: &str) -> Result<(), CatalogError> {
+    /// Removes a repository; returns it as it was (a webhook payload carries it).
+    pub(crate) fn delete_repo(
+        &mut self,
+        owner: &str,
+        name: &str,
+    ) -> Result<JsonObject, CatalogError> {
         let (org, repo) = self
             .find_repo(owner, name)
             .ok_or_else(|| CatalogError::RepoNotFound(format!("{owner}/{name}")))?;
         let record = &mut self.orgs[org];
-        record.repos.remove(repo);
+        let removed = record.repos.remove(repo);
         adjust_public_repos(&mut record.org, -1);
         self.invalidate();
-        Ok(())
+        Ok(removed)
+    }
+
+    /// The event context of the first org (where `--webhook-url` registers its hook).
+    pub(crate) fn first_org(&self) -> Option<EventContext> {
+        let login = string_field(&self.orgs.first()?.org, "login")?;
+        self.event_context(login)
+    }
+
+    /// A repository as `GET /repos/{owner}/{name}` serves it.
+    pub(crate) fn repo(&self, owner: &str, name: &str) -> Option<&JsonObject> {
+        let (org, repo) = self.find_repo(owner, name)?;
+        Some(&self.orgs[org].repos[repo])
+    }
+
+    /// What an org's webhook payloads carry about it: its login and id, its simple object (the
+    /// payloads' `organization`) and the acting user (`sender`: the first member, or the org
+    /// itself when it has none).
+    pub(crate) fn event_context(&self, org_login: &str) -> Option<EventContext> {
+        let org = *self.org_by_login.get(&org_login.to_ascii_lowercase())?;
+        let record = &self.orgs[org];
+        let sender =
+            record.members.first().cloned().unwrap_or_else(|| {
+                generator::owner_from_org(&self.new_repos.api_base, &record.org)
+            });
+        Some(EventContext {
+            login: string_field(&record.org, "login")
+                .unwrap_or_default()
+                .to_owned(),
+            id: record.org.get("id").and_then(Value::as_u64).unwrap_or(0),
+            organization: self.org_simple(org),
+            sender,
+        })
     }
 
     /// The current state in the dataset format (mutations included).
