@@ -12,13 +12,20 @@
 //! | `{p}:stream:refresh` | stream | fetcher | [`RefreshEvent`](crate::RefreshEvent)s |
 //! | `{p}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s |
 //! | `{p}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling |
+//! | `{p}:stream:hints` | stream | gateway | [`WebhookHint`](crate::WebhookHint)s: verified webhook deliveries for the fetcher |
+//! | `{p}:webhook:delivery:{guid}` | string (PX) | gateway | a delivery id seen within the redelivery window |
 //!
 //! The refresh stream is read by the consumer group [`KeySchema::views_group`]; the gateways read
-//! both streams with plain `XREAD` (each gateway sees every event).
+//! both streams with plain `XREAD` (each gateway sees every event). The fetcher reads the hints
+//! stream with plain `XREAD` (only the lease holder acts on it).
 
 /// Approximate bound (XADD `MAXLEN ~`) of each stream: enough for consumers that were down for
 /// minutes, small enough to keep Redis memory flat.
 pub const STREAM_MAX_LEN: usize = 10_000;
+
+/// Approximate bound of the webhook hints stream: hints are acted on within a second or two,
+/// and a lost one is covered by the safety poll, so a short history is enough.
+pub const HINTS_STREAM_MAX_LEN: usize = 1_000;
 
 /// Builds every Redis name from one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +70,18 @@ impl KeySchema {
     pub fn fetcher_lease(&self) -> String {
         format!("{}:lease:fetcher", self.tag)
     }
+
+    /// The stream the gateway appends a [`WebhookHint`](crate::WebhookHint) to for every
+    /// verified, new webhook delivery; the fetcher holding the lease revalidates what it names.
+    pub fn webhook_hints_stream(&self) -> String {
+        format!("{}:stream:hints", self.tag)
+    }
+
+    /// The marker of one webhook delivery id (`X-GitHub-Delivery`), set for the redelivery
+    /// window so a delivery seen by any gateway replica is acted on once.
+    pub fn webhook_delivery(&self, delivery_id: &str) -> String {
+        format!("{}:webhook:delivery:{delivery_id}", self.tag)
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +97,8 @@ mod tests {
             k.refresh_stream(),
             k.views_stream(),
             k.fetcher_lease(),
+            k.webhook_hints_stream(),
+            k.webhook_delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
         ] {
             assert!(key.starts_with("{hubcache}:"), "{key}");
         }
