@@ -1,16 +1,20 @@
 //! hubcache-shared: the small leaf crate every hubcache service builds on.
 //!
 //! Layout:
-//! - [`settings`]: typed settings from defaults, config file and the documented environment.
+//! - [`settings`]: the loader of every service's typed settings (defaults, config file, the
+//!   documented environment) and the settings all services share ([`CommonSettings`]); each
+//!   service declares its own variables ([`settings::ServiceSettings`]).
 //! - [`keys`]: the Redis key and stream schema ([`KeySchema`]); no other crate spells a key.
 //! - [`snapshot`]: snapshots of GitHub endpoints as stored in Redis ([`Snapshot`], [`SnapshotMeta`]).
 //! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`],
 //!   [`WebhookHint`]).
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
+//! - [`json_array`]: JSON arrays as bytes: element ranges, split and join, never re-serialised.
 //! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
 //! - [`redis_connector`]: how services reach Redis: one Redis, through Sentinel, or a Cluster
-//!   ([`RedisConnector`], [`RedisConnection`], [`RedisTarget`]).
+//!   ([`RedisConnector`], [`RedisConnection`], [`RedisTarget`]; a folder: target, connection,
+//!   sentinel, cluster).
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`metrics`]: the process-wide Prometheus recorder and process metrics (no HTTP server).
 //! - [`shutdown`]: the one graceful-shutdown approach every service follows.
@@ -20,6 +24,7 @@
 
 pub mod events;
 pub mod github;
+pub mod json_array;
 pub mod keys;
 pub mod metrics;
 pub mod redis_connector;

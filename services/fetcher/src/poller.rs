@@ -11,10 +11,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use hubcache_shared::github::{GithubError, with_max_per_page};
+use hubcache_shared::json_array;
 use hubcache_shared::snapshot::{PageMeta, content_hash, now_ms};
 use hubcache_shared::{GithubClient, GithubResponse, Snapshot, SnapshotKind, SnapshotMeta};
 use reqwest::StatusCode;
-use serde_json::value::RawValue;
 use url::Url;
 
 use crate::budget::RateBudget;
@@ -280,10 +280,11 @@ impl Poller {
         index: usize,
         response: GithubResponse,
     ) -> Result<FetchedPage, PollError> {
-        let elements = element_ranges(&response.body).map_err(|e| PollError::InvalidJson {
-            target: target.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let elements =
+            json_array::element_ranges(&response.body).map_err(|e| PollError::InvalidJson {
+                target: target.to_owned(),
+                reason: e.to_string(),
+            })?;
         if elements.is_none() && index > 0 {
             return Err(PollError::NotAnArray {
                 target: target.to_owned(),
@@ -359,7 +360,7 @@ fn assemble(path: &str, stored: Option<&Snapshot>, pages: Vec<FetchedPage>) -> P
             }),
         ) => body.to_vec(),
         (SnapshotKind::Object, _) => stored_body.to_vec(),
-        (SnapshotKind::List, _) => merge(pages.iter().flat_map(
+        (SnapshotKind::List, _) => json_array::join(pages.iter().flat_map(
             |page| -> Box<dyn Iterator<Item = &[u8]> + '_> {
                 match &page.source {
                     PageSource::Fresh {
@@ -414,7 +415,7 @@ fn stored_pages(snapshot: &Snapshot) -> Vec<StoredPage<'_>> {
             .collect(),
         SnapshotKind::List => {
             let counts: Vec<usize> = pages.iter().map(|p| p.items).collect();
-            match split_by_counts(&snapshot.body, &counts) {
+            match json_array::split_by_counts(&snapshot.body, &counts) {
                 Some(split) => pages
                     .iter()
                     .zip(split)
@@ -427,58 +428,6 @@ fn stored_pages(snapshot: &Snapshot) -> Vec<StoredPage<'_>> {
             }
         }
     }
-}
-
-/// The byte ranges of a JSON array's elements in `body`; `Ok(None)` for valid JSON that is not
-/// an array; `Err` for invalid JSON (e.g. a truncated body).
-pub(crate) fn element_ranges(body: &[u8]) -> Result<Option<Vec<Range<usize>>>, serde_json::Error> {
-    let is_array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    if !is_array {
-        serde_json::from_slice::<&RawValue>(body)?;
-        return Ok(None);
-    }
-    let elements: Vec<&RawValue> = serde_json::from_slice(body)?;
-    let start = body.as_ptr() as usize;
-    Ok(Some(
-        elements
-            .iter()
-            .map(|raw| {
-                let offset = raw.get().as_ptr() as usize - start;
-                offset..offset + raw.get().len()
-            })
-            .collect(),
-    ))
-}
-
-/// Splits a merged array into consecutive runs of `counts` elements; `None` if the array does
-/// not hold exactly that many elements.
-pub(crate) fn split_by_counts(body: &[u8], counts: &[usize]) -> Option<Vec<Vec<Range<usize>>>> {
-    let elements = element_ranges(body).ok()??;
-    if counts.iter().sum::<usize>() != elements.len() {
-        return None;
-    }
-    let mut rest = elements.as_slice();
-    let mut out = Vec::with_capacity(counts.len());
-    for &count in counts {
-        let (page, tail) = rest.split_at(count);
-        out.push(page.to_vec());
-        rest = tail;
-    }
-    Some(out)
-}
-
-/// `[` + the elements joined by `,` + `]`.
-pub(crate) fn merge<'a>(elements: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    out.push(b'[');
-    for (i, element) in elements.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(element);
-    }
-    out.push(b']');
-    out
 }
 
 fn error_status(target: &str, status: StatusCode, response: &GithubResponse) -> PollError {
@@ -542,70 +491,6 @@ fn without_query(link: &str) -> String {
 mod tests {
     use super::*;
 
-    fn slices<'a>(body: &'a [u8], ranges: &[Range<usize>]) -> Vec<&'a str> {
-        ranges
-            .iter()
-            .map(|r| std::str::from_utf8(&body[r.clone()]).expect("utf8"))
-            .collect()
-    }
-
-    #[test]
-    fn elements_are_located_byte_for_byte() {
-        let body = br#" [ {"a": 1,  "b":"x\u00e9"} ,2,"s" , [ ] ,null ]
-"#;
-        let ranges = element_ranges(body).expect("valid").expect("array");
-        assert_eq!(
-            slices(body, &ranges),
-            [r#"{"a": 1,  "b":"x\u00e9"}"#, "2", r#""s""#, "[ ]", "null"]
-        );
-    }
-
-    #[test]
-    fn objects_and_invalid_bodies_are_told_apart() {
-        assert_eq!(element_ranges(br#"{"login":"x"}"#).expect("valid"), None);
-        assert!(
-            element_ranges(br#"[{"login":"x"},{"log"#).is_err(),
-            "truncated array"
-        );
-        assert!(element_ranges(br#"{"login":"#).is_err(), "truncated object");
-        assert!(element_ranges(b"").is_err());
-        assert!(element_ranges(b"[1] [2]").is_err(), "trailing garbage");
-        assert_eq!(element_ranges(b"[]").expect("valid"), Some(vec![]));
-    }
-
-    #[test]
-    fn pages_merge_into_one_array_of_the_same_bytes() {
-        let p1 = br#"[{"id":1, "name":"a"},{"id":2}]"#.as_slice();
-        let p2 = br#"[ {"id":3,"x":[1, 2]} ]"#.as_slice();
-        let p3 = b"[]".as_slice();
-        let parts: Vec<&[u8]> = [p1, p2, p3]
-            .iter()
-            .flat_map(|p| {
-                let r = element_ranges(p).expect("valid").expect("array");
-                r.into_iter().map(move |r| &p[r])
-            })
-            .collect();
-        let merged = merge(parts.into_iter());
-        assert_eq!(
-            merged,
-            br#"[{"id":1, "name":"a"},{"id":2},{"id":3,"x":[1, 2]}]"#
-        );
-        assert_eq!(merge(std::iter::empty()), b"[]");
-        // And the merged body splits back into the pages.
-        let split = split_by_counts(&merged, &[2, 1, 0]).expect("splits");
-        assert_eq!(
-            slices(&merged, &split[0]),
-            [r#"{"id":1, "name":"a"}"#, r#"{"id":2}"#]
-        );
-        assert_eq!(slices(&merged, &split[1]), [r#"{"id":3,"x":[1, 2]}"#]);
-        assert!(split[2].is_empty());
-        assert!(
-            split_by_counts(&merged, &[2, 2]).is_none(),
-            "counts must add up"
-        );
-        assert!(split_by_counts(br#"{"a":1}"#, &[1]).is_none());
-    }
-
     fn snapshot(kind: SnapshotKind, body: &[u8], pages: Vec<PageMeta>) -> Snapshot {
         Snapshot {
             body: Bytes::copy_from_slice(body),
@@ -652,7 +537,7 @@ mod tests {
             FetchedPage {
                 meta: page_meta("/p2", "e2b", None, 1),
                 source: PageSource::Fresh {
-                    elements: element_ranges(&fresh).expect("valid"),
+                    elements: json_array::element_ranges(&fresh).expect("valid"),
                     body: fresh,
                 },
             },
@@ -680,7 +565,7 @@ mod tests {
         let pages = vec![FetchedPage {
             meta: page_meta("/p1", "new", None, 1),
             source: PageSource::Fresh {
-                elements: element_ranges(&fresh).expect("valid"),
+                elements: json_array::element_ranges(&fresh).expect("valid"),
                 body: fresh,
             },
         }];

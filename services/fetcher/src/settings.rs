@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use hubcache_shared::settings::{self, SettingsError, SettingsSource};
+use hubcache_shared::settings::{self, ServiceSettings, SettingsError, SettingsSource};
 use hubcache_shared::{CachedEndpoint, CommonSettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the fetcher is configured with, validated by [`Settings::load`].
 ///
-/// Only `LEASE_SECS` has an environment variable of its own; the GitHub request and backoff
-/// limits are config-file keys (the defaults suit api.github.com, tests shorten them).
+/// Its own environment variables are [`Variables`] (`LEASE_SECS`, `METRICS_PORT`); the GitHub
+/// request and backoff limits are config-file keys (the defaults suit api.github.com, tests
+/// shorten them).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     /// Redis, GitHub, organisation, cached endpoints, intervals (shared by every service).
@@ -37,6 +38,20 @@ pub struct Settings {
     /// 9100, 0 disables it.
     #[serde(default = "default_metrics_port")]
     pub metrics_port: u16,
+}
+
+/// The fetcher's own environment variables (README "Settings"), each overriding the
+/// [`Settings`] field of the same lowercase name.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Variables {
+    /// `LEASE_SECS`.
+    lease_secs: Option<u64>,
+    /// `METRICS_PORT`.
+    metrics_port: Option<u16>,
+}
+
+impl ServiceSettings for Settings {
+    type Variables = Variables;
 }
 
 fn default_metrics_port() -> u16 {

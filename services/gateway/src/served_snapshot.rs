@@ -4,7 +4,7 @@
 //! Per version: the exact body with its strong ETag (the content hash) and gzip/brotli copies
 //! (with `PUBLIC_URL` set, the body has its upstream URLs pointed at the gateway first, and the
 //! ETag is the hash of those bytes);
-//! for lists, the byte range of every top-level element (found once with `RawValue`), from which
+//! for lists, the byte range of every top-level element (found once with `hubcache_shared::json_array`), from which
 //! any GitHub-style page is cut without parsing; for an organisation object, its numeric `id`
 //! (GitHub's own Link headers name the org's lists `/organizations/{id}/...`).
 
@@ -12,10 +12,10 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
+use hubcache_shared::json_array;
 use hubcache_shared::snapshot::content_hash;
 use hubcache_shared::{Snapshot, SnapshotKind};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::body_urls::BodyUrlRewriter;
 use crate::paging::PageRequest;
@@ -75,7 +75,7 @@ impl ServedSnapshot {
             None => (body, meta.content_hash.clone()),
         };
         let elements = match meta.kind {
-            SnapshotKind::List => element_ranges(&body),
+            SnapshotKind::List => json_array::element_ranges(&body).ok().flatten(),
             SnapshotKind::Object => None,
         };
         if meta.kind == SnapshotKind::List && elements.is_none() {
@@ -131,22 +131,6 @@ impl ServedSnapshot {
 fn is_org_path(path: &str) -> bool {
     path.strip_prefix("/orgs/")
         .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
-}
-
-/// Byte ranges of the top-level elements of a JSON array; `None` if `body` is not one.
-fn element_ranges(body: &[u8]) -> Option<Vec<Range<usize>>> {
-    let elements: Vec<&RawValue> = serde_json::from_slice(body).ok()?;
-    let base = body.as_ptr() as usize;
-    Some(
-        elements
-            .iter()
-            .map(|raw| {
-                let text = raw.get();
-                let start = text.as_ptr() as usize - base;
-                start..start + text.len()
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]

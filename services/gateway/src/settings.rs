@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use hubcache_shared::settings::{self, parse_base_url};
+use hubcache_shared::settings::{self, ServiceSettings, parse_base_url};
 use hubcache_shared::{CommonSettings, SettingsError, SettingsSource};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
-/// Everything the gateway is configured with. Variables are documented in the README.
+/// Everything the gateway is configured with. Its own environment variables are [`Variables`]
+/// (documented in the README); fields without one are config-file keys.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     /// Redis, GitHub, org, cached endpoints, key prefix.
@@ -77,6 +78,36 @@ pub struct Settings {
     /// their own bucket).
     #[serde(default)]
     pub client_rate_limit_trust_forwarded_for: bool,
+}
+
+/// The gateway's own environment variables (README "Settings"), each overriding the
+/// [`Settings`] field of the same lowercase name; the type is how the value is parsed.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Variables {
+    /// `PORT`.
+    port: Option<u16>,
+    /// `PUBLIC_URL`.
+    public_url: Option<String>,
+    /// `PASSTHROUGH_USE_SERVER_TOKEN`.
+    passthrough_use_server_token: Option<bool>,
+    /// `CACHE_MAX_BYTES`.
+    cache_max_bytes: Option<u64>,
+    /// `CACHE_MAX_ENTRIES`.
+    cache_max_entries: Option<u64>,
+    /// `CACHE_TTL_SECS`.
+    cache_ttl_secs: Option<u64>,
+    /// `WORKERS`.
+    workers: Option<usize>,
+    /// `CLIENT_RATE_LIMIT_PER_SEC`.
+    client_rate_limit_per_sec: Option<u32>,
+    /// `MAX_UPSTREAM_FETCHES`.
+    max_upstream_fetches: Option<usize>,
+    /// `MAX_CONNECTIONS`.
+    max_connections: Option<usize>,
+}
+
+impl ServiceSettings for Settings {
+    type Variables = Variables;
 }
 
 fn default_port() -> u16 {

@@ -3,14 +3,17 @@
 use std::time::Duration;
 
 use hubcache_shared::CommonSettings;
-use hubcache_shared::settings::{self, SettingsError, SettingsSource, normalize_endpoint_path};
-use serde::Deserialize;
+use hubcache_shared::settings::{
+    self, ServiceSettings, SettingsError, SettingsSource, normalize_endpoint_path,
+};
+use serde::{Deserialize, Serialize};
 
 /// Everything the views service is configured with, validated by [`Settings::load`].
 ///
 /// The shared variables (`REDIS_URL`, `GITHUB_ORG`, `KEY_PREFIX`, `SHUTDOWN_TIMEOUT_SECS`, ...)
-/// come from the environment; the two claim settings are config-file keys, because their
-/// defaults suit every deployment and only tests shorten them.
+/// and its own `METRICS_PORT` ([`Variables`]) come from the environment; the claim and expiry
+/// settings are config-file keys, because their defaults suit every deployment and only tests
+/// shorten them.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     /// Redis, organisation, key prefix, shutdown timeout (shared by every service).
@@ -35,6 +38,18 @@ pub struct Settings {
     /// 9101 (beside the fetcher's 9100 on one host), 0 disables it.
     #[serde(default = "default_metrics_port")]
     pub metrics_port: u16,
+}
+
+/// The views service's own environment variable (README "Settings"), overriding the
+/// [`Settings`] field of the same lowercase name.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Variables {
+    /// `METRICS_PORT`.
+    metrics_port: Option<u16>,
+}
+
+impl ServiceSettings for Settings {
+    type Variables = Variables;
 }
 
 fn default_metrics_port() -> u16 {

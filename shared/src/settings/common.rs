@@ -1,0 +1,536 @@
+//! The settings every service shares: where Redis and GitHub are, which endpoints are cached,
+//! the key prefix and the shutdown timeout; their variables ([`CommonVariables`]), defaults and
+//! validation.
+//!
+//! The cached endpoints (`CACHED_ENDPOINTS`, `REFRESH_INTERVAL_SECS`) are here because the
+//! fetcher that writes them and the gateway that serves them must read one list, validated once.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize, Serializer};
+use url::Url;
+
+use super::SettingsError;
+use super::value_formats::{
+    is_github_login, normalize_endpoint_path, parse_base_url, parse_host_ports,
+};
+use crate::redis_connector::RedisTarget;
+
+/// The variables every service reads (README "Settings"), each overriding the
+/// [`CommonSettings`] field of the same lowercase name. Services declare their own beside it.
+///
+/// No `Debug`: it holds the token as given.
+#[derive(Deserialize, Serialize)]
+pub(crate) struct CommonVariables {
+    /// `REDIS_URL`: where Redis lives (with Sentinel: only its credentials and db are used).
+    redis_url: Option<String>,
+    /// `REDIS_SENTINELS`: comma-separated `host:port` of Redis Sentinels.
+    redis_sentinels: Option<String>,
+    /// `REDIS_SENTINEL_MASTER`: the master name the sentinels monitor.
+    redis_sentinel_master: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated `host:port` of Redis Cluster nodes to start from.
+    redis_cluster_nodes: Option<String>,
+    /// `GITHUB_API_URL`: the upstream GitHub API base.
+    github_api_url: Option<String>,
+    /// `GITHUB_API_TOKEN`: optional token sent to the upstream only.
+    github_api_token: Option<String>,
+    /// `GITHUB_ORG`: the organisation whose data is cached.
+    github_org: Option<String>,
+    /// `REFRESH_INTERVAL_SECS`: how often the fetcher polls each endpoint.
+    refresh_interval_secs: Option<u64>,
+    /// `KEY_PREFIX`: namespace for every Redis key and stream.
+    key_prefix: Option<String>,
+    /// `CACHED_ENDPOINTS`: comma-separated paths, each becoming one `cached_endpoints` entry
+    /// (with the default interval), as the config file would list them.
+    #[serde(serialize_with = "endpoint_entries")]
+    cached_endpoints: Option<String>,
+    /// `SHUTDOWN_TIMEOUT_SECS`: how long a service drains on SIGTERM.
+    shutdown_timeout_secs: Option<u64>,
+}
+
+/// `CACHED_ENDPOINTS` as the file's `cached_endpoints: [{path}, ...]`; blank items are skipped.
+fn endpoint_entries<S: Serializer>(
+    list: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        path: &'a str,
+    }
+    match list {
+        None => serializer.serialize_none(),
+        Some(list) => serializer.collect_seq(
+            list.split(',')
+                .map(str::trim)
+                .filter(|path| !path.is_empty())
+                .map(|path| Entry { path }),
+        ),
+    }
+}
+
+/// The settings every service shares: where Redis and GitHub are, and what is cached.
+///
+/// Services embed it with `#[serde(flatten)]` beside their own fields.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommonSettings {
+    /// `REDIS_URL`.
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    /// `REDIS_SENTINELS`: comma-separated `host:port` list; with `redis_sentinel_master`, the
+    /// master is found through Sentinel and followed across failovers.
+    #[serde(default)]
+    pub redis_sentinels: Option<String>,
+    /// `REDIS_SENTINEL_MASTER`: the name of the master the sentinels monitor.
+    #[serde(default)]
+    pub redis_sentinel_master: Option<String>,
+    /// `REDIS_CLUSTER_NODES`: comma-separated `host:port` of Redis Cluster nodes; the client
+    /// discovers the rest of the cluster from them.
+    #[serde(default)]
+    pub redis_cluster_nodes: Option<String>,
+    /// `GITHUB_API_URL`: the only host the GitHub token is ever sent to.
+    #[serde(default = "default_github_api_url")]
+    pub github_api_url: String,
+    /// `GITHUB_API_TOKEN`: wrapped so that Debug and logs never show it.
+    #[serde(default)]
+    pub github_api_token: Option<SecretString>,
+    /// `GITHUB_ORG`.
+    #[serde(default = "default_github_org")]
+    pub github_org: String,
+    /// `REFRESH_INTERVAL_SECS`: default poll interval of every cached endpoint.
+    #[serde(default = "default_refresh_interval_secs")]
+    pub refresh_interval_secs: u64,
+    /// `KEY_PREFIX`: namespace (and Redis Cluster hash tag) of every key and stream.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// The endpoints the fetcher keeps and the gateway serves from Redis (the seed's
+    /// `org.cached`). Empty means the defaults for `github_org`.
+    #[serde(default)]
+    pub cached_endpoints: Vec<EndpointSettings>,
+    /// `SHUTDOWN_TIMEOUT_SECS`: how long to drain on SIGTERM before giving up.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// One cached endpoint, as written in the config file (`cached_endpoints: [{path, ...}]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct EndpointSettings {
+    /// The GitHub path, e.g. `/orgs/Netflix/repos`; `{org}` is replaced by `GITHUB_ORG`.
+    pub path: String,
+    /// Per-endpoint poll interval overriding `REFRESH_INTERVAL_SECS`.
+    #[serde(default)]
+    pub refresh_interval_secs: Option<u64>,
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".to_owned()
+}
+fn default_github_api_url() -> String {
+    "https://api.github.com".to_owned()
+}
+fn default_github_org() -> String {
+    "Netflix".to_owned()
+}
+fn default_refresh_interval_secs() -> u64 {
+    10
+}
+fn default_key_prefix() -> String {
+    "hubcache".to_owned()
+}
+fn default_shutdown_timeout_secs() -> u64 {
+    10
+}
+
+/// A cached endpoint after validation: a normalised path and its poll interval.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CachedEndpoint {
+    /// Normalised GitHub path (leading `/`, no trailing `/` except the root, no query).
+    pub path: String,
+    /// How often the fetcher checks it.
+    pub interval: Duration,
+}
+
+impl CommonSettings {
+    /// Checks every value and fails with the variable's name and the bad value.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        redis::parse_redis_url(&self.redis_url).ok_or_else(|| SettingsError::Invalid {
+            name: "REDIS_URL",
+            value: self.redis_url.clone(),
+            reason: "expected redis://[user:password@]host[:port][/db] or rediss://".to_owned(),
+        })?;
+        self.redis_target()?;
+        self.github_base_url()?;
+        if !is_github_login(&self.github_org) {
+            return Err(SettingsError::Invalid {
+                name: "GITHUB_ORG",
+                value: self.github_org.clone(),
+                reason: "expected a GitHub login: letters, digits and single hyphens".to_owned(),
+            });
+        }
+        if self.refresh_interval_secs == 0 || self.refresh_interval_secs > 86_400 {
+            return Err(SettingsError::Invalid {
+                name: "REFRESH_INTERVAL_SECS",
+                value: self.refresh_interval_secs.to_string(),
+                reason: "expected 1 to 86400 seconds".to_owned(),
+            });
+        }
+        if self.key_prefix.is_empty()
+            || !self
+                .key_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(SettingsError::Invalid {
+                name: "KEY_PREFIX",
+                value: self.key_prefix.clone(),
+                reason: "expected letters, digits, '-', '_' or '.' (it becomes a Redis Cluster hash tag)"
+                    .to_owned(),
+            });
+        }
+        self.cached()?;
+        Ok(())
+    }
+
+    /// Where Redis is: `REDIS_URL` alone; the sentinels of `REDIS_SENTINELS` watching
+    /// `REDIS_SENTINEL_MASTER` (both or neither must be set; `REDIS_URL` then only supplies the
+    /// credentials and db used on the master); or the Redis Cluster of `REDIS_CLUSTER_NODES`
+    /// (`REDIS_URL` supplies the credentials; a cluster has only db 0).
+    pub fn redis_target(&self) -> Result<RedisTarget, SettingsError> {
+        if let Some(list) = self
+            .redis_cluster_nodes
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if self
+                .redis_sentinels
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+            {
+                return Err(SettingsError::Invalid {
+                    name: "REDIS_CLUSTER_NODES",
+                    value: list.to_owned(),
+                    reason: "set either REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both"
+                        .to_owned(),
+                });
+            }
+            let nodes = parse_host_ports(list).ok_or_else(|| SettingsError::Invalid {
+                name: "REDIS_CLUSTER_NODES",
+                value: list.to_owned(),
+                reason: "expected comma-separated host:port, e.g. 10.0.0.1:6379,10.0.0.2:6379"
+                    .to_owned(),
+            })?;
+            let db = redis::parse_redis_url(&self.redis_url)
+                .and_then(|url| url.path().trim_matches('/').parse::<i64>().ok())
+                .unwrap_or(0);
+            if db != 0 {
+                return Err(SettingsError::Invalid {
+                    name: "REDIS_URL",
+                    value: crate::redis_connector::redact_url(&self.redis_url),
+                    reason: "a Redis Cluster has only database 0: drop the /db from REDIS_URL"
+                        .to_owned(),
+                });
+            }
+            return Ok(RedisTarget::Cluster {
+                nodes,
+                url: self.redis_url.clone(),
+            });
+        }
+        let sentinels = self
+            .redis_sentinels
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let master = self
+            .redis_sentinel_master
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match (sentinels, master) {
+            (None, None) => Ok(RedisTarget::Single {
+                url: self.redis_url.clone(),
+            }),
+            (Some(list), None) => Err(SettingsError::Invalid {
+                name: "REDIS_SENTINEL_MASTER",
+                value: String::new(),
+                reason: format!(
+                    "required with REDIS_SENTINELS={list:?}: the master name the sentinels monitor"
+                ),
+            }),
+            (None, Some(master)) => Err(SettingsError::Invalid {
+                name: "REDIS_SENTINELS",
+                value: String::new(),
+                reason: format!(
+                    "required with REDIS_SENTINEL_MASTER={master:?}: comma-separated host:port of the sentinels"
+                ),
+            }),
+            (Some(list), Some(master)) => {
+                if master.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(SettingsError::Invalid {
+                        name: "REDIS_SENTINEL_MASTER",
+                        value: master.to_owned(),
+                        reason: "expected a master name without spaces, e.g. mymaster".to_owned(),
+                    });
+                }
+                let sentinels = parse_host_ports(list).ok_or_else(|| SettingsError::Invalid {
+                    name: "REDIS_SENTINELS",
+                    value: list.to_owned(),
+                    reason:
+                        "expected comma-separated host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379"
+                            .to_owned(),
+                })?;
+                Ok(RedisTarget::Sentinel {
+                    sentinels,
+                    master: master.to_owned(),
+                    url: self.redis_url.clone(),
+                })
+            }
+        }
+    }
+
+    /// The upstream base URL, parsed; trailing slashes removed so paths can be appended.
+    pub fn github_base_url(&self) -> Result<Url, SettingsError> {
+        parse_base_url("GITHUB_API_URL", &self.github_api_url)
+    }
+
+    /// The cached endpoints, normalised, with `{org}` expanded and intervals resolved.
+    pub fn cached(&self) -> Result<Vec<CachedEndpoint>, SettingsError> {
+        let default_interval = Duration::from_secs(self.refresh_interval_secs);
+        let configured: Vec<EndpointSettings> = if self.cached_endpoints.is_empty() {
+            default_endpoints(&self.github_org)
+        } else {
+            self.cached_endpoints.clone()
+        };
+        let mut out: Vec<CachedEndpoint> = Vec::with_capacity(configured.len());
+        for endpoint in configured {
+            let raw = endpoint.path.replace("{org}", &self.github_org);
+            let path = normalize_endpoint_path(&raw).ok_or_else(|| SettingsError::Invalid {
+                name: "CACHED_ENDPOINTS",
+                value: raw.clone(),
+                reason:
+                    "expected an absolute GitHub API path without query, e.g. /orgs/Netflix/repos"
+                        .to_owned(),
+            })?;
+            let interval = match endpoint.refresh_interval_secs {
+                Some(0) => {
+                    return Err(SettingsError::Invalid {
+                        name: "cached_endpoints[].refresh_interval_secs",
+                        value: "0".to_owned(),
+                        reason: "expected at least 1 second".to_owned(),
+                    });
+                }
+                Some(secs) => Duration::from_secs(secs),
+                None => default_interval,
+            };
+            if !out.iter().any(|e| e.path == path) {
+                out.push(CachedEndpoint { path, interval });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The seed's four cached endpoints for an organisation.
+pub fn default_endpoints(org: &str) -> Vec<EndpointSettings> {
+    [
+        "/".to_owned(),
+        format!("/orgs/{org}"),
+        format!("/orgs/{org}/members"),
+        format!("/orgs/{org}/repos"),
+    ]
+    .into_iter()
+    .map(|path| EndpointSettings {
+        path,
+        refresh_interval_secs: None,
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ServiceSettings, SettingsSource, load};
+    use super::*;
+
+    /// A service with nothing of its own.
+    #[derive(Debug, Deserialize)]
+    struct TestSettings {
+        #[serde(flatten)]
+        common: CommonSettings,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    struct NoVariables {}
+
+    impl ServiceSettings for TestSettings {
+        type Variables = NoVariables;
+    }
+
+    fn load_vars(vars: &[(&str, &str)]) -> Result<TestSettings, SettingsError> {
+        load(&SettingsSource::from_vars(vars.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = load_vars(&[]).expect("defaults load");
+        assert_eq!(s.common.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(s.common.github_api_url, "https://api.github.com");
+        assert!(s.common.github_api_token.is_none());
+        assert_eq!(s.common.github_org, "Netflix");
+        assert_eq!(s.common.refresh_interval_secs, 10);
+        assert_eq!(s.common.key_prefix, "hubcache");
+        let paths: Vec<String> = s
+            .common
+            .cached()
+            .expect("valid")
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/",
+                "/orgs/Netflix",
+                "/orgs/Netflix/members",
+                "/orgs/Netflix/repos"
+            ]
+        );
+    }
+
+    #[test]
+    fn validation_names_the_variable() {
+        for (name, value) in [
+            ("REDIS_URL", "http://nope"),
+            ("GITHUB_API_URL", "ftp://x"),
+            ("GITHUB_ORG", "bad org"),
+            ("REFRESH_INTERVAL_SECS", "0"),
+            ("KEY_PREFIX", "a{b}"),
+            ("CACHED_ENDPOINTS", "/orgs/../x"),
+        ] {
+            let s = load_vars(&[(name, value)]).expect("parses");
+            let err = s.common.validate().expect_err(name).to_string();
+            assert!(err.contains(name) && err.contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn sentinel_settings_need_both_variables_and_valid_addresses() {
+        let s = load_vars(&[
+            ("REDIS_URL", "redis://:pw@ignored:1/2"),
+            (
+                "REDIS_SENTINELS",
+                " 127.0.0.1:26379, [::1]:26380 ,s3.local:26381",
+            ),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ])
+        .expect("parses");
+        s.common.validate().expect("valid");
+        assert_eq!(
+            s.common.redis_target().expect("target"),
+            RedisTarget::Sentinel {
+                sentinels: vec![
+                    ("127.0.0.1".to_owned(), 26379),
+                    ("::1".to_owned(), 26380),
+                    ("s3.local".to_owned(), 26381)
+                ],
+                master: "mymaster".to_owned(),
+                url: "redis://:pw@ignored:1/2".to_owned(),
+            }
+        );
+        assert_eq!(
+            load_vars(&[])
+                .expect("defaults")
+                .common
+                .redis_target()
+                .expect("target"),
+            RedisTarget::Single {
+                url: "redis://127.0.0.1:6379".to_owned()
+            }
+        );
+        for (vars, named, shown) in [
+            (
+                vec![("REDIS_SENTINELS", "127.0.0.1:26379")],
+                "REDIS_SENTINEL_MASTER",
+                "127.0.0.1:26379",
+            ),
+            (
+                vec![("REDIS_SENTINEL_MASTER", "mymaster")],
+                "REDIS_SENTINELS",
+                "mymaster",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "127.0.0.1"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINELS",
+                "127.0.0.1",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "a:1,b:0"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_SENTINELS",
+                "a:1,b:0",
+            ),
+            (
+                vec![
+                    ("REDIS_SENTINELS", "a:1"),
+                    ("REDIS_SENTINEL_MASTER", "my master"),
+                ],
+                "REDIS_SENTINEL_MASTER",
+                "my master",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("parses");
+            let err = s.common.validate().expect_err(named).to_string();
+            assert!(err.contains(named) && err.contains(shown), "{err}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_take_seed_nodes_and_exclude_sentinel_and_databases() {
+        let s = load_vars(&[
+            ("REDIS_URL", "redis://:pw@ignored:1"),
+            ("REDIS_CLUSTER_NODES", "127.0.0.1:7000,127.0.0.1:7001"),
+        ])
+        .expect("parses");
+        s.common.validate().expect("valid");
+        assert_eq!(
+            s.common.redis_target().expect("target"),
+            RedisTarget::Cluster {
+                nodes: vec![
+                    ("127.0.0.1".to_owned(), 7000),
+                    ("127.0.0.1".to_owned(), 7001)
+                ],
+                url: "redis://:pw@ignored:1".to_owned(),
+            }
+        );
+        for (vars, named) in [
+            (
+                vec![("REDIS_CLUSTER_NODES", "127.0.0.1")],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec![
+                    ("REDIS_CLUSTER_NODES", "a:1"),
+                    ("REDIS_SENTINELS", "b:2"),
+                    ("REDIS_SENTINEL_MASTER", "m"),
+                ],
+                "REDIS_CLUSTER_NODES",
+            ),
+            (
+                vec![
+                    ("REDIS_CLUSTER_NODES", "a:1"),
+                    ("REDIS_URL", "redis://:secret@x:1/3"),
+                ],
+                "REDIS_URL",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("parses");
+            let err = s.common.validate().expect_err(named).to_string();
+            assert!(err.contains(named), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+}
