@@ -23,6 +23,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::json_error::json_error;
 use crate::settings::Settings;
 
+/// `hubcache_client_rate_limited_total`: requests refused with 429 by the per-client limit.
+pub(crate) const RATE_LIMITED_METRIC: &str = "hubcache_client_rate_limited_total";
+
 /// Paths never limited.
 const EXEMPT: [&str; 3] = ["/livez", "/healthcheck", "/metrics"];
 
@@ -111,7 +114,7 @@ pub(crate) async fn client_rate_limit(
         Err(wait) => {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = secs.max(1);
-            metrics::counter!("hubcache_client_rate_limited_total").increment(1);
+            metrics::counter!(RATE_LIMITED_METRIC).increment(1);
             let mut response = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!("client rate limit exceeded; retry in {secs}s"),

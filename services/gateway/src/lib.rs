@@ -3,17 +3,21 @@
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`], the gateway's configuration.
-//! - `startup`: [`Application`]: builds shared state once, runs the server and its tasks.
+//! - `startup`: [`Application`]: builds shared state once, runs the server and its tasks (the
+//!   composition root: nothing imports it).
+//! - `app_state`: `AppState`, what every handler reaches.
 //! - `stream_listener`: loads snapshots and views, follows the refresh and views streams.
 //! - `served_state`: the in-process copies (`arc_swap`), read lock-free by every request.
 //! - `served_snapshot`: one snapshot version prepared once: ETag, gzip/br copies, element
 //!   boundaries for paging, the org id.
 //! - `served_views`: views pre-rendered in the seed's text format; `TopN` validation.
-//! - `representation`: a servable body with validators and encodings; `Accept-Encoding` and
-//!   `If-None-Match` handling.
+//! - `representation`: a servable body with its validators and encodings, prepared once.
+//! - `content_coding` (`Accept-Encoding` negotiation, gzip and brotli), `conditional`
+//!   (`If-None-Match`, weak ETags), `cache_status` (the `Cache-Status` header and stale
+//!   warnings): the HTTP rules the copies and the pass-through share, one home each.
 //! - `paging`: GitHub-style `page`/`per_page` and `Link` headers.
-//! - `passthrough`, `coalescing_cache`: everything else, answered from GitHub through a
-//!   per-key coalescing, bounded cache.
+//! - `passthrough` (a folder, one file per concern), `coalescing_cache`: everything else,
+//!   answered from GitHub through a per-key coalescing, bounded cache.
 //! - `routes`: the route table (health, views, cached keys, pass-through glue).
 //! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
 //! - `public_base`: the gateway's own base URL for Link headers.
@@ -22,9 +26,13 @@
 //! - `json_error`: the `{"message": ...}` error shape.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
+mod app_state;
 mod body_urls;
+mod cache_status;
 mod client_rate_limit;
 mod coalescing_cache;
+mod conditional;
+mod content_coding;
 mod json_error;
 mod paging;
 mod passthrough;

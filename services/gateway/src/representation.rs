@@ -5,10 +5,9 @@
 //! and view slices compress lazily, once, on the first request that asks for an encoding, and are
 //! then kept with the page. No request ever compresses a body that another request compressed.
 //!
-//! Also here: `Accept-Encoding` negotiation (q-values honoured) and `If-None-Match` evaluation,
-//! so every cached route answers conditional and compressed requests the same way.
+//! Every cached route answers conditional and compressed requests the same way: the coding is
+//! chosen by `content_coding`'s `Accept-Encoding` rules, the 304 by `conditional`'s.
 
-use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -19,6 +18,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 
+use crate::conditional;
+use crate::content_coding::{self, AcceptEncoding, Coding};
+
 /// The media type of every cached key, page and view.
 pub(crate) const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -28,27 +30,6 @@ const MIN_COMPRESS_BYTES: usize = 256;
 /// copied into a connection write buffer that grows past actix's retention limit (128 KiB) and
 /// is reallocated for every response; 64 KiB slices keep that buffer small and reused.
 const BODY_SLICE_BYTES: usize = 64 * 1024;
-
-/// A content coding the gateway can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Coding {
-    /// Uncompressed.
-    Identity,
-    /// `gzip` (flate2, default level).
-    Gzip,
-    /// `br` (brotli).
-    Brotli,
-}
-
-impl Coding {
-    fn token(self) -> &'static str {
-        match self {
-            Coding::Identity => "identity",
-            Coding::Gzip => "gzip",
-            Coding::Brotli => "br",
-        }
-    }
-}
 
 /// A body plus its precomputed validators and encodings.
 ///
@@ -129,23 +110,11 @@ impl Representation {
     /// Whether an `If-None-Match` value matches this resource (weak comparison, any encoding's
     /// tag, or `*`).
     pub(crate) fn matches_if_none_match(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get_all(header::IF_NONE_MATCH)
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .any(|candidate| {
-                if candidate == "*" {
-                    return true;
-                }
-                let opaque = candidate
-                    .strip_prefix("W/")
-                    .unwrap_or(candidate)
-                    .trim_matches('"');
-                opaque
-                    .strip_prefix(self.tag.as_str())
-                    .is_some_and(|rest| matches!(rest, "" | "-gzip" | "-br"))
-            })
+        conditional::if_none_match(headers, |opaque| {
+            opaque
+                .strip_prefix(self.tag.as_str())
+                .is_some_and(|rest| matches!(rest, "" | "-gzip" | "-br"))
+        })
     }
 
     /// The response for `req`: 304 when `If-None-Match` matches, else 200 with the best encoding
@@ -190,16 +159,12 @@ impl Representation {
 
     /// The best coding among those the client accepts; ties prefer br, then gzip, then identity.
     fn choose(&self, headers: &HeaderMap) -> Coding {
-        let Some(accept) = headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return Coding::Identity;
-        };
         if self.identity.len() < MIN_COMPRESS_BYTES {
             return Coding::Identity;
         }
-        let q = AcceptEncoding::parse(accept);
+        let Some(q) = AcceptEncoding::from_headers(headers) else {
+            return Coding::Identity;
+        };
         let candidates = [Coding::Brotli, Coding::Gzip, Coding::Identity];
         let mut best = Coding::Identity;
         let mut best_q = 0u16;
@@ -237,103 +202,26 @@ impl MessageBody for SlicedBody {
     }
 }
 
-/// Parsed `Accept-Encoding`: quality (0-1000) per coding named, and the `*` fallback.
-#[derive(Debug, Default)]
-pub(crate) struct AcceptEncoding {
-    br: Option<u16>,
-    gzip: Option<u16>,
-    identity: Option<u16>,
-    any: Option<u16>,
-}
-
-impl AcceptEncoding {
-    /// Parses a header value such as `gzip;q=0.8, br, *;q=0`. Malformed entries are skipped.
-    pub(crate) fn parse(value: &str) -> Self {
-        let mut parsed = Self::default();
-        for item in value.split(',') {
-            let mut parts = item.split(';');
-            let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            if name.is_empty() {
-                continue;
-            }
-            let mut quality = Some(1000u16);
-            for param in parts {
-                if let Some((k, v)) = param.split_once('=')
-                    && k.trim().eq_ignore_ascii_case("q")
-                {
-                    quality = parse_qvalue(v.trim());
-                }
-            }
-            let Some(quality) = quality else { continue };
-            let slot = match name.as_str() {
-                "br" => &mut parsed.br,
-                "gzip" | "x-gzip" => &mut parsed.gzip,
-                "identity" => &mut parsed.identity,
-                "*" => &mut parsed.any,
-                _ => continue,
-            };
-            *slot = Some(quality);
-        }
-        parsed
-    }
-
-    /// The quality the client gives `coding` (identity is acceptable unless excluded).
-    pub(crate) fn quality(&self, coding: Coding) -> u16 {
-        match coding {
-            Coding::Brotli => self.br.or(self.any).unwrap_or(0),
-            Coding::Gzip => self.gzip.or(self.any).unwrap_or(0),
-            // Identity: a tie with a compressed coding loses (the candidates are tried in order and
-            // must be strictly better), and it is always acceptable as the last resort.
-            Coding::Identity => self.identity.or(self.any).unwrap_or(1000).max(1),
-        }
-    }
-}
-
-/// RFC 9110 qvalue: `0`, `1`, `0.xxx`, `1.000`; returned in thousandths.
-fn parse_qvalue(s: &str) -> Option<u16> {
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let int: u16 = match int {
-        "0" => 0,
-        "1" => 1,
-        _ => return None,
-    };
-    let mut thousandths = 0u16;
-    for (i, b) in frac.bytes().enumerate() {
-        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
-    }
-    let q = int * 1000 + thousandths;
-    (q <= 1000).then_some(q)
-}
-
+/// The gzip copy of `body`, if it is worth serving (large enough, and smaller once compressed).
 fn gzip(body: &[u8]) -> Option<Bytes> {
     if body.len() < MIN_COMPRESS_BYTES {
         return None;
     }
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::default(),
-    );
-    encoder.write_all(body).ok()?;
-    let out = encoder.finish().ok()?;
-    (out.len() < body.len()).then(|| Bytes::from(out))
+    content_coding::gzip(body)
+        .ok()
+        .filter(|out| out.len() < body.len())
 }
 
+/// The brotli copy of `body`, if it is worth serving (large enough, and smaller once compressed).
 fn brotli(body: &[u8]) -> Option<Bytes> {
     if body.len() < MIN_COMPRESS_BYTES {
         return None;
     }
     // Quality 9 for small bodies; 5 for large ones keeps a multi-MB snapshot under a second.
     let quality = if body.len() > 512 * 1024 { 5 } else { 9 };
-    let mut out = Vec::with_capacity(body.len() / 5);
-    {
-        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, quality, 22);
-        writer.write_all(body).ok()?;
-        writer.flush().ok()?;
-    }
-    (out.len() < body.len()).then(|| Bytes::from(out))
+    content_coding::brotli(body, quality)
+        .ok()
+        .filter(|out| out.len() < body.len())
 }
 
 #[cfg(test)]
@@ -356,18 +244,6 @@ mod tests {
         assert_eq!(sliced.size(), BodySize::Sized(200_000));
         let collected = actix_web::body::to_bytes(sliced).await.expect("infallible");
         assert_eq!(collected, body);
-    }
-
-    #[test]
-    fn qvalues_parse_strictly() {
-        assert_eq!(parse_qvalue("1"), Some(1000));
-        assert_eq!(parse_qvalue("0.5"), Some(500));
-        assert_eq!(parse_qvalue("0.125"), Some(125));
-        assert_eq!(parse_qvalue("1.000"), Some(1000));
-        assert_eq!(parse_qvalue("1.5"), None);
-        assert_eq!(parse_qvalue("2"), None);
-        assert_eq!(parse_qvalue("0.1234"), None);
-        assert_eq!(parse_qvalue("abc"), None);
     }
 
     #[test]

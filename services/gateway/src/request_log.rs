@@ -20,10 +20,10 @@ use actix_web::{HttpRequest, web};
 use parking_lot::RwLock;
 use tracing_actix_web::RequestId;
 
+use crate::cache_status::CACHE_STATUS;
+
 /// The response header carrying the request id.
 pub(crate) const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-/// The `Cache-Status` response header the log line reports.
-const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// The middleware (registered inside `TracingLogger`, so it runs in the request's span).
 pub(crate) async fn request_log(
@@ -146,9 +146,9 @@ impl RequestHandles {
 /// arbitrary client paths never become label values.
 pub(crate) const PASSTHROUGH_ROUTE: &str = "passthrough";
 /// `hubcache_http_requests_total{route,method,status}`.
-const REQUESTS_METRIC: &str = "hubcache_http_requests_total";
+pub(crate) const REQUESTS_METRIC: &str = "hubcache_http_requests_total";
 /// `hubcache_http_request_duration_seconds{route,method}`: time to the response head.
-const DURATION_METRIC: &str = "hubcache_http_request_duration_seconds";
+pub(crate) const DURATION_METRIC: &str = "hubcache_http_request_duration_seconds";
 
 /// The method as a bounded label value (clients may send any token as a method).
 fn method_label(method: &Method) -> &'static str {

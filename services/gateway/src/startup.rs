@@ -13,12 +13,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use hubcache_shared::github::ClientOptions;
-use hubcache_shared::metrics::MetricsHandle;
 use hubcache_shared::{GithubClient, KeySchema, RedisConnector, shutdown};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
-use url::Url;
 
+use crate::app_state::AppState;
 use crate::body_urls::BodyUrlRewriter;
 use crate::client_rate_limit::{ClientRateLimiter, client_rate_limit};
 use crate::passthrough::PassThrough;
@@ -38,18 +37,6 @@ const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// A connection being shut down is dropped after this even if the client never acknowledges.
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What every handler can reach (one instance per process, shared by all workers).
-pub(crate) struct AppState {
-    /// The in-process copies of cached keys and views.
-    pub(crate) served: Arc<ServedState>,
-    /// `PUBLIC_URL`, if set (Link headers use it, else the request's Host).
-    pub(crate) public_url: Option<Url>,
-    /// Everything that is not a cached key, view or health route.
-    pub(crate) pass_through: PassThrough,
-    /// Renders `GET /metrics` (the process-wide recorder).
-    pub(crate) metrics: MetricsHandle,
-}
 
 /// A built gateway: listening, with its copies loaded if Redis was reachable.
 pub struct Application {

@@ -7,10 +7,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
+use crate::app_state::AppState;
 use crate::json_error::json_error;
 use crate::paging::CachedQuery;
 use crate::public_base::public_base;
-use crate::startup::AppState;
 
 /// Why a cached key cannot be answered.
 #[derive(Debug, thiserror::Error)]

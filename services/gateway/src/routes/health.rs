@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use crate::startup::AppState;
+use crate::app_state::AppState;
 
 /// 200 while the process serves requests at all.
 pub(crate) async fn livez() -> HttpResponse {

@@ -7,30 +7,43 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use hubcache_shared::metrics::{CONTENT_TYPE, age_seconds};
 
-use crate::startup::AppState;
+use crate::app_state::AppState;
+use crate::client_rate_limit::RATE_LIMITED_METRIC;
+use crate::coalescing_cache::{EVICTIONS_METRIC, LOOKUPS_METRIC};
+use crate::passthrough::UPSTREAM_METRIC;
+use crate::request_log::{DURATION_METRIC, REQUESTS_METRIC};
+
+/// `hubcache_passthrough_cache_entries`: entries in the pass-through cache.
+const CACHE_ENTRIES_METRIC: &str = "hubcache_passthrough_cache_entries";
+/// `hubcache_passthrough_cache_bytes`: bytes held by the pass-through cache.
+const CACHE_BYTES_METRIC: &str = "hubcache_passthrough_cache_bytes";
+/// `hubcache_served_snapshot_version{path}`.
+const SNAPSHOT_VERSION_METRIC: &str = "hubcache_served_snapshot_version";
+/// `hubcache_served_snapshot_age_seconds{path}`.
+const SNAPSHOT_AGE_METRIC: &str = "hubcache_served_snapshot_age_seconds";
+/// `hubcache_served_views_version`.
+const VIEWS_VERSION_METRIC: &str = "hubcache_served_views_version";
+/// `hubcache_redis_reachable`.
+const REDIS_REACHABLE_METRIC: &str = "hubcache_redis_reachable";
 
 /// The Prometheus text exposition of this gateway process.
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats = state.pass_through.stats();
-    ::metrics::gauge!("hubcache_passthrough_cache_entries").set(stats.cache.entries as f64);
-    ::metrics::gauge!("hubcache_passthrough_cache_bytes").set(stats.cache.bytes as f64);
+    ::metrics::gauge!(CACHE_ENTRIES_METRIC).set(stats.cache.entries as f64);
+    ::metrics::gauge!(CACHE_BYTES_METRIC).set(stats.cache.bytes as f64);
     for path in state.served.cached_paths() {
         if let Some(snapshot) = state.served.snapshot(path) {
             // Label values are the configured cached paths: a fixed, small set.
-            ::metrics::gauge!("hubcache_served_snapshot_version", "path" => path.clone())
+            ::metrics::gauge!(SNAPSHOT_VERSION_METRIC, "path" => path.clone())
                 .set(snapshot.version as f64);
-            ::metrics::gauge!("hubcache_served_snapshot_age_seconds", "path" => path.clone())
+            ::metrics::gauge!(SNAPSHOT_AGE_METRIC, "path" => path.clone())
                 .set(age_seconds(snapshot.fetched_at_ms));
         }
     }
     if let Some(views) = state.served.views() {
-        ::metrics::gauge!("hubcache_served_views_version").set(views.version as f64);
+        ::metrics::gauge!(VIEWS_VERSION_METRIC).set(views.version as f64);
     }
-    ::metrics::gauge!("hubcache_redis_reachable").set(if state.served.is_stale() {
-        0.0
-    } else {
-        1.0
-    });
+    ::metrics::gauge!(REDIS_REACHABLE_METRIC).set(if state.served.is_stale() { 0.0 } else { 1.0 });
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -42,58 +55,55 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) fn describe() {
     use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
-        "hubcache_http_requests_total",
+        REQUESTS_METRIC,
         "HTTP requests answered, by route template (`passthrough` for every other path), method and status."
     );
     describe_histogram!(
-        "hubcache_http_request_duration_seconds",
+        DURATION_METRIC,
         Unit::Seconds,
         "Time to answer an HTTP request (to the response head), by route template and method."
     );
     describe_counter!(
-        "hubcache_passthrough_cache_lookups_total",
+        LOOKUPS_METRIC,
         "Pass-through cache lookups by result: hit, miss, coalesced, stale, revalidated, fetch_error, bypass."
     );
     describe_counter!(
-        "hubcache_passthrough_cache_evictions_total",
+        EVICTIONS_METRIC,
         "Pass-through cache entries evicted to stay within CACHE_MAX_ENTRIES / CACHE_MAX_BYTES."
     );
+    describe_gauge!(CACHE_ENTRIES_METRIC, "Entries in the pass-through cache.");
     describe_gauge!(
-        "hubcache_passthrough_cache_entries",
-        "Entries in the pass-through cache."
-    );
-    describe_gauge!(
-        "hubcache_passthrough_cache_bytes",
+        CACHE_BYTES_METRIC,
         Unit::Bytes,
         "Bytes held by the pass-through cache."
     );
     describe_counter!(
-        "hubcache_upstream_requests_total",
+        UPSTREAM_METRIC,
         "Requests the pass-through sent to GitHub, by response status (`error`: no response)."
     );
     describe_counter!(
-        "hubcache_client_rate_limited_total",
+        RATE_LIMITED_METRIC,
         "Requests refused with 429 by the per-client rate limit."
     );
     describe_counter!(
-        "hubcache_served_copy_responses_total",
+        super::SERVED_COPY_METRIC,
         "Answers from the in-process copies of cached keys and views (`stale` while Redis is unreachable)."
     );
     describe_gauge!(
-        "hubcache_served_snapshot_version",
+        SNAPSHOT_VERSION_METRIC,
         "Version of the snapshot this gateway serves, by cached path."
     );
     describe_gauge!(
-        "hubcache_served_snapshot_age_seconds",
+        SNAPSHOT_AGE_METRIC,
         Unit::Seconds,
         "Time since the fetcher fetched the content this gateway serves, by cached path."
     );
     describe_gauge!(
-        "hubcache_served_views_version",
+        VIEWS_VERSION_METRIC,
         "Repos snapshot version of the views this gateway serves."
     );
     describe_gauge!(
-        "hubcache_redis_reachable",
+        REDIS_REACHABLE_METRIC,
         "1 while this gateway follows the Redis streams, 0 while it serves possibly stale copies."
     );
 }

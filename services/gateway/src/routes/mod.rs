@@ -10,25 +10,20 @@ mod views;
 
 use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponseBuilder, guard, web};
 
+use crate::app_state::AppState;
+use crate::cache_status::{CACHE_STATUS, HIT, HIT_STALE, STALE_WARNING};
 use crate::served_state::ServedState;
 use crate::served_views::Direction;
-use crate::startup::AppState;
 
 pub(crate) use metrics::describe as describe_metrics;
 pub(crate) use pass_through::pass_through;
 
-/// The `Cache-Status` header (RFC 9211). Not one of `http`'s standard names, so parsing the string
-/// would allocate a new name on every response; this one is built at compile time.
-const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-/// `Cache-Status` of an answer from the in-process copy (RFC 9211).
-const HIT: &str = "hubcache; hit";
-/// The same while Redis is unreachable: the copy may be outdated.
-const HIT_STALE: &str = "hubcache; hit; fwd=stale";
-/// RFC 7234 warning for stale answers (obsolete in RFC 9111, still understood by tooling).
-const STALE_WARNING: &str = "110 hubcache \"Response is Stale\"";
+/// `hubcache_served_copy_responses_total{result}`: answers from the in-process copies (`hit`, or
+/// `stale` while Redis is unreachable).
+const SERVED_COPY_METRIC: &str = "hubcache_served_copy_responses_total";
 
 /// Registers every route. `served` tells which cached paths exist (fixed at start).
 ///
@@ -95,15 +90,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
 
 /// Adds `Cache-Status` (and a staleness `Warning` while Redis is unreachable).
 fn mark_hit(builder: &mut HttpResponseBuilder, stale: bool) {
-    // Literal labels: the metric key is a `static`, so counting allocates nothing.
+    // Literal labels: the label set is a `static`, so counting allocates nothing.
     if stale {
-        ::metrics::counter!("hubcache_served_copy_responses_total", "result" => "stale")
-            .increment(1);
+        ::metrics::counter!(SERVED_COPY_METRIC, "result" => "stale").increment(1);
         builder
             .insert_header((CACHE_STATUS, HeaderValue::from_static(HIT_STALE)))
             .insert_header((header::WARNING, HeaderValue::from_static(STALE_WARNING)));
     } else {
-        ::metrics::counter!("hubcache_served_copy_responses_total", "result" => "hit").increment(1);
+        ::metrics::counter!(SERVED_COPY_METRIC, "result" => "hit").increment(1);
         builder.insert_header((CACHE_STATUS, HeaderValue::from_static(HIT)));
     }
 }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::startup::AppState;
+use crate::app_state::AppState;
 
 /// Answers a request the in-process copies cannot.
 pub(crate) async fn pass_through(

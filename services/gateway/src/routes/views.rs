@@ -5,9 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use hubcache_shared::ViewName;
 use hubcache_shared::views::UnknownView;
 
+use crate::app_state::AppState;
 use crate::json_error::json_error;
 use crate::served_views::{Direction, InvalidTopN, TopN};
-use crate::startup::AppState;
 
 /// Why a view request cannot be answered.
 #[derive(Debug, thiserror::Error)]

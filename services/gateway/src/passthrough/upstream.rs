@@ -1,0 +1,154 @@
+//! The one upstream call: an [`OutgoingRequest`] built from allow-listed headers, sent to the
+//! configured base only, with the server token only where the rules allow it.
+
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap, HeaderValue};
+use bytes::Bytes;
+use hubcache_shared::GithubClient;
+use url::Url;
+
+use super::allow_lists::allowed_header;
+use crate::body_urls::BodyUrlRewriter;
+
+/// `hubcache_upstream_requests_total{status}`: requests the pass-through sent to GitHub, by
+/// response status (`error`: no response).
+pub(crate) const UPSTREAM_METRIC: &str = "hubcache_upstream_requests_total";
+
+/// What the fetches share: the client, the freshness rules and the body rewriting.
+pub(super) struct Upstream {
+    pub(super) github: GithubClient,
+    pub(super) use_server_token: bool,
+    pub(super) public_url: Option<Url>,
+    /// With `PUBLIC_URL` set: rewrites upstream URLs in stored bodies to it.
+    pub(super) body_urls: Option<BodyUrlRewriter>,
+    pub(super) fresh_ttl: Duration,
+    pub(super) negative_ttl: Duration,
+    pub(super) timeout: Duration,
+}
+
+/// A request about to be sent upstream. Built from allow-listed headers only.
+pub(super) struct OutgoingRequest {
+    pub(super) method: reqwest::Method,
+    pub(super) target: String,
+    pub(super) headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    pub(super) credential: Option<HeaderValue>,
+    pub(super) use_server_token: bool,
+    pub(super) body: Option<Bytes>,
+}
+
+impl OutgoingRequest {
+    pub(super) fn new(method: reqwest::Method, target: String) -> Self {
+        Self {
+            method,
+            target,
+            headers: Vec::new(),
+            credential: None,
+            use_server_token: false,
+            body: None,
+        }
+    }
+
+    pub(super) fn copy_header(&mut self, headers: &HeaderMap, name: &'static str) {
+        if let Some(value) = allowed_header(headers, name)
+            && let Ok(value) = reqwest::header::HeaderValue::from_bytes(value.as_bytes())
+        {
+            self.headers
+                .push((reqwest::header::HeaderName::from_static(name), value));
+        }
+    }
+}
+
+/// An upstream answer, before it is classified.
+pub(super) struct RawAnswer {
+    pub(super) status: reqwest::StatusCode,
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: Bytes,
+}
+
+/// Why an upstream fetch gave no usable answer. Shared by waiters; never holds a URL or token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum UpstreamFailure {
+    /// GitHub answered a server error.
+    #[error("GitHub answered {0}")]
+    Status(u16),
+    /// GitHub refused because a rate limit is spent (403 or 429).
+    #[error("GitHub is rate limiting (status {status})")]
+    RateLimited {
+        /// The upstream status.
+        status: u16,
+        /// Seconds GitHub asked to wait.
+        retry_after: Option<u64>,
+    },
+    /// No answer: connection, timeout or broken body.
+    #[error("GitHub could not be reached: {0}")]
+    Transport(&'static str),
+    /// The target cannot be put under the configured upstream.
+    #[error("the request target cannot be sent upstream")]
+    InvalidTarget,
+    /// The answer could not be prepared for the cache.
+    #[error("the upstream answer could not be prepared")]
+    Prepare,
+}
+
+impl UpstreamFailure {
+    /// A transport error described without its URL (which could carry a query).
+    fn transport(error: &reqwest::Error) -> Self {
+        UpstreamFailure::Transport(if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else if error.is_body() || error.is_decode() {
+            "the answer was cut off"
+        } else {
+            "request failed"
+        })
+    }
+}
+
+impl Upstream {
+    /// Sends `outgoing` to the configured upstream; the token goes only where `GithubClient`
+    /// allows, and only when `use_server_token`.
+    pub(super) async fn send(
+        &self,
+        outgoing: OutgoingRequest,
+    ) -> Result<RawAnswer, UpstreamFailure> {
+        let url = self
+            .github
+            .resolve(&outgoing.target)
+            .map_err(|_| UpstreamFailure::InvalidTarget)?;
+        let mut builder = self
+            .github
+            .request(outgoing.method, url, outgoing.use_server_token)
+            // Store plain bodies; the gateway compresses once per entry itself.
+            .header(reqwest::header::ACCEPT_ENCODING, "identity");
+        for (name, value) in outgoing.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(credential) = outgoing.credential {
+            let mut value = reqwest::header::HeaderValue::from_bytes(credential.as_bytes())
+                .map_err(|_| UpstreamFailure::InvalidTarget)?;
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(body) = outgoing.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(|e| {
+            metrics::counter!(UPSTREAM_METRIC, "status" => "error").increment(1);
+            UpstreamFailure::transport(&e)
+        })?;
+        let status = response.status();
+        metrics::counter!(UPSTREAM_METRIC, "status" => status.as_str().to_owned()).increment(1);
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| UpstreamFailure::transport(&e))?;
+        Ok(RawAnswer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
