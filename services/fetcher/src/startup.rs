@@ -1,5 +1,6 @@
 //! Building and running the fetcher: the [`Application`] that `main` and the tests start.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 use crate::Settings;
 use crate::admin::AdminListener;
 use crate::fetch_loop::FetchLoop;
+use crate::hints::{HintBoard, HintReader};
 use crate::lease::Lease;
 use crate::poller::Poller;
 use crate::schedule::Schedule;
@@ -101,11 +103,28 @@ impl Application {
             Duration::from_millis(self.settings.backoff_base_ms),
             Duration::from_millis(self.settings.backoff_max_ms),
         );
-        let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now());
+        let board = Arc::new(HintBoard::default());
+        let reader = HintReader::new(
+            self.connector.clone(),
+            &keys,
+            endpoints.iter().map(|e| e.path.clone()),
+            Arc::clone(&board),
+        );
+        let reading = tokio::spawn(reader.run(shutdown.clone()));
+        let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now())
+            .with_webhook_policy(self.settings.webhook_policy());
         let poller = Poller::new(self.client, self.settings.max_pages);
-        FetchLoop::new(conn, lease, poller, SnapshotWriter::new(keys), schedule)
-            .run(shutdown)
-            .await;
+        FetchLoop::new(
+            conn,
+            lease,
+            poller,
+            SnapshotWriter::new(keys),
+            schedule,
+            board,
+        )
+        .run(shutdown)
+        .await;
+        let _ = reading.await;
         tracing::info!("fetcher stopped");
         Ok(())
     }

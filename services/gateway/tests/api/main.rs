@@ -21,3 +21,4 @@ mod sentinel;
 mod settings;
 mod traces;
 mod views;
+mod webhooks;
