@@ -108,6 +108,43 @@ impl GithubResponse {
     }
 }
 
+/// A URL under the configured upstream base: the only thing [`GithubClient::request`] sends to.
+///
+/// Only the client's resolver builds one ([`GithubClient::resolve`] from a path relative to the
+/// base, [`GithubClient::resolve_link`] from a link an answer named, checked against the base),
+/// so a request to a foreign host, which would carry the token there, cannot be written:
+///
+/// ```compile_fail
+/// // No constructor outside the resolver: the fields are private and nothing converts into one.
+/// let url: hubcache_shared::github::UpstreamUrl =
+///     url::Url::parse("https://evil.example/").unwrap().into();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    url: Url,
+    /// Path and query relative to the base, as the resolver was given them (or, for an absolute
+    /// link, as they follow the base path).
+    target: String,
+}
+
+impl UpstreamUrl {
+    /// The full URL.
+    pub fn as_url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The path and query relative to the configured base: what the fetcher records as a page's
+    /// target and resolves again on the next poll.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// [`UpstreamUrl::target`], owned.
+    pub fn into_target(self) -> String {
+        self.target
+    }
+}
+
 /// The client. Cheap to clone (reqwest's pool is shared).
 #[derive(Clone)]
 pub struct GithubClient {
@@ -159,34 +196,60 @@ impl GithubClient {
         self.token.is_some()
     }
 
-    /// Resolves `target` (a path with optional query, or an absolute URL) against the base.
-    ///
-    /// Absolute URLs must be under the base (same scheme, host, port and path prefix): this is
-    /// what keeps the token from ever leaving for another host.
-    pub fn resolve(&self, target: &str) -> Result<Url, GithubError> {
-        if target.starts_with('/') {
-            let base_path = self.base.path().trim_end_matches('/');
-            let joined = format!(
-                "{}://{}{}{}",
-                self.base.scheme(),
-                self.base.host_str().unwrap_or_default(),
-                self.base
-                    .port()
-                    .map(|p| format!(":{p}"))
-                    .unwrap_or_default(),
-                format_args!("{base_path}{target}")
-            );
-            return Url::parse(&joined).map_err(|_| GithubError::InvalidTarget(target.to_owned()));
+    /// The URL of `target`, a path with optional query relative to the configured base
+    /// (`/orgs/x/repos?page=2`; under a base with a path, such as `.../api/v3`, it is appended
+    /// to that path). Anything else (an absolute URL, a path that dot-segments lead out of the
+    /// base) is refused: this and [`GithubClient::resolve_link`] are the only ways to build an
+    /// [`UpstreamUrl`], so the token can only go to the configured base.
+    pub fn resolve(&self, target: &str) -> Result<UpstreamUrl, GithubError> {
+        if !target.starts_with('/') {
+            return Err(GithubError::InvalidTarget(without_query(target)));
         }
-        let url = Url::parse(target).map_err(|_| GithubError::InvalidTarget(target.to_owned()))?;
-        if self.is_under_base(&url) {
-            Ok(url)
-        } else {
-            Err(GithubError::ForeignTarget(redact_query(&url)))
+        let base_path = self.base.path().trim_end_matches('/');
+        let joined = format!(
+            "{}://{}{}{}",
+            self.base.scheme(),
+            self.base.host_str().unwrap_or_default(),
+            self.base
+                .port()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default(),
+            format_args!("{base_path}{target}")
+        );
+        let url =
+            Url::parse(&joined).map_err(|_| GithubError::InvalidTarget(without_query(target)))?;
+        if !self.is_under_base(&url) {
+            return Err(GithubError::ForeignTarget(redact_query(&url)));
         }
+        Ok(UpstreamUrl {
+            url,
+            target: target.to_owned(),
+        })
     }
 
-    /// The target relative to the base (path and query) of a URL under the base.
+    /// The URL of a link an upstream answer named (a `Link` header's `next`): absolute links
+    /// only when they are under the configured base (same scheme, host, port and path prefix),
+    /// other links as [`GithubClient::resolve`] takes them. A link to any other host is refused
+    /// ([`GithubError::ForeignTarget`]), so following links cannot leave the upstream.
+    pub fn resolve_link(&self, link: &str) -> Result<UpstreamUrl, GithubError> {
+        if link.starts_with('/') && !link.starts_with("//") {
+            return self.resolve(link);
+        }
+        // A network-path reference (`//host/path`) names a host, like in a browser.
+        let url = if link.starts_with("//") {
+            self.base.join(link)
+        } else {
+            Url::parse(link)
+        }
+        .map_err(|_| GithubError::InvalidTarget(without_query(link)))?;
+        let target = self
+            .relative_target(&url)
+            .ok_or_else(|| GithubError::ForeignTarget(redact_query(&url)))?;
+        Ok(UpstreamUrl { url, target })
+    }
+
+    /// The target relative to the base (path and query) of a URL under the base; `None` for
+    /// any other URL.
     pub fn relative_target(&self, url: &Url) -> Option<String> {
         if !self.is_under_base(url) {
             return None;
@@ -203,6 +266,8 @@ impl GithubClient {
     fn is_under_base(&self, url: &Url) -> bool {
         let base_path = self.base.path().trim_end_matches('/');
         url.scheme() == self.base.scheme()
+            && url.username().is_empty()
+            && url.password().is_none()
             && url.host_str() == self.base.host_str()
             && url.port_or_known_default() == self.base.port_or_known_default()
             && (url.path() == base_path
@@ -212,9 +277,15 @@ impl GithubClient {
 
     /// A request to `url` with GitHub's headers; the server token is added when `use_token`.
     ///
-    /// The gateway's pass-through builds on this so that the token handling lives in one place.
-    pub fn request(&self, method: Method, url: Url, use_token: bool) -> reqwest::RequestBuilder {
-        let builder = self.http.request(method, url);
+    /// The gateway's pass-through builds on this so that the token handling lives in one place;
+    /// `url` can only have come from this client's resolver, so it names the configured base.
+    pub fn request(
+        &self,
+        method: Method,
+        url: UpstreamUrl,
+        use_token: bool,
+    ) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, url.url);
         match (&self.token, use_token) {
             (Some(token), true) => builder.bearer_auth(token.expose_secret()),
             _ => builder,
@@ -253,6 +324,14 @@ impl GithubClient {
             body,
         })
     }
+}
+
+/// A target for error messages: the query (which could carry a credential) is dropped.
+fn without_query(target: &str) -> String {
+    target
+        .split_once('?')
+        .map_or(target, |(path, _)| path)
+        .to_owned()
 }
 
 /// A URL for error messages: the query (which could carry a credential) is dropped.
@@ -593,39 +672,105 @@ mod tests {
     }
 
     #[test]
-    fn resolves_targets_only_under_the_base() {
+    fn resolves_relative_targets_under_the_base() {
         let c = client("https://api.github.com");
+        let url = c.resolve("/orgs/x/repos?per_page=100").expect("ok");
         assert_eq!(
-            c.resolve("/orgs/x/repos?per_page=100")
-                .expect("ok")
-                .as_str(),
+            url.as_url().as_str(),
             "https://api.github.com/orgs/x/repos?per_page=100"
         );
-        assert!(
-            c.resolve("https://api.github.com/organizations/1/repos?page=2")
-                .is_ok()
+        assert_eq!(url.target(), "/orgs/x/repos?per_page=100");
+        // A path that looks like a host stays a path on the base's host.
+        assert_eq!(
+            c.resolve("//evil.example/x")
+                .expect("ok")
+                .as_url()
+                .host_str(),
+            Some("api.github.com")
         );
-        assert!(matches!(
-            c.resolve("https://evil.example/x"),
-            Err(GithubError::ForeignTarget(_))
-        ));
-        assert!(matches!(
-            c.resolve("http://api.github.com/x"),
-            Err(GithubError::ForeignTarget(_))
-        ));
         let c = client("http://127.0.0.1:3001/api/v3");
         assert_eq!(
-            c.resolve("/orgs/x").expect("ok").as_str(),
+            c.resolve("/orgs/x").expect("ok").as_url().as_str(),
             "http://127.0.0.1:3001/api/v3/orgs/x"
         );
-        assert!(c.resolve("http://127.0.0.1:3001/other").is_err());
+        assert!(matches!(
+            c.resolve("/../../other"),
+            Err(GithubError::ForeignTarget(_))
+        ));
+    }
+
+    #[test]
+    fn resolve_refuses_absolute_urls_even_under_the_base() {
+        let c = client("https://api.github.com");
+        for target in [
+            "https://api.github.com/orgs/x",
+            "https://evil.example/x",
+            "evil.example/x",
+            "",
+        ] {
+            assert!(
+                matches!(c.resolve(target), Err(GithubError::InvalidTarget(_))),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_resolve_only_under_the_base() {
+        let c = client("https://api.github.com");
         let url = c
-            .resolve("http://127.0.0.1:3001/api/v3/organizations/1/repos?page=2")
+            .resolve_link("https://api.github.com/organizations/1/repos?page=2")
             .expect("ok");
+        assert_eq!(url.target(), "/organizations/1/repos?page=2");
         assert_eq!(
-            c.relative_target(&url).as_deref(),
+            c.resolve_link("/orgs/x?page=2").expect("ok").target(),
+            "/orgs/x?page=2"
+        );
+        for foreign in [
+            "https://evil.example/x",
+            "http://api.github.com/x",
+            "https://api.github.com:8443/x",
+            "https://api.github.com.evil.example/x",
+            "https://user@evil.example/x",
+            "https://api.github.com@evil.example/x",
+            "https://user:password@api.github.com/x",
+            "//evil.example/x",
+        ] {
+            assert!(
+                matches!(c.resolve_link(foreign), Err(GithubError::ForeignTarget(_))),
+                "{foreign}"
+            );
+        }
+        assert!(matches!(
+            c.resolve_link("not a url"),
+            Err(GithubError::InvalidTarget(_))
+        ));
+        let c = client("http://127.0.0.1:3001/api/v3");
+        assert!(c.resolve_link("http://127.0.0.1:3001/other").is_err());
+        assert!(c.resolve_link("http://127.0.0.1:3001/api/v30/x").is_err());
+        let url = c
+            .resolve_link("http://127.0.0.1:3001/api/v3/organizations/1/repos?page=2")
+            .expect("ok");
+        assert_eq!(url.target(), "/organizations/1/repos?page=2");
+        assert_eq!(
+            c.relative_target(url.as_url()).as_deref(),
             Some("/organizations/1/repos?page=2")
         );
+    }
+
+    #[test]
+    fn refusals_never_echo_a_query() {
+        let c = client("https://api.github.com");
+        for error in [
+            c.resolve("https://evil.example/x?access_token=secret"),
+            c.resolve_link("https://evil.example/x?access_token=secret"),
+            c.resolve_link("::?access_token=secret"),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        {
+            assert!(!error.to_string().contains("secret"), "{error}");
+        }
     }
 
     #[test]
@@ -663,6 +808,18 @@ mod fuzz {
 
     use super::*;
 
+    /// One client with a bare base and one with a path (building a client per case is slow).
+    static CLIENTS: std::sync::LazyLock<[GithubClient; 2]> = std::sync::LazyLock::new(|| {
+        ["https://api.github.com", "http://127.0.0.1:3001/api/v3"].map(|base| {
+            GithubClient::new(
+                Url::parse(base).expect("url"),
+                None,
+                &ClientOptions::default(),
+            )
+            .expect("client")
+        })
+    });
+
     /// URLs as GitHub writes them (no `<`, `>`, `,`, `;` or quotes inside).
     fn url() -> impl Strategy<Value = String> {
         "https?://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[A-Za-z0-9_.~-]{0,8}){0,4}(\\?[a-z_]{1,8}=[0-9]{1,6}(&[a-z_]{1,8}=[0-9]{1,6}){0,2})?"
@@ -677,6 +834,36 @@ mod fuzz {
             for url in [links.next, links.prev, links.first, links.last].into_iter().flatten() {
                 prop_assert!(!url.is_empty());
                 prop_assert!(value.contains(&url));
+            }
+        }
+
+        #[test]
+        fn no_target_or_link_resolves_outside_the_base(
+            text in any::<String>(),
+            link in url(),
+            path in "/[A-Za-z0-9_./%@:?&=#-]{0,24}",
+        ) {
+            for client in CLIENTS.iter() {
+                let base = client.base_url().clone();
+                let base_path = base.path().trim_end_matches('/').to_owned();
+                let resolved = [
+                    client.resolve(&text),
+                    client.resolve(&path),
+                    client.resolve_link(&text),
+                    client.resolve_link(&link),
+                    client.resolve_link(&path),
+                    client.resolve_link(&format!("/{text}")),
+                ];
+                for url in resolved.into_iter().flatten() {
+                    let url = url.as_url();
+                    prop_assert_eq!(url.scheme(), base.scheme());
+                    prop_assert_eq!(url.host_str(), base.host_str());
+                    prop_assert_eq!(url.port_or_known_default(), base.port_or_known_default());
+                    prop_assert!(
+                        url.path() == base_path || url.path().starts_with(&format!("{base_path}/")),
+                        "{} left {}", url, base
+                    );
+                }
             }
         }
 

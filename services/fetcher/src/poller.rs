@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use hubcache_shared::github::{GithubError, with_max_per_page};
+use hubcache_shared::github::{GithubError, UpstreamUrl, with_max_per_page};
 use hubcache_shared::json_array;
 use hubcache_shared::snapshot::{PageMeta, content_hash, now_ms};
 use hubcache_shared::{GithubClient, GithubResponse, Snapshot, SnapshotKind, SnapshotMeta};
@@ -311,17 +311,13 @@ impl Poller {
 
     /// The target of a `next` link, which must stay under the configured base.
     fn next_target(&self, target: &str, link: &str) -> Result<String, PollError> {
-        if link.starts_with('/') {
-            return Ok(link.to_owned());
-        }
-        let foreign = |link: &str| PollError::ForeignNext {
-            target: target.to_owned(),
-            link: without_query(link),
-        };
-        let url = Url::parse(link).map_err(|_| foreign(link))?;
         self.client
-            .relative_target(&url)
-            .ok_or_else(|| foreign(link))
+            .resolve_link(link)
+            .map(UpstreamUrl::into_target)
+            .map_err(|_| PollError::ForeignNext {
+                target: target.to_owned(),
+                link: without_query(link),
+            })
     }
 }
 
