@@ -17,7 +17,8 @@
 //!   sentinel, cluster).
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`metrics`]: the process-wide Prometheus recorder and process metrics (no HTTP server).
-//! - [`shutdown`]: the one graceful-shutdown approach every service follows.
+//! - [`shutdown`]: the one graceful-shutdown approach every service follows: signals, the
+//!   [`shutdown::Supervisor`] of a service's tasks, the exit code.
 //!
 //! Architecture Invariant: this crate knows nothing about actix-web or any HTTP server; it is
 //! a library of types and clients, not a framework.

@@ -83,19 +83,19 @@ impl HintReader {
         }
     }
 
-    /// Reads until `shutdown`, reconnecting after Redis errors.
-    pub(crate) async fn run(self, shutdown: CancellationToken) {
+    /// Reads until `shutdown`, reconnecting after Redis errors (it ends only when cancelled).
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut last_id: Option<String> = None;
         loop {
             let result = tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Ok(()),
                 result = self.follow(&mut last_id) => result,
             };
             if let Err(e) = result {
                 tracing::warn!(error = %format!("{e:#}"), "reading webhook hints failed; reconnecting");
             }
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Ok(()),
                 () = tokio::time::sleep(RECONNECT_DELAY) => {}
             }
         }

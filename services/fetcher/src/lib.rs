@@ -3,8 +3,8 @@
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`] (shared settings plus `LEASE_SECS` and request limits).
-//! - [`startup`]: [`Application`], built by `main` and the tests.
-//! - `admin`: the admin listener on `METRICS_PORT` (`/metrics`, `/livez`).
+//! - [`startup`]: [`Application`], built by `main` and the tests; runs the fetch loop and the
+//!   admin listener (`hubcache-admin`) under one supervisor.
 //! - `fetch_loop`: the one task: wait for the lease, then poll due endpoints while holding it.
 //! - `hints`: follows the webhook hints stream the gateway writes; hinted endpoints are polled
 //!   at once (a burst coalesces into one revalidation).
@@ -22,7 +22,6 @@
 pub mod settings;
 pub mod startup;
 
-mod admin;
 mod budget;
 mod fetch_loop;
 mod hints;

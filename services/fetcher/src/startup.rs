@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use hubcache_admin::{AdminListener, Liveness};
 use hubcache_shared::github::ClientOptions;
-use hubcache_shared::shutdown::{self, CancellationToken};
+use hubcache_shared::shutdown::{self, CancellationToken, Supervisor};
 use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 
 use crate::Settings;
-use crate::admin::AdminListener;
 use crate::fetch_loop::FetchLoop;
 use crate::hints::{HintBoard, HintReader};
 use crate::lease::Lease;
@@ -30,6 +30,7 @@ pub struct Application {
     client: GithubClient,
     connector: RedisConnector,
     admin: Option<AdminListener>,
+    liveness: Liveness,
 }
 
 impl Application {
@@ -48,13 +49,15 @@ impl Application {
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let metrics = hubcache_shared::metrics::install();
         crate::fetch_loop::describe_metrics();
-        let admin = AdminListener::bind(settings.metrics_port, metrics)?;
+        let liveness = Liveness::new();
+        let admin = AdminListener::bind(settings.metrics_port, metrics, liveness.clone())?;
         Ok(Self {
             settings,
             instance_id: hubcache_shared::instance_id(),
             client,
             connector,
             admin,
+            liveness,
         })
     }
 
@@ -68,20 +71,40 @@ impl Application {
         self.admin.as_ref().map(AdminListener::port)
     }
 
-    /// Runs until `shutdown` is cancelled, then releases the lease if it holds it.
+    /// Runs until `shutdown` is cancelled, then releases the lease if it holds it. The fetch
+    /// loop, the webhook hint reader and the admin listener are supervised: if one ends unexpectedly (an error, a panic)
+    /// the other stops too and `run` returns the cause; the admin listener answers `/livez` with
+    /// 503 until the drain (at most `SHUTDOWN_TIMEOUT_SECS`) is over.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let admin = self
-            .admin
-            .take()
-            .map(|admin| tokio::spawn(admin.run(shutdown.clone())));
-        let result = self.poll_until_cancelled(shutdown).await;
-        if let Some(admin) = admin {
-            let _ = admin.await;
+        let stop = shutdown.child_token();
+        self.liveness.follow(&stop);
+        let timeout = Duration::from_secs(self.settings.common.shutdown_timeout_secs);
+        let admin = self.admin.take().map(AdminListener::start).transpose()?;
+        let mut supervisor = Supervisor::new(stop.clone());
+        if let Some(admin) = &admin {
+            supervisor.spawn("admin listener", admin.watch(stop.clone()));
         }
-        result
+        let board = Arc::new(HintBoard::default());
+        let hints = HintReader::new(
+            self.connector.clone(),
+            &KeySchema::new(&self.settings.common.key_prefix),
+            self.settings.endpoints()?.into_iter().map(|e| e.path),
+            Arc::clone(&board),
+        );
+        supervisor.spawn("webhook hint reader", hints.run(stop.clone()));
+        supervisor.spawn("fetch loop", self.poll_until_cancelled(board, stop));
+        let result = supervisor.supervise(timeout).await;
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
+        Ok(result?)
     }
 
-    async fn poll_until_cancelled(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn poll_until_cancelled(
+        self,
+        board: Arc<HintBoard>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let endpoints = self.settings.endpoints()?;
         tracing::info!(
             instance = %self.instance_id,
@@ -103,14 +126,6 @@ impl Application {
             Duration::from_millis(self.settings.backoff_base_ms),
             Duration::from_millis(self.settings.backoff_max_ms),
         );
-        let board = Arc::new(HintBoard::default());
-        let reader = HintReader::new(
-            self.connector.clone(),
-            &keys,
-            endpoints.iter().map(|e| e.path.clone()),
-            Arc::clone(&board),
-        );
-        let reading = tokio::spawn(reader.run(shutdown.clone()));
         let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now())
             .with_webhook_policy(self.settings.webhook_policy());
         let poller = Poller::new(self.client, self.settings.max_pages);
@@ -124,29 +139,12 @@ impl Application {
         )
         .run(shutdown)
         .await;
-        let _ = reading.await;
         tracing::info!("fetcher stopped");
         Ok(())
     }
 
-    /// Runs until SIGINT/SIGTERM, then drains within `SHUTDOWN_TIMEOUT_SECS`.
+    /// Runs until SIGINT/SIGTERM (or a task fails), then drains within `SHUTDOWN_TIMEOUT_SECS`.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let token = CancellationToken::new();
-        let timeout = Duration::from_secs(self.settings.common.shutdown_timeout_secs);
-        let task = tokio::spawn({
-            let token = token.clone();
-            async move {
-                if let Err(e) = self.run(token).await {
-                    tracing::error!(error = %format!("{e:#}"), "fetcher failed");
-                }
-            }
-        });
-        let watcher = token.clone();
-        tokio::select! {
-            () = shutdown::signal() => token.cancel(),
-            () = watcher.cancelled() => {}
-        }
-        shutdown::drain(vec![task], timeout).await;
-        Ok(())
+        self.run(shutdown::cancel_on_signal()).await
     }
 }

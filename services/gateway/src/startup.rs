@@ -12,9 +12,10 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
+use hubcache_admin::Liveness;
 use hubcache_shared::github::ClientOptions;
-use hubcache_shared::{GithubClient, KeySchema, RedisConnector, shutdown};
-use tokio_util::sync::CancellationToken;
+use hubcache_shared::shutdown::{self, CancellationToken, Supervisor};
+use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 use tracing_actix_web::TracingLogger;
 
 use crate::app_state::AppState;
@@ -47,6 +48,7 @@ pub struct Application {
     listener: StreamListener,
     connected: Option<Connected>,
     rate_limiter: web::Data<ClientRateLimiter>,
+    liveness: Liveness,
     shutdown_timeout: Duration,
 }
 
@@ -150,6 +152,8 @@ impl Application {
         let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
         let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
         let request_metrics = web::Data::new(RequestMetrics::default());
+        let liveness = Liveness::new();
+        let app_liveness = web::Data::new(liveness.clone());
 
         let tcp = std::net::TcpListener::bind((settings.host.as_str(), settings.port))
             .with_context(|| format!("binding {}:{}", settings.host, settings.port))?;
@@ -160,7 +164,8 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(hygiene.clone())
                 .app_data(app_limiter.clone())
-                .app_data(request_metrics.clone());
+                .app_data(request_metrics.clone())
+                .app_data(app_liveness.clone());
             // Registered only with GITHUB_WEBHOOK_SECRET; the route answers 404 without it.
             let app = match &webhooks {
                 Some(intake) => app.app_data(intake.clone()),
@@ -191,6 +196,7 @@ impl Application {
             listener,
             connected,
             rate_limiter,
+            liveness,
             shutdown_timeout: Duration::from_secs(settings.common.shutdown_timeout_secs),
         })
     }
@@ -201,47 +207,51 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops the
-    /// background tasks.
+    /// background tasks (at most `SHUTDOWN_TIMEOUT_SECS`). The HTTP server, the stream listener
+    /// and the rate-limit upkeep are supervised: one that ends unexpectedly (an error, a panic)
+    /// stops the others and is returned as the error. `/livez` answers 503 from the moment the
+    /// drain begins.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        let mut tasks = vec![tokio::spawn(
-            self.listener.run(self.connected, shutdown.clone()),
-        )];
+        let stop = shutdown.child_token();
+        self.liveness.follow(&stop);
+        let mut supervisor = Supervisor::new(stop.clone());
+        supervisor.spawn("http server", serve_until(self.server, stop.clone()));
+        let listener = self.listener.run(self.connected, stop.clone());
+        supervisor.spawn("stream listener", async move {
+            listener.await;
+            Ok(())
+        });
         if self.rate_limiter.is_enabled() {
             let limiter = self.rate_limiter.clone();
-            let token = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
+            supervisor.spawn("rate-limit upkeep", async move {
                 loop {
                     tokio::select! {
-                        () = token.cancelled() => return,
+                        () = stop.cancelled() => return Ok(()),
                         () = tokio::time::sleep(RATE_LIMIT_UPKEEP) => limiter.forget_idle(),
                     }
                 }
-            }));
+            });
         }
-        let mut server = tokio::spawn(self.server);
-        let result = tokio::select! {
-            () = shutdown.cancelled() => {
-                handle.stop(true).await;
-                Ok(())
-            }
-            finished = &mut server => {
-                shutdown.cancel();
-                finished.context("the HTTP server task failed")?.context("the HTTP server failed")
-            }
-        };
-        shutdown::drain(tasks, self.shutdown_timeout).await;
-        result
+        Ok(supervisor.supervise(self.shutdown_timeout).await?)
     }
 
-    /// Serves until SIGINT/SIGTERM.
+    /// Serves until SIGINT/SIGTERM (or a task fails).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let token = CancellationToken::new();
-        let trigger = token.clone();
-        tokio::spawn(async move {
-            shutdown::signal().await;
-            trigger.cancel();
-        });
-        self.run(token).await
+        self.run(shutdown::cancel_on_signal()).await
+    }
+}
+
+/// Runs `server` until `stop` is cancelled, then stops it gracefully (in-flight requests finish,
+/// within the server's shutdown timeout).
+async fn serve_until(server: Server, stop: CancellationToken) -> anyhow::Result<()> {
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        finished = &mut server => finished.context("the HTTP server failed"),
+        () = stop.cancelled() => {
+            // The server future carries out the stop command: poll both.
+            let ((), stopped) = tokio::join!(handle.stop(true), server);
+            stopped.context("the HTTP server failed while stopping")
+        }
     }
 }

@@ -9,8 +9,8 @@
 //! # Layout
 //!
 //! - [`settings`](Settings): the shared settings plus the claim timing ([`Settings`]).
-//! - [`startup`](Application): building and running the worker tasks ([`Application`]).
-//! - `admin`: the admin listener on `METRICS_PORT` (`/metrics`, `/livez`).
+//! - [`startup`](Application): building and running the worker tasks and the admin listener
+//!   (`hubcache-admin`) under one supervisor ([`Application`]).
 //! - `worker`: the consumer loop (`XREADGROUP`, catch-up, retries) and the claim loop
 //!   (`XAUTOCLAIM`).
 //! - [`ranking`](rank_repos): the pure function from a repos body to a `ViewSet` (ordering, ties,
@@ -26,7 +26,6 @@
 //! Reads `{p}:stream:refresh` (group `views`) and `{p}:snapshot:/orgs/{org}/repos`; writes
 //! `{p}:views` and `{p}:stream:views` (see `hubcache_shared::keys`).
 
-mod admin;
 mod dropped_connection;
 mod ranking;
 mod settings;

@@ -1,13 +1,13 @@
 //! Building and running the views service: one consumer task and one claim task sharing a
-//! worker, stopped together by one cancellation token.
+//! worker, and the admin listener, supervised together (`hubcache_shared::shutdown`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubcache_shared::shutdown::{self, CancellationToken};
+use hubcache_admin::{AdminListener, AdminServer, Liveness};
+use hubcache_shared::shutdown::{self, CancellationToken, Supervisor};
 use hubcache_shared::{KeySchema, RedisConnector};
 
-use crate::admin::AdminListener;
 use crate::settings::Settings;
 use crate::stats::ViewsStats;
 use crate::worker::{ViewsWorker, WorkerConfig, consumer_name};
@@ -25,6 +25,7 @@ pub struct Application {
     stats: ViewsStats,
     shutdown_timeout: Duration,
     admin: Option<AdminListener>,
+    liveness: Liveness,
 }
 
 impl Application {
@@ -54,9 +55,11 @@ impl Application {
         );
         let metrics = hubcache_shared::metrics::install();
         crate::stats::describe_metrics();
-        let admin = AdminListener::bind(settings.metrics_port, metrics)?;
+        let liveness = Liveness::new();
+        let admin = AdminListener::bind(settings.metrics_port, metrics, liveness.clone())?;
         Ok(Self {
             admin,
+            liveness,
             worker: Arc::new(worker),
             connector,
             consumer,
@@ -82,64 +85,47 @@ impl Application {
 
     /// Runs until `shutdown` is cancelled, then lets in-flight work finish (at most
     /// `SHUTDOWN_TIMEOUT_SECS`). Redis being down is never a reason to return; a task that
-    /// stops on its own (a bug) stops the others and is reported as an error.
+    /// stops on its own (an error, a panic, a bug) stops the others and is returned as the
+    /// error. The admin listener answers `/livez` with 503 until the drain is over.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let admin = self
-            .admin
-            .take()
-            .map(|admin| tokio::spawn(admin.run(shutdown.clone())));
-        let result = self.run_workers(shutdown).await;
+        let stop = shutdown.child_token();
+        self.liveness.follow(&stop);
+        let admin = self.admin.take().map(AdminListener::start).transpose()?;
+        let result = self.run_workers(stop, admin.as_ref()).await;
         if let Some(admin) = admin {
-            let _ = admin.await;
+            admin.stop().await;
         }
         result
     }
 
-    async fn run_workers(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Some(conn) = self.connector.shared_with_retry(&shutdown).await else {
-            return Ok(());
-        };
-        let stop = shutdown.child_token();
-        let tasks = vec![
-            spawn_guarded(
-                &stop,
-                self.worker.clone().consume(conn.clone(), stop.clone()),
-            ),
-            spawn_guarded(
-                &stop,
-                self.worker.clone().claim_abandoned(conn, stop.clone()),
-            ),
-        ];
-        stop.cancelled().await;
-        if !shutdown::drain(tasks, self.shutdown_timeout).await {
-            tracing::warn!("views tasks were aborted after the shutdown timeout");
+    async fn run_workers(
+        self,
+        stop: CancellationToken,
+        admin: Option<&AdminServer>,
+    ) -> anyhow::Result<()> {
+        let mut supervisor = Supervisor::new(stop.clone());
+        if let Some(admin) = admin {
+            supervisor.spawn("admin listener", admin.watch(stop.clone()));
         }
-        anyhow::ensure!(shutdown.is_cancelled(), "a views task stopped unexpectedly");
+        if let Some(conn) = self.connector.shared_with_retry(&stop).await {
+            let consume = Arc::clone(&self.worker).consume(conn.clone(), stop.clone());
+            supervisor.spawn("consumer", async move {
+                consume.await;
+                Ok(())
+            });
+            let claim = Arc::clone(&self.worker).claim_abandoned(conn, stop.clone());
+            supervisor.spawn("claimer", async move {
+                claim.await;
+                Ok(())
+            });
+        }
+        supervisor.supervise(self.shutdown_timeout).await?;
         tracing::info!("views stopped");
         Ok(())
     }
 
-    /// Runs until SIGINT or SIGTERM, then drains.
+    /// Runs until SIGINT or SIGTERM (or a task fails), then drains.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let shutdown = CancellationToken::new();
-        let trigger = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown::signal().await;
-            trigger.cancel();
-        });
-        self.run(shutdown).await
+        self.run(shutdown::cancel_on_signal()).await
     }
-}
-
-/// Spawns `task`, cancelling `stop` when it ends for any reason (a panic included), so one
-/// failed task never leaves the service half running.
-fn spawn_guarded<F>(stop: &CancellationToken, task: F) -> tokio::task::JoinHandle<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let guard = stop.clone().drop_guard();
-    tokio::spawn(async move {
-        let _stop_all_when_done = guard;
-        task.await;
-    })
 }

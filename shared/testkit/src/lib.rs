@@ -7,6 +7,8 @@
 //! - [`eventually`]: poll an async condition until it holds or a deadline passes.
 //! - [`run_to_exit`], [`assert_settings_refused`]: run a service binary with only the given
 //!   environment until it exits; check that bad settings stop it at once, named.
+//! - [`ServiceProcess`]: a service binary left running, to send it SIGTERM and read its exit
+//!   code (lifecycle tests).
 //! - [`prometheus_text`]: validate a `/metrics` scrape with promtool, read sample values.
 //! - [`sentinel`]: a master, a replica and three Redis Sentinels on loopback ([`SentinelSet`]),
 //!   for failover tests.
@@ -15,9 +17,13 @@
 pub mod cluster;
 pub mod prometheus_text;
 pub mod sentinel;
+pub mod service_process;
 
 pub use cluster::RedisCluster;
 pub use sentinel::SentinelSet;
+pub use service_process::{
+    ServiceProcess, assert_sigterm_exits_zero, assert_task_panic_exits_non_zero,
+};
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

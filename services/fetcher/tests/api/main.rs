@@ -7,6 +7,7 @@ mod corruption;
 mod faults;
 mod helpers;
 mod lease;
+mod lifecycle;
 mod metrics;
 mod settings;
 mod steady_state;

@@ -1,5 +1,6 @@
-//! `/livez` (the process runs) and `/healthcheck` (the seed's readiness: everything loaded),
-//! with the pass-through counters and, when webhooks are on, this replica's delivery counters.
+//! `/livez` (the process runs and is not draining) and `/healthcheck` (the seed's readiness:
+//! everything loaded), with the pass-through counters and, when webhooks are on, this replica's
+//! delivery counters.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -7,10 +8,9 @@ use actix_web::{HttpResponse, web};
 use crate::app_state::AppState;
 use crate::webhook_intake::WebhookIntake;
 
-/// 200 while the process serves requests at all.
-pub(crate) async fn livez() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
-}
+/// 200 while the process serves, 503 once it drains: the same handler, fed by the same
+/// supervised stop token, as the fetcher's and views' admin listeners.
+pub(crate) use hubcache_admin::livez;
 
 /// 200 once every cached key and the views are loaded (even while Redis is unreachable: the
 /// copies are still served); 503 listing what is missing otherwise. Both carry the Redis state

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod http_semantics;
 mod hygiene;
+mod lifecycle;
 mod load_balancer;
 mod metrics;
 mod overload;

@@ -4,6 +4,7 @@
 mod bad_input;
 mod group;
 mod helpers;
+mod lifecycle;
 mod metrics;
 mod recovery;
 mod refresh;
