@@ -7,8 +7,8 @@
 //!
 //! | name | type | written by | holds |
 //! |---|---|---|---|
-//! | `{p}:snapshot:{path}` | hash | fetcher | `body`, `meta` (JSON [`SnapshotMeta`](crate::SnapshotMeta)), `version` |
-//! | `{p}:views` | hash | views | `version`, `hash`, one field per view name (JSON entries) |
+//! | `{p}:snapshot:{path}` | hash | fetcher | `body`, `meta` (JSON [`SnapshotMeta`](crate::SnapshotMeta)), `version`, `status` (JSON [`SnapshotStatus`](crate::SnapshotStatus): last success and last error) |
+//! | `{p}:views` | hash | views | `version`, `source_hash` (the content hash of the repos snapshot ranked), one field per view name (JSON entries) |
 //! | `{p}:stream:refresh` | stream | fetcher | [`RefreshEvent`](crate::RefreshEvent)s |
 //! | `{p}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s |
 //! | `{p}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling |

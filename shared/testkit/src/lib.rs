@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`RedisServer`]: a real `redis-server` process on a free loopback port, killed on drop.
 //!   hubcache never tests against a mock Redis.
+//! - [`acl_user`]: a Redis ACL user ([`AclUser`]) a service under test connects as, so Redis
+//!   refuses what the service must never do (the gateway's writes).
 //! - [`free_port`]: a currently unused loopback TCP port.
 //! - [`eventually`]: poll an async condition until it holds or a deadline passes.
 //! - [`run_to_exit`], [`assert_settings_refused`]: run a service binary with only the given
@@ -13,17 +15,23 @@
 //! - [`sentinel`]: a master, a replica and three Redis Sentinels on loopback ([`SentinelSet`]),
 //!   for failover tests.
 //! - [`cluster`]: a three-master Redis Cluster on loopback ([`RedisCluster`]).
+//! - [`sim_control`]: the client of github-sim's control API ([`SimControl`]): data changes,
+//!   faults, and the request counters tests wait on.
 
+pub mod acl_user;
 pub mod cluster;
 pub mod prometheus_text;
 pub mod sentinel;
 pub mod service_process;
+pub mod sim_control;
 
+pub use acl_user::AclUser;
 pub use cluster::RedisCluster;
 pub use sentinel::SentinelSet;
 pub use service_process::{
     ServiceProcess, assert_sigterm_exits_zero, assert_task_panic_exits_non_zero,
 };
+pub use sim_control::SimControl;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -61,6 +69,14 @@ impl RedisServer {
         };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    /// Starts one that also knows `users` (declared on its command line, so they survive
+    /// [`RedisServer::restart`]), with extra arguments as in [`RedisServer::start_with`].
+    pub async fn start_with_users(users: &[&AclUser], extra: &[&str]) -> anyhow::Result<Self> {
+        let mut args: Vec<String> = users.iter().flat_map(|user| user.server_args()).collect();
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        Self::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
 
     /// Kills the server (as a crash would: no shutdown save) and leaves it down until

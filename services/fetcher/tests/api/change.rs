@@ -18,7 +18,7 @@ async fn a_change_on_page_two_reaches_redis_within_one_interval() {
     app.sim.reset_stats().await;
     let changed_at = Instant::now();
     let changed_at_ms = hubcache_shared::snapshot::now_ms();
-    app.sim.set_stars(&name, stars).await;
+    app.set_stars(&name, stars).await;
     let after = app
         .wait_for_version_above(&repos_path(), before.meta.version, Duration::from_secs(5))
         .await;
@@ -31,7 +31,7 @@ async fn a_change_on_page_two_reaches_redis_within_one_interval() {
 
     // One new version, one new event, the exact new bytes.
     assert_eq!(after.meta.version, before.meta.version + 1);
-    assert_eq!(after.body, app.sim.merged_list(&repos_path()).await);
+    assert_eq!(after.body, app.sim_merged_list(&repos_path()).await);
     let events = app.events().await;
     assert_eq!(events.len(), events_before.len() + 1, "{events:?}");
     let event = events.last().expect("event");

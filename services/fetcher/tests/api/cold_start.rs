@@ -13,7 +13,7 @@ async fn cold_start_stores_every_endpoint_byte_for_byte_with_one_event_each() {
     let snapshots = app.wait_for_snapshots().await;
 
     // The repos list: three pages merged into one array of GitHub's own element bytes.
-    let pages = app.sim.list_pages(&repos_path()).await;
+    let pages = app.sim_list_pages(&repos_path()).await;
     assert_eq!(
         pages.iter().map(Vec::len).collect::<Vec<_>>(),
         [100, 100, 50]
@@ -22,7 +22,7 @@ async fn cold_start_stores_every_endpoint_byte_for_byte_with_one_event_each() {
     assert_eq!(repos.meta.kind, SnapshotKind::List);
     assert_eq!(
         String::from_utf8_lossy(&repos.body),
-        String::from_utf8_lossy(&app.sim.merged_list(&repos_path()).await),
+        String::from_utf8_lossy(&app.sim_merged_list(&repos_path()).await),
         "merged body must be the pages' elements, byte for byte"
     );
     assert_eq!(crate::helpers::repos_of(repos).len(), REPOS);
@@ -40,11 +40,11 @@ async fn cold_start_stores_every_endpoint_byte_for_byte_with_one_event_each() {
     // Objects are the exact bodies.
     for (path, snapshot) in app.paths().iter().zip(&snapshots).take(2) {
         assert_eq!(snapshot.meta.kind, SnapshotKind::Object, "{path}");
-        let body = app.sim.get_raw(path).await.bytes().await.expect("body");
+        let body = app.sim_get(path).await.bytes().await.expect("body");
         assert_eq!(snapshot.body, body, "{path}");
     }
     let members = &snapshots[2];
-    assert_eq!(members.body, app.sim.merged_list(&app.paths()[2]).await);
+    assert_eq!(members.body, app.sim_merged_list(&app.paths()[2]).await);
 
     // One event per endpoint, version 1, matching the stored content.
     let events = app.events().await;

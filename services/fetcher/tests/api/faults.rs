@@ -16,7 +16,7 @@ async fn change_page_two(app: &TestApp, before: &Snapshot) -> u64 {
         .expect("name")
         .to_owned();
     let stars = 777_777;
-    app.sim.set_stars(&repo, stars).await;
+    app.set_stars(&repo, stars).await;
     stars
 }
 
@@ -37,7 +37,7 @@ async fn wait_for_recovery(app: &TestApp, before: &Snapshot, stars: u64) -> Snap
         repos_of(&snapshot)[120]["stargazers_count"].as_u64(),
         Some(stars)
     );
-    assert_eq!(snapshot.body, app.sim.merged_list(&repos_path()).await);
+    assert_eq!(snapshot.body, app.sim_merged_list(&repos_path()).await);
     let status = app.status(&repos_path()).await;
     assert!(
         status.last_success_at_ms > status.last_error_at_ms,
@@ -70,6 +70,8 @@ async fn server_errors_mid_pagination_keep_the_snapshot_and_back_off() {
     assert!(!error.contains(crate::helpers::TOKEN));
     app.sim.reset_stats().await;
     let window = Instant::now();
+    // An observation window, not a wait for something: the retry rate over 3 s is what is
+    // measured.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stats = app.sim.stats().await;
     let failing = stats["faults_served"].as_u64().expect("faults_served");
@@ -120,7 +122,7 @@ async fn a_spent_primary_limit_pauses_all_polling_until_the_reset() {
     let before = app.wait_for_snapshots().await.remove(3);
     // The window resets in 3 s; the next request is told the budget is spent.
     app.sim
-        .control(
+        .call(
             reqwest::Method::POST,
             "/rate-limit",
             Some(json!({ "reset_in_secs": 3 })),
@@ -213,6 +215,7 @@ async fn slow_responses_time_out_and_recover() {
     let error = wait_for_error(&app, &repos_path(), "timed out").await;
     println!("status during slow responses: {error}");
     app.sim.reset_stats().await;
+    // An observation window: the retry rate over 3 s is what is measured.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let slow = app.sim.stat("faults_served").await;
     assert!((1..=8).contains(&slow), "timeouts must back off: {slow}");

@@ -7,7 +7,7 @@ use hubcache_shared::events::RefreshEvent;
 use hubcache_shared::github::parse_link_header;
 use hubcache_shared::shutdown::CancellationToken;
 use hubcache_shared::{KeySchema, SettingsSource, Snapshot, SnapshotStatus};
-use hubcache_testkit::{RedisServer, eventually};
+use hubcache_testkit::{RedisServer, SimControl, eventually};
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -43,16 +43,13 @@ impl Default for TestOptions {
     }
 }
 
-/// A running simulator and a client for its control API.
-pub struct Sim {
-    pub address: String,
-    http: reqwest::Client,
-}
-
 /// Redis, the simulator, and the means to start fetchers against them.
 pub struct TestApp {
     pub redis: RedisServer,
-    pub sim: Sim,
+    /// github-sim's control API (its base URL: `sim.base_url()`).
+    pub sim: SimControl,
+    /// A plain client for github-sim's GitHub routes (the ground truth).
+    http: reqwest::Client,
     pub keys: KeySchema,
     pub conn: MultiplexedConnection,
     pub options: TestOptions,
@@ -61,11 +58,27 @@ pub struct TestApp {
 /// A fetcher running in a task of the test's runtime.
 pub struct RunningFetcher {
     pub instance_id: String,
+    /// Its admin listener's port (`/metrics`, `/livez`), if started with one.
+    pub admin_port: Option<u16>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningFetcher {
+    /// One sample of its `/metrics` (it must have an admin listener). The metrics recorder is
+    /// process-wide: the value is this fetcher's under nextest, which runs each test in a
+    /// process of its own.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let port = self.admin_port.expect("started with an admin listener");
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        hubcache_testkit::prometheus_text::sample(&text, name, &[])
+    }
+
     /// Graceful shutdown: cancel and wait (the fetcher releases its lease).
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -108,10 +121,8 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .expect("redis connection");
     TestApp {
         redis,
-        sim: Sim {
-            address,
-            http: reqwest::Client::new(),
-        },
+        sim: SimControl::new(address),
+        http: reqwest::Client::new(),
         keys: KeySchema::new(PREFIX),
         conn,
         options,
@@ -123,7 +134,7 @@ impl TestApp {
     pub fn settings(&self, token: Option<&str>) -> Settings {
         let mut vars = vec![
             ("REDIS_URL", self.redis.url()),
-            ("GITHUB_API_URL", self.sim.address.clone()),
+            ("GITHUB_API_URL", self.sim.base_url().to_owned()),
             ("GITHUB_ORG", ORG.to_owned()),
             (
                 "REFRESH_INTERVAL_SECS",
@@ -154,14 +165,26 @@ impl TestApp {
 
     /// Starts a fetcher, with or without a token.
     pub async fn start_fetcher_with(&self, token: Option<&str>) -> RunningFetcher {
-        let app = Application::build(self.settings(token))
-            .await
-            .expect("fetcher builds");
+        self.start_fetcher_from(self.settings(token)).await
+    }
+
+    /// Starts a fetcher with the test token and an admin listener on a free port (one per
+    /// test: the metrics are process-wide).
+    pub async fn start_fetcher_with_admin(&self) -> RunningFetcher {
+        let mut settings = self.settings(Some(TOKEN));
+        settings.metrics_port = hubcache_testkit::free_port().expect("a free port");
+        self.start_fetcher_from(settings).await
+    }
+
+    async fn start_fetcher_from(&self, settings: Settings) -> RunningFetcher {
+        let app = Application::build(settings).await.expect("fetcher builds");
+        let admin_port = app.metrics_port();
         let instance_id = app.instance_id().to_owned();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         RunningFetcher {
             instance_id,
+            admin_port,
             shutdown,
             task,
         }
@@ -262,73 +285,20 @@ pub fn repos_path() -> String {
     format!("/orgs/{ORG}/repos")
 }
 
-impl Sim {
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}/_sim{path}", self.address));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("control request");
-        assert!(
-            response.status().is_success(),
-            "control {path}: {}",
-            response.status()
-        );
-        let text = response.text().await.expect("control body");
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("control JSON")
-        }
-    }
-
-    pub async fn stats(&self) -> Value {
-        self.control(reqwest::Method::GET, "/stats", None).await
-    }
-
-    pub async fn stat(&self, name: &str) -> u64 {
-        self.stats().await[name]
-            .as_u64()
-            .unwrap_or_else(|| panic!("stat {name}"))
-    }
-
-    /// Requests to `path` (without query) since the last reset.
-    pub async fn requests_to(&self, path: &str) -> u64 {
-        self.stats().await["by_path"][path].as_u64().unwrap_or(0)
-    }
-
-    pub async fn reset_stats(&self) {
-        self.control(reqwest::Method::POST, "/stats/reset", None)
-            .await;
-    }
-
-    pub async fn add_fault(&self, fault: Value) {
-        self.control(reqwest::Method::POST, "/faults", Some(fault))
-            .await;
-    }
-
-    pub async fn clear_faults(&self) {
-        self.control(reqwest::Method::DELETE, "/faults", None).await;
-    }
-
+impl TestApp {
     /// Sets a repository's `stargazers_count` through the control API.
     pub async fn set_stars(&self, repo: &str, stars: u64) {
-        self.control(
-            reqwest::Method::PATCH,
-            &format!("/repos/{ORG}/{repo}"),
-            Some(serde_json::json!({ "stargazers_count": stars })),
-        )
-        .await;
+        self.sim
+            .patch_repo(ORG, repo, serde_json::json!({ "stargazers_count": stars }))
+            .await;
     }
 
     /// GETs a target as GitHub serves it (no token: the simulator does not care).
-    pub async fn get_raw(&self, target: &str) -> reqwest::Response {
+    pub async fn sim_get(&self, target: &str) -> reqwest::Response {
         let url = if target.starts_with("http") {
             target.to_owned()
         } else {
-            format!("{}{target}", self.address)
+            format!("{}{target}", self.sim.base_url())
         };
         // The machine may be loaded: retry a failed connection rather than fail the test.
         for _ in 0..2 {
@@ -341,11 +311,11 @@ impl Sim {
     }
 
     /// Every page of a list, fetched like GitHub clients do, as each page's raw element bytes.
-    pub async fn list_pages(&self, path: &str) -> Vec<Vec<String>> {
+    pub async fn sim_list_pages(&self, path: &str) -> Vec<Vec<String>> {
         let mut pages = Vec::new();
         let mut target = Some(format!("{path}?per_page=100"));
         while let Some(current) = target.take() {
-            let response = self.get_raw(&current).await;
+            let response = self.sim_get(&current).await;
             assert_eq!(response.status(), 200, "GET {current}");
             let links = response
                 .headers()
@@ -362,8 +332,13 @@ impl Sim {
     }
 
     /// What the fetcher must store for a list: the pages' raw elements joined into one array.
-    pub async fn merged_list(&self, path: &str) -> Vec<u8> {
-        let elements: Vec<String> = self.list_pages(path).await.into_iter().flatten().collect();
+    pub async fn sim_merged_list(&self, path: &str) -> Vec<u8> {
+        let elements: Vec<String> = self
+            .sim_list_pages(path)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         format!("[{}]", elements.join(",")).into_bytes()
     }
 }

@@ -105,7 +105,7 @@ async fn a_killed_holder_is_replaced_within_one_lease_period() {
 #[tokio::test]
 async fn a_fetcher_that_loses_its_lease_stops_polling_and_writes_nothing() {
     let app = spawn_app().await;
-    let fetcher = app.start_fetcher().await;
+    let fetcher = app.start_fetcher_with_admin().await;
     let before = app.wait_for_snapshots().await.remove(3);
 
     // Someone else takes the lease (as after a long pause of this process).
@@ -122,13 +122,19 @@ async fn a_fetcher_that_loses_its_lease_stops_polling_and_writes_nothing() {
         .as_str()
         .expect("name")
         .to_owned();
-    app.sim.set_stars(&repo, 424_242).await;
-    // Renewal notices within a third of the lease; after that, silence.
-    tokio::time::sleep(
-        Duration::from_secs(app.options.lease_secs) / 3 + Duration::from_millis(300),
+    app.set_stars(&repo, 424_242).await;
+    // Renewal notices within a third of the lease: the fetcher stops leading (its gauge drops
+    // to 0); after that, silence.
+    eventually(
+        Duration::from_secs(app.options.lease_secs * 2),
+        "the fetcher to report the lease lost",
+        || async { (fetcher.metric("hubcache_fetcher_lease_held").await? == 0.0).then_some(()) },
     )
-    .await;
+    .await
+    .expect("the lost lease is noticed");
     app.sim.reset_stats().await;
+    // An observation window, not a wait for something: a leading fetcher polls each second
+    // (REFRESH_INTERVAL_SECS=1), so 1.5 s of silence shows it stopped.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let stats = app.sim.stats().await;
     assert_eq!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hubcache_shared::snapshot::FIELD_VERSION;
 use hubcache_shared::{KeySchema, RedisConnector, RedisTarget};
-use hubcache_testkit::{RedisCluster, eventually};
+use hubcache_testkit::{RedisCluster, SimControl, eventually};
 
 use crate::helpers::{HA_ORG as ORG, HaPipeline, spawn_ha_pipeline};
 
@@ -49,13 +49,13 @@ async fn the_pipeline_runs_on_a_three_master_redis_cluster() {
 
     // A change upstream flows through the cluster's streams and scripts to the views.
     let name = served[42]["name"].as_str().expect("name").to_owned();
-    let patched = client
-        .patch(format!("{sim_url}/_sim/repos/{ORG}/{name}"))
-        .json(&serde_json::json!({ "stargazers_count": 9_999_999 }))
-        .send()
-        .await
-        .expect("sim control");
-    assert!(patched.status().is_success(), "{}", patched.status());
+    SimControl::new(sim_url.as_str())
+        .patch_repo(
+            ORG,
+            &name,
+            serde_json::json!({ "stargazers_count": 9_999_999 }),
+        )
+        .await;
     let expected = format!(r#"[["{ORG}/{name}", 9999999]]"#);
     eventually(
         Duration::from_secs(15),

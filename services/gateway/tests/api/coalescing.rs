@@ -5,25 +5,18 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{ORG, TestApp, cache_status, spawn_passthrough};
-
-async fn add_fault(app: &TestApp, fault: Value) {
-    app.sim_control(Method::POST, "/faults", Some(fault)).await;
-}
 
 #[tokio::test]
 async fn concurrent_waiters_share_one_upstream_error_which_is_not_cached() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
     let path = app.sim_repo_paths().await.remove(0);
     // One slow 500: every request below arrives while it is in flight.
-    add_fault(
-        &app,
-        json!({"status": 500, "count": 1, "delay_ms": 400, "path_prefix": path}),
-    )
-    .await;
+    app.sim
+        .add_fault(json!({"status": 500, "count": 1, "delay_ms": 400, "path_prefix": path}))
+        .await;
     let answers = join_all((0..50).map(|_| async {
         let response = app.get(&path).await;
         let status = response.status().as_u16();
@@ -39,7 +32,7 @@ async fn concurrent_waiters_share_one_upstream_error_which_is_not_cached() {
         );
     }
     assert_eq!(
-        app.sim_requests(&path).await,
+        app.sim.requests_to(&path).await,
         1,
         "50 waiters, one upstream request, one shared error"
     );
@@ -47,14 +40,16 @@ async fn concurrent_waiters_share_one_upstream_error_which_is_not_cached() {
     let response = app.get(&path).await;
     assert_eq!(response.status(), 200);
     assert_eq!(cache_status(&response), "hubcache; fwd=uri-miss; stored");
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
 }
 
 #[tokio::test]
 async fn the_shared_fetch_completes_and_is_stored_when_its_first_client_leaves() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
     let path = app.sim_repo_paths().await.remove(1);
-    add_fault(&app, json!({"delay_ms": 700, "path_prefix": path})).await;
+    app.sim
+        .add_fault(json!({"delay_ms": 700, "path_prefix": path}))
+        .await;
     let impatient = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(150))
@@ -72,7 +67,7 @@ async fn the_shared_fetch_completes_and_is_stored_when_its_first_client_leaves()
     let hit = app.get(&path).await;
     assert_eq!(cache_status(&hit), "hubcache; hit", "the answer was stored");
     assert_eq!(
-        app.sim_requests(&path).await,
+        app.sim.requests_to(&path).await,
         1,
         "the departed client's fetch was neither cancelled nor repeated"
     );
@@ -83,7 +78,9 @@ async fn a_slow_key_blocks_no_other_key() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
     let paths = app.sim_repo_paths().await;
     let (slow, quick) = (paths[2].clone(), paths[3].clone());
-    add_fault(&app, json!({"delay_ms": 3000, "path_prefix": slow})).await;
+    app.sim
+        .add_fault(json!({"delay_ms": 3000, "path_prefix": slow}))
+        .await;
     let waiting = {
         let app_address = app.address.clone();
         let client = app.client.clone();
@@ -97,7 +94,11 @@ async fn a_slow_key_blocks_no_other_key() {
                 .status()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The slow fetch is in flight once github-sim has counted it (it counts a request when it
+    // arrives, before the injected delay).
+    app.sim
+        .wait_for_requests(&slow, 1, Duration::from_secs(10))
+        .await;
     let started = Instant::now();
     for _ in 0..3 {
         assert_eq!(app.get(&quick).await.status(), 200);
@@ -127,8 +128,8 @@ async fn the_entry_bound_evicts_the_least_recently_used() {
         "hubcache; fwd=uri-miss; stored",
         "b was evicted"
     );
-    assert_eq!(app.sim_requests(a).await, 1);
-    assert_eq!(app.sim_requests(b).await, 2);
+    assert_eq!(app.sim.requests_to(a).await, 1);
+    assert_eq!(app.sim.requests_to(b).await, 2);
     let health: Value = app.get("/healthcheck").await.json().await.expect("json");
     assert_eq!(health["pass_through"]["entries"], 2, "{health}");
 }
@@ -172,7 +173,7 @@ async fn the_byte_bound_evicts_and_never_holds_more_than_allowed() {
         "the least recently used entry went first"
     );
     assert!(cached_bytes(&app).await <= bound);
-    assert_eq!(app.sim_requests(a).await, 2);
+    assert_eq!(app.sim.requests_to(a).await, 2);
 }
 
 #[tokio::test]
@@ -200,7 +201,7 @@ async fn the_accept_header_is_part_of_the_cache_key() {
         cache_status(&app.get_with(&path, &raw).await),
         "hubcache; hit"
     );
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
 }
 
 #[tokio::test]
@@ -235,7 +236,9 @@ async fn link_headers_are_computed_per_response_from_each_requests_host() {
 async fn waiters_are_counted_as_coalesced_never_as_hits() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
     let path = app.sim_repo_paths().await.remove(0);
-    add_fault(&app, json!({"delay_ms": 400, "path_prefix": path})).await;
+    app.sim
+        .add_fault(json!({"delay_ms": 400, "path_prefix": path}))
+        .await;
     let statuses = join_all((0..20).map(|_| async { cache_status(&app.get(&path).await) })).await;
     let count = |wanted: &str| statuses.iter().filter(|s| *s == wanted).count() as u64;
     let health: Value = app.get("/healthcheck").await.json().await.expect("json");
@@ -274,6 +277,7 @@ async fn a_refreshed_entry_replaces_the_expired_one_without_leaking_its_accounti
     assert_eq!(entries, 2);
     // Both expire; each is refreshed in place (revalidated with its ETag), several times over.
     for round in 0..2 {
+        // Expiry is what is tested: the clock has to pass the 1 s TTL.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         for path in &paths[..2] {
             assert_eq!(

@@ -14,7 +14,7 @@ use hubcache_shared::snapshot::{FIELD_BODY, FIELD_META, FIELD_VERSION, content_h
 use hubcache_shared::{
     KeySchema, SettingsSource, SnapshotKind, SnapshotMeta, ViewEntry, ViewName, ViewSet, ViewValue,
 };
-use hubcache_testkit::{RedisServer, eventually};
+use hubcache_testkit::{AclUser, RedisServer, SimControl, eventually};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,39 @@ pub const ORG: &str = "acme";
 pub const ORG_ID: u64 = 4242;
 /// Number of seeded repos.
 pub const REPO_COUNT: usize = 7;
+
+/// The Redis user the gateway connects as in these tests. "The gateway writes nothing but a
+/// webhook delivery's hint" is enforced by Redis: this user may run read commands on any key,
+/// and the webhook script's commands on the hints stream and the delivery markers only, so any
+/// other gateway write fails with `NOPERM` and the test with it. The fetcher, views and the
+/// tests' own seeding write as the default user.
+///
+/// When the gateway is allowed to write (the fleet cache's pass-through keys), add the key
+/// patterns to the `write_keys` argument and the commands it uses to `commands`: here, and
+/// nowhere else.
+pub fn gateway_redis_user() -> AclUser {
+    let keys = KeySchema::new("hubcache");
+    let (hints, deliveries) = (keys.webhook_hints_stream(), keys.webhook_delivery("*"));
+    AclUser::new(
+        "gateway",
+        &[
+            // XREAD, XREVRANGE, HMGET, HGETALL: following the streams, loading snapshots and views.
+            "+@read", // What redis-rs sends while connecting.
+            "+auth",
+            "+hello",
+            "+ping",
+            "+select",
+            // Webhook deliveries: the one script (EVALSHA, SCRIPT LOAD on a cold cache) and
+            // what it runs, on the write keys below only.
+            "+evalsha",
+            "+script|load",
+            "+set",
+            "+xadd",
+        ],
+        &["*"],
+        &[&hints, &deliveries],
+    )
+}
 
 /// What to start.
 #[derive(Default)]
@@ -60,6 +93,8 @@ pub struct TestApp {
     pub org: String,
     /// github-sim's base URL.
     pub sim_url: String,
+    /// github-sim's control API (data changes, faults, request counters).
+    pub sim: SimControl,
     /// A client that neither decompresses nor uses a proxy.
     pub client: reqwest::Client,
     /// The in-process fetcher and views of a pipeline (empty otherwise), by name.
@@ -116,12 +151,14 @@ pub async fn spawn_pipeline() -> TestApp {
 
 /// A gateway with the given options.
 pub async fn spawn_with(options: Options) -> TestApp {
-    let redis = if options.redis_aof {
-        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await
+    let aof: &[&str] = if options.redis_aof {
+        &["--appendonly", "yes", "--appendfsync", "always"]
     } else {
-        RedisServer::start().await
-    }
-    .expect("redis-server starts");
+        &[]
+    };
+    let redis = RedisServer::start_with_users(&[&gateway_redis_user()], aof)
+        .await
+        .expect("redis-server starts");
     let org = if options.pipeline { "Netflix" } else { ORG };
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
@@ -167,6 +204,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         redis,
         keys,
         org: org.to_owned(),
+        sim: SimControl::new(sim_url.clone()),
         sim_url,
         client: reqwest::Client::builder()
             .no_proxy()
@@ -189,8 +227,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         app.redis.stop();
     }
 
-    let mut settings =
-        gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
+    let mut settings = gateway::Settings::load(&SettingsSource::from_vars(app.gateway_vars()))
+        .expect("gateway settings");
     settings.host = "127.0.0.1".to_owned();
     if let Some((_, burst)) = options.rate_limit {
         settings.client_rate_limit_burst = burst;
@@ -208,6 +246,23 @@ pub async fn spawn_with(options: Options) -> TestApp {
 }
 
 impl TestApp {
+    /// `REDIS_URL` for a gateway: as [`gateway_redis_user`], which may only read.
+    pub fn gateway_redis_url(&self) -> String {
+        gateway_redis_user().url(self.redis.port())
+    }
+
+    /// The variables a gateway of this test starts with: the services' own, but connecting
+    /// to Redis as [`gateway_redis_user`].
+    fn gateway_vars(&self) -> Vec<(String, String)> {
+        let mut vars = self.vars.clone();
+        for (name, value) in &mut vars {
+            if name == "REDIS_URL" {
+                *value = self.gateway_redis_url();
+            }
+        }
+        vars
+    }
+
     /// Starts a fetcher with this test's settings (stopped with the test).
     pub async fn start_fetcher(&self) -> Service {
         let source = SettingsSource::from_vars(self.vars.clone());
@@ -474,7 +529,7 @@ impl TestApp {
     /// Starts another gateway on this test's Redis and github-sim.
     pub async fn other_gateway(&self) -> OtherGateway {
         let vars = [
-            ("REDIS_URL", self.redis.url()),
+            ("REDIS_URL", self.gateway_redis_url()),
             ("GITHUB_API_URL", self.sim_url.clone()),
             ("GITHUB_ORG", self.org.clone()),
             ("PORT", "0".to_owned()),
@@ -553,7 +608,10 @@ pub async fn spawn_passthrough(
     vars: &[(&str, &str)],
     configure: impl FnOnce(&mut gateway::Settings),
 ) -> TestApp {
-    let redis = RedisServer::start().await.expect("redis-server starts");
+    let gateway_user = gateway_redis_user();
+    let redis = RedisServer::start_with_users(&[&gateway_user], &[])
+        .await
+        .expect("redis-server starts");
     let sim_url = match upstream {
         Some(url) => url.to_owned(),
         None => {
@@ -581,8 +639,14 @@ pub async fn spawn_passthrough(
         ("SHUTDOWN_TIMEOUT_SECS".to_owned(), "2".to_owned()),
     ];
     all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let mut settings =
-        gateway::Settings::load(&SettingsSource::from_vars(all.clone())).expect("gateway settings");
+    let mut gateway_vars: Vec<_> = all
+        .iter()
+        .filter(|(k, _)| k != "REDIS_URL")
+        .cloned()
+        .collect();
+    gateway_vars.push(("REDIS_URL".to_owned(), gateway_user.url(redis.port())));
+    let mut settings = gateway::Settings::load(&SettingsSource::from_vars(gateway_vars))
+        .expect("gateway settings");
     settings.host = "127.0.0.1".to_owned();
     configure(&mut settings);
     let shutdown = CancellationToken::new();
@@ -597,6 +661,7 @@ pub async fn spawn_passthrough(
         redis,
         keys: KeySchema::new("hubcache"),
         org: ORG.to_owned(),
+        sim: SimControl::new(sim_url.clone()),
         sim_url,
         client: reqwest::Client::builder()
             .no_proxy()
@@ -609,28 +674,6 @@ pub async fn spawn_passthrough(
 }
 
 impl TestApp {
-    /// A github-sim control call (`/_sim{path}`); the JSON answer (`null` if none).
-    pub async fn sim_control(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> serde_json::Value {
-        let mut request = self
-            .client
-            .request(method, format!("{}/_sim{path}", self.sim_url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("github-sim control");
-        assert!(
-            response.status().is_success(),
-            "sim control {path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(serde_json::Value::Null)
-    }
-
     /// github-sim's own answer to `GET {path}` as JSON (the ground truth the gateway is
     /// compared with).
     pub async fn sim_json(&self, path: &str) -> serde_json::Value {
@@ -655,18 +698,6 @@ impl TestApp {
             .map(|r| format!("/repos/{}/{}", self.org, r["name"].as_str().expect("name")))
             .collect()
     }
-
-    /// github-sim's request counters (`by_path`, `authorization_seen`, `rate_limit_used`...).
-    pub async fn sim_stats(&self) -> serde_json::Value {
-        self.sim_control(reqwest::Method::GET, "/stats", None).await
-    }
-
-    /// Requests github-sim received for `path` (without query).
-    pub async fn sim_requests(&self, path: &str) -> u64 {
-        self.sim_stats().await["by_path"][path]
-            .as_u64()
-            .unwrap_or(0)
-    }
 }
 
 /// The whole pipeline (github-sim with a generated `Netflix` org of `repos` repositories, the
@@ -689,6 +720,11 @@ pub struct HaPipeline {
 pub const HA_ORG: &str = "Netflix";
 
 /// Starts an [`HaPipeline`] and waits until the gateway is healthy (everything loaded).
+///
+/// Every service here, the gateway included, connects as the default Redis user: an ACL user
+/// would have to be declared on each master, replica and cluster node (ACL rules are not
+/// replicated), and the gateway also asks the Sentinels (`SENTINEL`, `ROLE`), which have users
+/// of their own. The single-Redis tests hold the gateway to reading ([`gateway_redis_user`]).
 pub async fn spawn_ha_pipeline(
     redis_vars: Vec<(&'static str, String)>,
     repos: usize,

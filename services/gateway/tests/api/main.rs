@@ -16,6 +16,7 @@ mod overload;
 mod passthrough;
 mod pipeline;
 mod rate_limit;
+mod redis_permissions;
 mod redis_restart;
 mod resilience;
 mod sentinel;

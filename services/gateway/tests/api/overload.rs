@@ -4,9 +4,12 @@
 //! bounded (`MAX_CONNECTIONS`) and slow clients cannot hold them; and everything is served
 //! normally as soon as the load drops.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use hubcache_testkit::eventually;
 use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -38,9 +41,10 @@ async fn far_more_clients_than_upstream_slots_are_shed_with_503_and_served_once_
     .await;
     app.wait_ready().await;
     // A slow upstream: every pass-through fetch holds its slot for 800 ms.
-    app.sim_control(Method::POST, "/latency", Some(json!({ "ms": 800 })))
+    app.sim
+        .call(Method::POST, "/latency", Some(json!({ "ms": 800 })))
         .await;
-    let upstream_before = app.sim_stats().await["total"].as_u64().unwrap_or(0);
+    let upstream_before = app.sim.stats().await["total"].as_u64().unwrap_or(0);
     let rss_before = rss_kib();
 
     // Every client asks for a different uncached path: each would need its own upstream request.
@@ -77,7 +81,7 @@ async fn far_more_clients_than_upstream_slots_are_shed_with_503_and_served_once_
         .iter()
         .filter(|(status, ..)| *status == 503)
         .collect();
-    let upstream = app.sim_stats().await["total"].as_u64().unwrap_or(0) - upstream_before;
+    let upstream = app.sim.stats().await["total"].as_u64().unwrap_or(0) - upstream_before;
     eprintln!(
         "overload: {CLIENTS} concurrent clients, {SLOTS} upstream slots, upstream latency 800 ms: \
          {served} answered from upstream, {} shed with 503 in {burst:?}; {upstream} upstream \
@@ -125,7 +129,8 @@ async fn far_more_clients_than_upstream_slots_are_shed_with_503_and_served_once_
     );
 
     // The load drops: every client is served again, including the ones that were shed.
-    app.sim_control(Method::POST, "/latency", Some(json!({ "ms": 0 })))
+    app.sim
+        .call(Method::POST, "/latency", Some(json!({ "ms": 0 })))
         .await;
     for i in 0..CLIENTS {
         let response = app.get(&format!("/repos/{ORG}/missing-{i}")).await;
@@ -136,16 +141,18 @@ async fn far_more_clients_than_upstream_slots_are_shed_with_503_and_served_once_
 
 /// Opens a connection that sends a request head one header line every 300 ms, forever.
 /// Returns when the gateway closes it, with what the gateway sent (if anything).
-async fn slowloris(port: u16) -> String {
+/// `started` counts the slow clients whose connection is established and whose request line
+/// is sent.
+async fn slowloris(port: u16, started: &AtomicUsize) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
     let mut answer = Vec::new();
-    if stream
+    let sent = stream
         .write_all(format!("GET /orgs/{ORG} HTTP/1.1\r\nHost: localhost\r\n").as_bytes())
-        .await
-        .is_err()
-    {
+        .await;
+    started.fetch_add(1, Ordering::SeqCst);
+    if sent.is_err() {
         return String::new();
     }
     let mut buf = [0u8; 1024];
@@ -179,10 +186,22 @@ async fn slow_clients_filling_every_connection_slot_are_cut_off_and_others_then_
     .await;
     let port = app.port;
     let started = Instant::now();
+    let connected = Arc::new(AtomicUsize::new(0));
     let attackers: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(async move { (slowloris(port).await, started.elapsed()) }))
+        .map(|_| {
+            let connected = Arc::clone(&connected);
+            tokio::spawn(async move { (slowloris(port, &connected).await, started.elapsed()) })
+        })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every slow client is connected (ahead of the normal one in the accept queue) and has
+    // sent its request line.
+    eventually(
+        Duration::from_secs(10),
+        "4 slow clients connected",
+        || async { (connected.load(Ordering::SeqCst) == 4).then_some(()) },
+    )
+    .await
+    .expect("the slow clients connect");
 
     // A normal client: it waits (in the listen backlog) while the slow ones hold every slot,
     // and is served once the head timeout (5 s) has cut them off.
@@ -199,6 +218,11 @@ async fn slow_clients_filling_every_connection_slot_are_cut_off_and_others_then_
         .expect("the normal client is served");
     let waited = asked.elapsed();
     assert_eq!(response.status(), 200);
+    assert!(
+        waited > Duration::from_secs(3),
+        "the normal client waited for the slow ones to be cut off (head timeout 5 s), so they \
+         did hold every slot: waited {waited:?}"
+    );
     assert_eq!(response.text().await.expect("body"), org_body(1));
 
     let mut cut_after = Vec::new();

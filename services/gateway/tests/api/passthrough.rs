@@ -34,16 +34,13 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-async fn add_fault(app: &TestApp, fault: Value) {
-    app.sim_control(Method::POST, "/faults", Some(fault)).await;
-}
-
 #[tokio::test]
 async fn concurrent_misses_cost_one_upstream_request_and_get_identical_answers() {
     let app = spawn(&[], |_| {}).await;
     let path = repo_path(&app, 0).await;
     // Slow upstream: every request arrives while the first fetch is in flight.
-    app.sim_control(Method::POST, "/latency", Some(json!({"ms": 300})))
+    app.sim
+        .call(Method::POST, "/latency", Some(json!({"ms": 300})))
         .await;
     let answers = join_all((0..200).map(|_| async {
         let response = app.get(&path).await;
@@ -53,7 +50,7 @@ async fn concurrent_misses_cost_one_upstream_request_and_get_identical_answers()
     }))
     .await;
     assert_eq!(
-        app.sim_requests(&path).await,
+        app.sim.requests_to(&path).await,
         1,
         "200 concurrent misses, one upstream request"
     );
@@ -94,7 +91,7 @@ async fn a_hit_costs_no_upstream_request() {
         "a live answer shows the rate limit"
     );
     let first = first.text().await.expect("body");
-    let before = app.sim_stats().await["total"].clone();
+    let before = app.sim.stats().await["total"].clone();
     for _ in 0..5 {
         let hit = app.get(&path).await;
         assert_eq!(hit.status(), 200);
@@ -120,7 +117,7 @@ async fn a_hit_costs_no_upstream_request() {
     );
     let same = app.get(&format!("{path}?a=1&b=%32")).await;
     assert_eq!(header(&same, "cache-status"), "hubcache; hit");
-    let after = app.sim_stats().await["total"].clone();
+    let after = app.sim.stats().await["total"].clone();
     assert_eq!(after.as_u64().expect("n"), before.as_u64().expect("n") + 1);
 }
 
@@ -136,30 +133,28 @@ async fn not_found_is_cached_for_the_negative_ttl_only() {
             "Not Found"
         );
     }
-    assert_eq!(app.sim_requests(&path).await, 1);
+    assert_eq!(app.sim.requests_to(&path).await, 1);
     // After the negative TTL a request fetches again (in the background while stale).
     eventually(
         Duration::from_secs(5),
         "the negative entry expires",
         || async {
             assert_eq!(app.get(&path).await.status(), 404);
-            (app.sim_requests(&path).await == 2).then_some(())
+            (app.sim.requests_to(&path).await == 2).then_some(())
         },
     )
     .await
     .expect("refetched after the negative TTL");
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
 }
 
 #[tokio::test]
 async fn server_errors_are_not_cached_and_rate_limits_answer_503() {
     let app = spawn(&[], |_| {}).await;
     let path = repo_path(&app, 2).await;
-    add_fault(
-        &app,
-        json!({"status": 500, "count": 1, "path_prefix": path}),
-    )
-    .await;
+    app.sim
+        .add_fault(json!({"status": 500, "count": 1, "path_prefix": path}))
+        .await;
     let failed = app.get(&path).await;
     assert_eq!(failed.status(), 502);
     let message = failed.json::<Value>().await.expect("json")["message"]
@@ -169,14 +164,12 @@ async fn server_errors_are_not_cached_and_rate_limits_answer_503() {
     assert!(message.contains("500"), "{message}");
     let ok = app.get(&path).await;
     assert_eq!(ok.status(), 200, "the 500 was not cached");
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
 
     let other = repo_path(&app, 3).await;
-    add_fault(
-        &app,
-        json!({"status": 429, "count": 1, "retry_after": 9, "path_prefix": other}),
-    )
-    .await;
+    app.sim
+        .add_fault(json!({"status": 429, "count": 1, "retry_after": 9, "path_prefix": other}))
+        .await;
     let limited = app.get(&other).await;
     assert_eq!(limited.status(), 503);
     assert_eq!(header(&limited, "retry-after"), "9");
@@ -196,7 +189,9 @@ async fn stale_if_error_serves_the_stale_copy_with_a_warning() {
     .await;
     let path = repo_path(&app, 0).await;
     let original = app.get_text(&path).await;
-    add_fault(&app, json!({"status": 503, "path_prefix": path})).await;
+    app.sim
+        .add_fault(json!({"status": 503, "path_prefix": path}))
+        .await;
     let stale = eventually(Duration::from_secs(5), "the entry expires", || async {
         let response = app.get(&path).await;
         (header(&response, "cache-status") == "hubcache; hit; fwd=stale").then_some(response)
@@ -210,7 +205,7 @@ async fn stale_if_error_serves_the_stale_copy_with_a_warning() {
         stale.headers()
     );
     assert_eq!(stale.text().await.expect("body"), original);
-    app.sim_control(Method::DELETE, "/faults", None).await;
+    app.sim.clear_faults().await;
 }
 
 #[tokio::test]
@@ -222,7 +217,8 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
     let path = repo_path(&app, 4).await;
     app.get_text(&path).await;
     // A slow refresh: the stale answers must not wait for it.
-    app.sim_control(Method::POST, "/latency", Some(json!({"ms": 1000})))
+    app.sim
+        .call(Method::POST, "/latency", Some(json!({"ms": 1000})))
         .await;
     eventually(Duration::from_secs(5), "the entry goes stale", || async {
         (header(&app.get(&path).await, "cache-status") == "hubcache; hit; fwd=stale").then_some(())
@@ -245,7 +241,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
     .await
     .expect("the background refresh stored a fresh entry");
     assert_eq!(
-        app.sim_requests(&path).await,
+        app.sim.requests_to(&path).await,
         2,
         "one background refresh for 20 stale answers"
     );
@@ -261,7 +257,7 @@ async fn revalidation_with_the_etag_costs_no_rate_limit() {
     let first = app.get(&path).await;
     let etag = header(&first, "etag").to_owned();
     let body = first.text().await.expect("body");
-    let used = app.sim_stats().await["rate_limit_used"]
+    let used = app.sim.stats().await["rate_limit_used"]
         .as_u64()
         .expect("used");
     // Hits until the entry expires (they cost nothing), then one revalidation.
@@ -277,7 +273,7 @@ async fn revalidation_with_the_etag_costs_no_rate_limit() {
         body,
         "the stored body is kept"
     );
-    let stats = app.sim_stats().await;
+    let stats = app.sim.stats().await;
     assert_eq!(stats["not_modified"], 1, "{stats}");
     assert_eq!(
         stats["rate_limit_used"].as_u64(),
@@ -288,7 +284,7 @@ async fn revalidation_with_the_etag_costs_no_rate_limit() {
     let conditional = app.get_with(&path, &[("if-none-match", &etag)]).await;
     assert_eq!(conditional.status(), 304);
     assert_eq!(header(&conditional, "cache-status"), "hubcache; hit");
-    assert_eq!(app.sim_requests(&path).await, 2);
+    assert_eq!(app.sim.requests_to(&path).await, 2);
 }
 
 #[tokio::test]
@@ -318,7 +314,7 @@ async fn client_credentials_get_their_own_partition() {
         header(&app.get(&path).await, "cache-status"),
         "hubcache; hit"
     );
-    let stats = app.sim_stats().await;
+    let stats = app.sim.stats().await;
     assert_eq!(stats["by_path"][&path], 3, "{stats}");
     // A, B, and the anonymous fetch with the server token each carried one credential.
     assert_eq!(stats["authorization_seen"], 3, "{stats}");
@@ -333,7 +329,7 @@ async fn client_credentials_get_their_own_partition() {
     .await;
     no_token.get_text(&path).await;
     assert_eq!(
-        no_token.sim_stats().await["authorization_seen"],
+        no_token.sim.stats().await["authorization_seen"],
         0,
         "server token switched off"
     );
@@ -354,7 +350,7 @@ async fn other_methods_need_the_clients_own_credential() {
     assert_eq!(header(&refused, "allow"), "GET, HEAD");
     assert!(refused.json::<Value>().await.expect("json")["message"].is_string());
     assert_eq!(
-        app.sim_stats().await["total"],
+        app.sim.stats().await["total"],
         0,
         "nothing was sent upstream"
     );
@@ -373,7 +369,7 @@ async fn other_methods_need_the_clients_own_credential() {
         404,
         "github-sim's answer to a POST is passed on"
     );
-    let stats = app.sim_stats().await;
+    let stats = app.sim.stats().await;
     assert_eq!(stats["by_method"]["POST"], 1, "{stats}");
     assert_eq!(stats["authorization_seen"], 1);
     // Never cached: a second POST is forwarded again.
@@ -383,7 +379,7 @@ async fn other_methods_need_the_clients_own_credential() {
         .send()
         .await
         .expect("gateway");
-    assert_eq!(app.sim_stats().await["by_method"]["POST"], 2);
+    assert_eq!(app.sim.stats().await["by_method"]["POST"], 2);
     // Bodies are bounded: an oversized one is refused before anything goes upstream.
     let huge = app
         .client
@@ -394,7 +390,7 @@ async fn other_methods_need_the_clients_own_credential() {
         .await
         .expect("gateway");
     assert_eq!(huge.status(), 413);
-    assert_eq!(app.sim_stats().await["by_method"]["POST"], 2);
+    assert_eq!(app.sim.stats().await["by_method"]["POST"], 2);
 }
 
 #[tokio::test]
@@ -655,7 +651,7 @@ async fn the_token_never_appears_in_metrics_or_health() {
         .await;
     app.get(&format!("/repos/{ORG}/nope")).await;
     assert!(
-        app.sim_stats().await["authorization_seen"].as_u64() >= Some(2),
+        app.sim.stats().await["authorization_seen"].as_u64() >= Some(2),
         "the token was in use"
     );
     // (/healthcheck is 503 here, no snapshots are seeded: its body still shows cache counters.)
@@ -674,13 +670,11 @@ async fn the_token_never_appears_in_metrics_or_health() {
 async fn gone_is_cached_like_not_found() {
     let app = spawn(&[], |s| s.negative_ttl_secs = 60).await;
     let path = repo_path(&app, 3).await;
-    add_fault(
-        &app,
-        json!({"status": 410, "count": 1, "path_prefix": path}),
-    )
-    .await;
+    app.sim
+        .add_fault(json!({"status": 410, "count": 1, "path_prefix": path}))
+        .await;
     for _ in 0..3 {
         assert_eq!(app.get(&path).await.status(), 410);
     }
-    assert_eq!(app.sim_requests(&path).await, 1, "the 410 was cached");
+    assert_eq!(app.sim.requests_to(&path).await, 1, "the 410 was cached");
 }

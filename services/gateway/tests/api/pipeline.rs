@@ -68,14 +68,13 @@ async fn the_gateway_serves_what_the_fetcher_and_views_stored_and_follows_change
 
     // A change upstream reaches the gateway (interval 1 s) without a restart.
     let name = served[42]["name"].as_str().expect("name").to_owned();
-    let patched = app
-        .client
-        .patch(format!("{}/_sim/repos/{}/{name}", app.sim_url, app.org))
-        .json(&serde_json::json!({ "stargazers_count": 9_999_999 }))
-        .send()
-        .await
-        .expect("sim control");
-    assert!(patched.status().is_success(), "{}", patched.status());
+    app.sim
+        .patch_repo(
+            &app.org,
+            &name,
+            serde_json::json!({ "stargazers_count": 9_999_999 }),
+        )
+        .await;
     // Fetcher interval (1 s) + 1 s, with 1 s of slack for a busy CI machine.
     eventually(
         Duration::from_secs(3),

@@ -68,7 +68,7 @@ async fn fully_healthy(app: &TestApp) -> bool {
 }
 
 async fn upstream_total(app: &TestApp) -> u64 {
-    app.sim_stats().await["total"].as_u64().unwrap_or(0)
+    app.sim.stats().await["total"].as_u64().unwrap_or(0)
 }
 
 #[tokio::test]
@@ -96,6 +96,8 @@ async fn redis_killed_and_restarted_empty_the_stack_serves_stale_then_repopulate
     .expect("copies marked stale while Redis is down");
     let marked_after = killed.elapsed();
     let upstream_at_outage = upstream_total(&app).await;
+    // The outage's length, not a wait for something: the gateway's reconnects (one a second)
+    // fail meanwhile, and it must go on answering from memory.
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (path, body) in paths.iter().zip(&before) {
         let response = app.get(path).await;
@@ -166,12 +168,13 @@ async fn redis_killed_and_restarted_empty_the_stack_serves_stale_then_repopulate
     // And changes flow end to end again.
     let repos: Vec<serde_json::Value> = serde_json::from_str(&before[3]).expect("the repos list");
     let name = repos[7]["name"].as_str().expect("name").to_owned();
-    app.sim_control(
-        Method::PATCH,
-        &format!("/repos/{}/{name}", app.org),
-        Some(json!({ "stargazers_count": 8_888_888 })),
-    )
-    .await;
+    app.sim
+        .call(
+            Method::PATCH,
+            &format!("/repos/{}/{name}", app.org),
+            Some(json!({ "stargazers_count": 8_888_888 })),
+        )
+        .await;
     let expected = format!(r#"[["{}/{name}", 8888888]]"#, app.org);
     eventually(Duration::from_secs(15), "a new change served", || async {
         (app.get_text("/view/top/1/stars").await == expected).then_some(())
@@ -204,7 +207,7 @@ async fn redis_restarted_from_its_aof_costs_no_rate_limit_and_changes_no_version
     let fetcher = app.services.remove(0);
     fetcher.kill().await;
     app.redis.stop();
-    app.sim_control(Method::POST, "/stats/reset", None).await;
+    app.sim.reset_stats().await;
     app.redis
         .restart()
         .await
@@ -219,7 +222,7 @@ async fn redis_restarted_from_its_aof_costs_no_rate_limit_and_changes_no_version
 
     // Healthy again, and the new fetcher has checked every endpoint at least twice.
     eventually(RECOVERY_BOUND, "healthy and two polling cycles", || async {
-        let stats = app.sim_stats().await;
+        let stats = app.sim.stats().await;
         let polled = cached_paths(&app)
             .iter()
             .all(|p| stats["by_path"][p.as_str()].as_u64().unwrap_or(0) >= 2);
@@ -228,7 +231,7 @@ async fn redis_restarted_from_its_aof_costs_no_rate_limit_and_changes_no_version
     .await
     .expect("the stack heals after Redis restarts from its AOF");
     let recovery = restarted.elapsed();
-    let stats = app.sim_stats().await;
+    let stats = app.sim.stats().await;
     eprintln!(
         "Redis restarted from its AOF (fetcher killed with it): healthy and re-polled after \
          {recovery:?}; upstream: {} requests, {} answered 304, {} rate-limit units",

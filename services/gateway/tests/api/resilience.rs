@@ -89,12 +89,13 @@ async fn an_unreachable_github_without_a_stale_copy_is_502_json() {
 #[tokio::test]
 async fn a_primary_rate_limit_answers_503_json_with_the_upstream_status() {
     let app = spawn_passthrough(None, &[], |_| {}).await;
-    app.sim_control(
-        reqwest::Method::POST,
-        "/faults",
-        Some(json!({"status": 403, "primary": true, "count": 1, "path_prefix": "/users/"})),
-    )
-    .await;
+    app.sim
+        .call(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"status": 403, "primary": true, "count": 1, "path_prefix": "/users/"})),
+        )
+        .await;
     let response = app.get("/users/someone").await;
     assert_eq!(response.status(), 503);
     assert!(
@@ -114,12 +115,13 @@ async fn a_primary_rate_limit_answers_503_json_with_the_upstream_status() {
 #[tokio::test]
 async fn a_hanging_github_fails_within_the_upstream_timeout() {
     let app = spawn_passthrough(None, &[], |s| s.upstream_timeout_secs = 1).await;
-    app.sim_control(
-        reqwest::Method::POST,
-        "/faults",
-        Some(json!({"delay_ms": 5000, "path_prefix": "/users/slow"})),
-    )
-    .await;
+    app.sim
+        .call(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"delay_ms": 5000, "path_prefix": "/users/slow"})),
+        )
+        .await;
     let started = Instant::now();
     let response = app.get("/users/slow").await;
     assert!(
@@ -145,12 +147,13 @@ async fn stale_if_error_ends_with_its_window() {
     .await;
     let path = app.sim_repo_paths().await.swap_remove(0);
     assert_eq!(app.get(&path).await.status(), 200);
-    app.sim_control(
-        reqwest::Method::POST,
-        "/faults",
-        Some(json!({"status": 500, "path_prefix": path})),
-    )
-    .await;
+    app.sim
+        .call(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"status": 500, "path_prefix": path})),
+        )
+        .await;
     let cache_status = |r: &reqwest::Response| {
         r.headers()
             .get("cache-status")

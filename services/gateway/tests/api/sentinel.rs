@@ -1,10 +1,10 @@
 //! Redis high availability: the whole pipeline (github-sim → fetcher → Redis → views → gateway)
 //! on a Sentinel-managed master and replica, with the master killed (SIGKILL) under steady load.
 //!
-//! Measured and printed (eprintln, for the closing note): the time until the replica is
-//! promoted, until a snapshot write lands on the new master, and until a change made upstream
-//! after the kill is served in the views; the gateway requests made meanwhile and how many
-//! failed. Asserted: no request fails (the gateway serves from memory), every version the test
+//! Measured and printed (eprintln; recorded in `bench/measurements.md`): the time until the
+//! replica is promoted, until a snapshot write lands on the new master, and until a change made
+//! upstream after the kill is served in the views; the gateway requests made meanwhile and how
+//! many failed. Asserted: no request fails (the gateway serves from memory), every version the test
 //! sees (stored in Redis and served by the gateway) only grows, nothing stored before the kill
 //! is missing afterwards, and the upstream change reaches the views through the new master.
 
@@ -17,7 +17,7 @@ use hubcache_shared::snapshot::FIELD_VERSION;
 use hubcache_shared::views::FIELD_VIEWS_VERSION;
 use hubcache_shared::{KeySchema, RedisConnection, RedisConnector, RedisTarget};
 use hubcache_testkit::prometheus_text::sample;
-use hubcache_testkit::{SentinelSet, eventually};
+use hubcache_testkit::{SentinelSet, SimControl, eventually};
 use parking_lot::Mutex;
 
 use crate::helpers::{HA_ORG as ORG, HaPipeline, spawn_ha_pipeline};
@@ -154,9 +154,8 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
     }
     // Upstream writer: raises the tracked repo's stars every 300 ms.
     {
-        let (client, sim_url, repo, observed, stop) = (
-            client.clone(),
-            sim_url.clone(),
+        let (sim, repo, observed, stop) = (
+            SimControl::new(sim_url.as_str()),
             repo.clone(),
             Arc::clone(&observed),
             Arc::clone(&stop_load),
@@ -165,12 +164,15 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
             let mut stars = STARS_BASE;
             while !stop.load(Ordering::Relaxed) {
                 stars += 1;
-                let patched = client
-                    .patch(format!("{sim_url}/_sim/repos/{ORG}/{repo}"))
-                    .json(&serde_json::json!({ "stargazers_count": stars }))
-                    .send()
+                let patched = sim
+                    .send(
+                        reqwest::Method::PATCH,
+                        &format!("/repos/{ORG}/{repo}"),
+                        Some(serde_json::json!({ "stargazers_count": stars })),
+                    )
                     .await
-                    .is_ok_and(|r| r.status().is_success());
+                    .status()
+                    .is_success();
                 if patched {
                     observed.patched.lock().push((stars, Instant::now()));
                 }
@@ -206,7 +208,7 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
     )
     .await
     .expect("upstream changes reach the views before the failover");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load_for_more_requests(&observed, 100).await;
 
     let repos_key = format!("redis {}", cached_paths[3]);
     let before: BTreeMap<String, u64> = observed.highest.lock().clone();
@@ -257,7 +259,7 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
     .await
     .expect("a snapshot write after the kill was seen");
     // Steady state on the new master for a little longer, still under load.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load_for_more_requests(&observed, 100).await;
     stop_load.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.expect("load task");
@@ -320,6 +322,19 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
         .await
         .expect("HGET views on the new master");
     assert!(views_version.expect("views stored") >= before["redis views"]);
+}
+
+/// Keeps the load running until the clients have sent `more` further requests (a span of
+/// load counted in requests served, not in seconds).
+async fn load_for_more_requests(observed: &Observed, more: u64) {
+    let target = observed.requests.load(Ordering::Relaxed) + more;
+    eventually(
+        Duration::from_secs(30),
+        &format!("{more} more requests under load"),
+        || async { (observed.requests.load(Ordering::Relaxed) >= target).then_some(()) },
+    )
+    .await
+    .expect("the load clients keep sending");
 }
 
 /// One look at Redis and at the gateway, recording every version and the top star count.

@@ -1,23 +1,26 @@
-//! One refresh is one trace across processes: the real fetcher, views and gateway binaries
-//! export spans over OTLP/HTTP to a receiver in this test, and the views' and gateway's spans
-//! are children of the fetcher's poll (the W3C `traceparent` travels in the stream events).
+//! One refresh is one trace across processes: the real fetcher, views and gateway export spans
+//! over OTLP/HTTP to a receiver in this test, and the views' and gateway's spans are children
+//! of the fetcher's poll (the W3C `traceparent` travels in the stream events).
 //!
-//! The binaries are the ones cargo built next to this test (`target/<profile>/`): the gateway's
-//! own through `CARGO_BIN_EXE_gateway`, the fetcher and views beside it (`cargo build --bins` or
-//! a workspace test run builds them). Each binary installs its global tracing subscriber once,
-//! which is why this cannot run in-process.
-
+//! Each service installs its global tracing subscriber once, so each runs in a process of its
+//! own: the gateway's binary (`CARGO_BIN_EXE_gateway`), and the fetcher and views as this test
+//! binary started again to run only [`service_process`], which runs the service as its `main`
+//! does. So the test needs no binary of another package and runs under any `cargo test` or
+//! `cargo nextest run`, of the gateway alone or of the workspace.
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use hubcache_shared::SettingsSource;
 use hubcache_testkit::{RedisServer, eventually, free_port};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use parking_lot::Mutex;
 use prost::Message as _;
+
+use crate::helpers::gateway_redis_user;
 
 /// One received span, reduced to what the links need.
 #[derive(Debug, Clone)]
@@ -75,14 +78,12 @@ impl Drop for Service {
     }
 }
 
-fn binary(name: &str) -> Option<PathBuf> {
-    let gateway = PathBuf::from(env!("CARGO_BIN_EXE_gateway"));
-    let path = gateway.with_file_name(name);
-    path.exists().then_some(path)
-}
+/// Which service [`service_process`] runs (unset: none, it returns at once).
+const SERVICE_VAR: &str = "HUBCACHE_TRACE_TEST_SERVICE";
 
-fn start(binary: PathBuf, env: &[(&str, String)]) -> Service {
+fn start(binary: PathBuf, args: &[&str], env: &[(&str, String)]) -> Service {
     let child = Command::new(&binary)
+        .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
@@ -92,18 +93,78 @@ fn start(binary: PathBuf, env: &[(&str, String)]) -> Service {
     Service(child)
 }
 
-#[tokio::test]
-async fn a_refresh_is_one_trace_from_the_fetchers_poll_to_views_and_gateway() {
-    let (Some(fetcher), Some(views)) = (binary("fetcher"), binary("views")) else {
-        // `cargo test -p gateway` alone does not build the other packages' binaries;
-        // scripts/test.sh (a workspace run) does, so in CI a missing binary is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but the fetcher/views binaries were not built next to the gateway"
-        );
-        eprintln!("fetcher/views binaries not built next to the gateway: skipping");
+/// Starts `service` (`fetcher` or `views`) in a child process: this test binary, running only
+/// [`service_process`].
+fn start_service(service: &str, env: &[(&str, String)]) -> Service {
+    let mut env = env.to_vec();
+    env.push((SERVICE_VAR, service.to_owned()));
+    let this_binary = std::env::current_exe().expect("the test binary's path");
+    start(
+        this_binary,
+        &[
+            "--exact",
+            "traces::service_process",
+            "--ignored",
+            "--nocapture",
+        ],
+        &env,
+    )
+}
+
+/// The fetcher or the views service as its binary runs it (telemetry, settings from the
+/// environment, `run_until_stopped`), in a child process started by [`start_service`].
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "not a test: the fetcher or views process of the trace test, which starts it"]
+async fn service_process() {
+    let Ok(service) = std::env::var(SERVICE_VAR) else {
         return;
     };
+    let source = SettingsSource::from_vars(std::env::vars());
+    match service.as_str() {
+        "fetcher" => {
+            let _guard = hubcache_shared::telemetry::init("fetcher").expect("telemetry");
+            let settings = fetcher::Settings::load(&source).expect("fetcher settings");
+            let app = fetcher::Application::build(settings)
+                .await
+                .expect("fetcher builds");
+            app.run_until_stopped().await.expect("fetcher runs");
+        }
+        "views" => {
+            let _guard = hubcache_shared::telemetry::init("views").expect("telemetry");
+            let settings = views::Settings::load(&source).expect("views settings");
+            let app = views::Application::build(settings)
+                .await
+                .expect("views builds");
+            app.run_until_stopped().await.expect("views runs");
+        }
+        other => panic!("{SERVICE_VAR}={other}: no such service"),
+    }
+}
+
+/// Whether some client of `redis` is blocked in `command` (`xread`, `xreadgroup`): a stream
+/// reader that will see the next event rather than load what is there.
+async fn blocked_in(redis: &RedisServer, command: &str) -> bool {
+    let Ok(mut conn) = redis.client().get_multiplexed_async_connection().await else {
+        return false;
+    };
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT LIST");
+    let wanted = format!("cmd={command}");
+    clients.lines().any(|client| {
+        let fields: Vec<&str> = client.split_whitespace().collect();
+        fields.contains(&wanted.as_str())
+            && fields.iter().any(|f| {
+                f.strip_prefix("flags=")
+                    .is_some_and(|flags| flags.contains('b'))
+            })
+    })
+}
+
+#[tokio::test]
+async fn a_refresh_is_one_trace_from_the_fetchers_poll_to_views_and_gateway() {
     let received: Received = Arc::default();
     let data = web::Data::new(Arc::clone(&received));
     let otlp_port = free_port().expect("free port");
@@ -121,7 +182,10 @@ async fn a_refresh_is_one_trace_from_the_fetchers_poll_to_views_and_gateway() {
     let receiver_handle = receiver.handle();
     tokio::spawn(receiver);
 
-    let redis = RedisServer::start().await.expect("redis-server starts");
+    let gateway_user = gateway_redis_user();
+    let redis = RedisServer::start_with_users(&[&gateway_user], &[])
+        .await
+        .expect("redis-server starts");
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
         org: "acme".to_owned(),
@@ -159,14 +223,25 @@ async fn a_refresh_is_one_trace_from_the_fetchers_poll_to_views_and_gateway() {
     // The gateway and views first, so they see the fetcher's events rather than load at start.
     let _gateway = start(
         PathBuf::from(env!("CARGO_BIN_EXE_gateway")),
+        &[],
         &env(&[
             ("PORT", gateway_port.to_string()),
             ("WORKERS", "1".to_owned()),
+            ("REDIS_URL", gateway_user.url(redis.port())),
         ]),
     );
-    let _views = start(views, &env(&[]));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _fetcher = start(fetcher, &env(&[]));
+    let _views = start_service("views", &env(&[]));
+    eventually(
+        Duration::from_secs(30),
+        "the views' XREADGROUP and the gateway's XREAD blocked on the streams",
+        || async {
+            (blocked_in(&redis, "xreadgroup").await && blocked_in(&redis, "xread").await)
+                .then_some(())
+        },
+    )
+    .await
+    .expect("views and gateway follow the streams");
+    let _fetcher = start_service("fetcher", &env(&[]));
 
     let links = eventually(
         Duration::from_secs(30),

@@ -94,7 +94,8 @@ async fn hints_len(app: &TestApp) -> u64 {
 /// Registers github-sim's org webhook to the gateway and waits for its ping to be answered.
 async fn register_sim_hook(app: &TestApp) -> u64 {
     let hook = app
-        .sim_control(
+        .sim
+        .call(
             Method::POST,
             &format!("/orgs/{}/hooks", app.org),
             Some(
@@ -115,7 +116,8 @@ async fn register_sim_hook(app: &TestApp) -> u64 {
 
 async fn sim_deliveries(app: &TestApp, hook: u64) -> Vec<Value> {
     let log = app
-        .sim_control(
+        .sim
+        .call(
             Method::GET,
             &format!("/orgs/{}/hooks/{hook}/deliveries", app.org),
             None,
@@ -128,12 +130,13 @@ async fn sim_deliveries(app: &TestApp, hook: u64) -> Vec<Value> {
 async fn star_a_repo(app: &TestApp, index: usize, stars: u64) -> String {
     let names = app.sim_repo_paths().await;
     let name = names[index].rsplit('/').next().expect("name").to_owned();
-    app.sim_control(
-        Method::PATCH,
-        &format!("/repos/{}/{name}", app.org),
-        Some(json!({ "stargazers_count": stars })),
-    )
-    .await;
+    app.sim
+        .call(
+            Method::PATCH,
+            &format!("/repos/{}/{name}", app.org),
+            Some(json!({ "stargazers_count": stars })),
+        )
+        .await;
     name
 }
 
@@ -209,7 +212,7 @@ async fn a_sim_change_reaches_the_views_and_the_list_within_a_second_of_its_deli
 async fn forged_unsigned_oversized_and_replayed_deliveries_change_nothing_and_cost_nothing() {
     let app = spawn_webhook_pipeline(&[("WEBHOOK_MAX_BODY_BYTES", "4096")]).await;
     let org = app.org.clone();
-    app.sim_control(Method::POST, "/stats/reset", None).await;
+    app.sim.reset_stats().await;
     let guid = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
 
     let body = payload(&org, "created");
@@ -267,13 +270,13 @@ async fn forged_unsigned_oversized_and_replayed_deliveries_change_nothing_and_co
     eventually(
         Duration::from_secs(5),
         "the fetcher revalidates the members",
-        || async { (app.sim_requests(&members).await >= 1).then_some(()) },
+        || async { (app.sim.requests_to(&members).await >= 1).then_some(()) },
     )
     .await
     .expect("a valid delivery is acted on");
     let repos = format!("/orgs/{org}/repos");
     assert_eq!(
-        app.sim_requests(&repos).await,
+        app.sim.requests_to(&repos).await,
         0,
         "refused deliveries cost nothing upstream"
     );
@@ -305,7 +308,7 @@ async fn a_burst_of_1000_deliveries_costs_a_handful_of_conditional_requests() {
     let app = spawn_webhook_pipeline(&[]).await;
     let org = app.org.clone();
     let name = star_a_repo(&app, 7, 60_000_000).await;
-    app.sim_control(Method::POST, "/stats/reset", None).await;
+    app.sim.reset_stats().await;
     let started = Instant::now();
     let statuses: Vec<u16> = futures::stream::iter(0..1_000u32)
         .map(|n| {
@@ -330,7 +333,7 @@ async fn a_burst_of_1000_deliveries_costs_a_handful_of_conditional_requests() {
     wait_until_served(&app, &name, 60_000_000, Duration::from_secs(5)).await;
     // Hints act for at most the rechecks (1 s + 2 s) after the last one; count over that window.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let stats = app.sim_stats().await;
+    let stats = app.sim.stats().await;
     let upstream = stats["total"].as_u64().expect("total");
     eprintln!(
         "webhook: 1000 deliveries in {burst:?} cost {upstream} upstream requests \

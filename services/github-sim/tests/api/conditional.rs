@@ -54,7 +54,7 @@ async fn matching_if_none_match_is_an_empty_304_that_costs_nothing() {
         );
         assert!(response.bytes().await.expect("body").is_empty());
     }
-    let stats = app.stats().await;
+    let stats = app.control.stats().await;
     assert_eq!(stats["not_modified"], 4);
     assert_eq!(stats["rate_limit_used"], 1);
 
@@ -108,7 +108,8 @@ async fn a_patch_changes_the_etag_of_the_pages_holding_the_repo_only() {
     let name = page_two[10]["name"].as_str().expect("name").to_owned();
 
     let patched = app
-        .control(
+        .control
+        .send(
             reqwest::Method::PATCH,
             &format!("/repos/{ORG}/{name}"),
             Some(json!({"stargazers_count": 99999})),
@@ -167,7 +168,7 @@ async fn cache_control_is_private_with_authorization_and_stats_count_it() {
         "Accept, Authorization, Cookie, X-GitHub-OTP"
     );
 
-    let stats = app.stats().await;
+    let stats = app.control.stats().await;
     assert_eq!(stats["authorization_seen"], 1);
     assert!(!stats.to_string().contains("secret-token"));
 }

@@ -9,7 +9,8 @@ use crate::helpers::{ORG, REPOS, dataset_repo_names, names, spawn_app};
 async fn patching_a_missing_repo_is_404_and_a_bad_body_400() {
     let app = spawn_app().await;
     let missing = app
-        .control(
+        .control
+        .send(
             Method::PATCH,
             &format!("/repos/{ORG}/no-such-repo"),
             Some(json!({"size": 1})),
@@ -20,7 +21,8 @@ async fn patching_a_missing_repo_is_404_and_a_bad_body_400() {
     let name = dataset_repo_names(&app).await.remove(0);
     for body in [json!([1, 2]), json!("text")] {
         let bad = app
-            .control(Method::PATCH, &format!("/repos/{ORG}/{name}"), Some(body))
+            .control
+            .send(Method::PATCH, &format!("/repos/{ORG}/{name}"), Some(body))
             .await;
         assert_eq!(bad.status(), 400);
         let error: Value = bad.json().await.expect("JSON error");
@@ -41,7 +43,8 @@ async fn a_patch_merges_nested_objects() {
     let app = spawn_app().await;
     let name = dataset_repo_names(&app).await.remove(5);
     let patched = app
-        .control(
+        .control
+        .send(
             Method::PATCH,
             &format!("/repos/{ORG}/{name}"),
             Some(json!({"owner": {"site_admin": true}, "description": null})),
@@ -59,9 +62,11 @@ async fn a_patch_merges_nested_objects() {
 async fn added_repos_go_last_and_deleted_repos_disappear() {
     let app = spawn_app().await;
     let added = app
-        .post_control(
+        .control
+        .send(
+            reqwest::Method::POST,
             &format!("/orgs/{}/repos", ORG.to_lowercase()),
-            json!({"name": "brand-new", "stargazers_count": 7}),
+            Some(json!({"name": "brand-new", "stargazers_count": 7})),
         )
         .await;
     assert_eq!(added.status(), 201);
@@ -81,16 +86,27 @@ async fn added_repos_go_last_and_deleted_repos_disappear() {
     );
 
     let again = app
-        .post_control(&format!("/orgs/{ORG}/repos"), json!({"name": "BRAND-NEW"}))
+        .control
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{ORG}/repos"),
+            Some(json!({"name": "BRAND-NEW"})),
+        )
         .await;
     assert_eq!(again.status(), 422);
     let no_org = app
-        .post_control("/orgs/nobody/repos", json!({"name": "x"}))
+        .control
+        .send(
+            reqwest::Method::POST,
+            "/orgs/nobody/repos",
+            Some(json!({"name": "x"})),
+        )
         .await;
     assert_eq!(no_org.status(), 404);
 
     let deleted = app
-        .control(Method::DELETE, &format!("/repos/{ORG}/brand-new"), None)
+        .control
+        .send(Method::DELETE, &format!("/repos/{ORG}/brand-new"), None)
         .await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(
@@ -99,7 +115,8 @@ async fn added_repos_go_last_and_deleted_repos_disappear() {
     );
     assert_eq!(dataset_repo_names(&app).await.len(), REPOS);
     let again = app
-        .control(Method::DELETE, &format!("/repos/{ORG}/brand-new"), None)
+        .control
+        .send(Method::DELETE, &format!("/repos/{ORG}/brand-new"), None)
         .await;
     assert_eq!(again.status(), 404);
 }

@@ -19,7 +19,7 @@ async fn snapshot(app: &TestApp, targets: &[String]) -> Vec<(String, bytes::Byte
 }
 
 async fn export(app: &TestApp) -> bytes::Bytes {
-    let response = app.control(Method::GET, "/dataset", None).await;
+    let response = app.control.send(Method::GET, "/dataset", None).await;
     assert_eq!(response.status(), 200);
     response.bytes().await.expect("dataset")
 }
@@ -128,7 +128,8 @@ async fn an_exported_state_replays_byte_for_byte() {
         .await;
     let first_repo = repos[0]["name"].as_str().expect("name").to_owned();
     generated
-        .control(
+        .control
+        .send(
             Method::PATCH,
             &format!("/repos/{ORG}/{first_repo}"),
             Some(json!({"open_issues_count": 12345})),

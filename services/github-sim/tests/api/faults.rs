@@ -10,9 +10,11 @@ use crate::helpers::{ORG, header, header_u64, spawn_app};
 async fn a_counted_fault_hits_that_many_matching_requests() {
     let app = spawn_app().await;
     let queued = app
-        .post_control(
+        .control
+        .send(
+            reqwest::Method::POST,
             "/faults",
-            json!({"status": 502, "count": 2, "path_prefix": "/orgs"}),
+            Some(json!({"status": 502, "count": 2, "path_prefix": "/orgs"})),
         )
         .await;
     assert_eq!(queued.status(), 201);
@@ -30,18 +32,20 @@ async fn a_counted_fault_hits_that_many_matching_requests() {
     }
     assert_eq!(app.get(&format!("/orgs/{ORG}/repos")).await.status(), 200);
 
-    let stats = app.stats().await;
+    let stats = app.control.stats().await;
     assert_eq!(stats["faults_served"], 2);
 }
 
 #[tokio::test]
 async fn a_secondary_limit_has_retry_after_and_spends_nothing() {
     let app = spawn_app().await;
-    app.post_control(
-        "/faults",
-        json!({"status": 429, "count": 1, "retry_after": 5}),
-    )
-    .await;
+    app.control
+        .send(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"status": 429, "count": 1, "retry_after": 5})),
+        )
+        .await;
 
     let limited = app.get(&format!("/orgs/{ORG}")).await;
     assert_eq!(limited.status(), 429);
@@ -62,11 +66,13 @@ async fn a_secondary_limit_has_retry_after_and_spends_nothing() {
 #[tokio::test]
 async fn a_primary_fault_looks_like_a_spent_budget() {
     let app = spawn_app().await;
-    app.post_control(
-        "/faults",
-        json!({"status": 403, "primary": true, "count": 1}),
-    )
-    .await;
+    app.control
+        .send(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"status": 403, "primary": true, "count": 1})),
+        )
+        .await;
 
     let limited = app.get(&format!("/orgs/{ORG}")).await;
     assert_eq!(limited.status(), 403);
@@ -86,11 +92,13 @@ async fn truncate_body_cuts_the_page_it_targets_in_half() {
     let app = spawn_app().await;
     let target = format!("/orgs/{ORG}/repos?per_page=100&page=2");
     let whole = app.get(&target).await.bytes().await.expect("body");
-    app.post_control(
-        "/faults",
-        json!({"truncate_body": true, "count": 1, "page": 2}),
-    )
-    .await;
+    app.control
+        .send(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"truncate_body": true, "count": 1, "page": 2})),
+        )
+        .await;
 
     let first_page = app.get(&format!("/orgs/{ORG}/repos?per_page=100")).await;
     assert!(
@@ -109,12 +117,19 @@ async fn truncate_body_cuts_the_page_it_targets_in_half() {
 #[tokio::test]
 async fn unlimited_faults_last_until_cleared() {
     let app = spawn_app().await;
-    app.post_control("/faults", json!({"status": 503})).await;
+    app.control
+        .send(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"status": 503})),
+        )
+        .await;
     for _ in 0..3 {
         assert_eq!(app.get("/").await.status(), 503);
     }
     let listed: Value = app
-        .control(reqwest::Method::GET, "/faults", None)
+        .control
+        .send(reqwest::Method::GET, "/faults", None)
         .await
         .json()
         .await
@@ -122,7 +137,10 @@ async fn unlimited_faults_last_until_cleared() {
     assert_eq!(listed[0]["status"], 503);
     assert_eq!(listed[0]["remaining"], Value::Null);
 
-    let cleared = app.control(reqwest::Method::DELETE, "/faults", None).await;
+    let cleared = app
+        .control
+        .send(reqwest::Method::DELETE, "/faults", None)
+        .await;
     assert_eq!(cleared.status(), 204);
     assert_eq!(app.get("/").await.status(), 200);
 }
@@ -136,7 +154,10 @@ async fn contradictory_faults_are_refused() {
         json!({"status": 500, "count": 0}),
         json!({"status": 500, "unknown": 1}),
     ] {
-        let response = app.post_control("/faults", body.clone()).await;
+        let response = app
+            .control
+            .send(reqwest::Method::POST, "/faults", Some(body.clone()))
+            .await;
         assert_eq!(response.status(), 400, "{body}");
         let error: Value = response.json().await.expect("JSON error");
         assert!(error["message"].is_string());
@@ -146,19 +167,27 @@ async fn contradictory_faults_are_refused() {
 #[tokio::test]
 async fn delays_and_latency_slow_answers_down() {
     let app = spawn_app().await;
-    app.post_control("/faults", json!({"delay_ms": 300, "count": 1}))
+    app.control
+        .send(
+            reqwest::Method::POST,
+            "/faults",
+            Some(json!({"delay_ms": 300, "count": 1})),
+        )
         .await;
     let started = Instant::now();
     assert_eq!(app.get("/").await.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
-    let set = app.post_control("/latency", json!({"ms": 1500})).await;
+    let set = app
+        .control
+        .send(reqwest::Method::POST, "/latency", Some(json!({"ms": 1500})))
+        .await;
     assert_eq!(set.status(), 200);
     let started = Instant::now();
     assert_eq!(app.get(&format!("/orgs/{ORG}")).await.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(1500));
     let started = Instant::now();
-    app.stats().await;
+    app.control.stats().await;
     assert!(
         started.elapsed() < Duration::from_millis(1000),
         "control routes are not slowed"

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use github_sim::{Application, SimConfig};
+use hubcache_testkit::SimControl;
 use reqwest::Response;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -20,6 +20,8 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
+    /// The control API (`/_sim/...`), through the client every service's tests use.
+    pub control: SimControl,
 }
 
 /// The configuration tests start from: a free port, one worker, the default generated org.
@@ -46,6 +48,7 @@ pub async fn spawn_app_with(config: SimConfig) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         client: reqwest::Client::new(),
+        control: SimControl::new(format!("http://127.0.0.1:{port}")),
     }
 }
 
@@ -67,33 +70,6 @@ impl TestApp {
         let response = self.get(target).await;
         assert_eq!(response.status(), 200, "GET {target}");
         response.json().await.expect("JSON body")
-    }
-
-    pub async fn control(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Response {
-        let mut request = self
-            .client
-            .request(method, format!("{}/_sim{path}", self.address));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.expect("control request sent")
-    }
-
-    pub async fn post_control(&self, path: &str, body: Value) -> Response {
-        self.control(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    pub async fn stats(&self) -> Value {
-        self.control(reqwest::Method::GET, "/stats", None)
-            .await
-            .json()
-            .await
-            .expect("stats JSON")
     }
 
     /// Follows `rel="next"` from `first` to the end; returns each page's URL and items.
@@ -159,12 +135,10 @@ pub async fn org_id(app: &TestApp) -> u64 {
 
 /// Repository names in list order, as the control API's dataset export holds them.
 pub async fn dataset_repo_names(app: &TestApp) -> Vec<String> {
-    let dataset: Value = app
-        .control(reqwest::Method::GET, "/dataset", None)
-        .await
-        .json()
-        .await
-        .expect("dataset JSON");
+    let dataset = app
+        .control
+        .call(reqwest::Method::GET, "/dataset", None)
+        .await;
     dataset["orgs"][0]["repos"]
         .as_array()
         .expect("repos")
@@ -178,24 +152,6 @@ pub fn names(items: &[Value]) -> Vec<String> {
         .iter()
         .map(|item| item["name"].as_str().expect("name").to_owned())
         .collect()
-}
-
-/// Retries `check` every 100 ms until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A file in the temp dir, removed on drop.

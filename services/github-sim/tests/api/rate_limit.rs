@@ -3,9 +3,10 @@
 use std::time::{Duration, SystemTime};
 
 use github_sim::SimConfig;
+use hubcache_testkit::eventually;
 use serde_json::{Value, json};
 
-use crate::helpers::{ORG, eventually, header, header_u64, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{ORG, header, header_u64, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn every_answer_reports_the_budget_and_spends_one() {
@@ -70,7 +71,7 @@ async fn a_spent_budget_answers_403_with_githubs_message_until_reset() {
         "conditional requests stay free when spent"
     );
 
-    let stats = app.stats().await;
+    let stats = app.control.stats().await;
     assert_eq!(stats["rate_limited"], 2);
     assert_eq!(stats["rate_limit_used"], 2);
 }
@@ -79,9 +80,11 @@ async fn a_spent_budget_answers_403_with_githubs_message_until_reset() {
 async fn the_window_refills_after_its_reset() {
     let app = spawn_app().await;
     let update = app
-        .post_control(
+        .control
+        .send(
+            reqwest::Method::POST,
             "/rate-limit",
-            json!({"limit": 100, "remaining": 0, "reset_in_secs": 1}),
+            Some(json!({"limit": 100, "remaining": 0, "reset_in_secs": 1})),
         )
         .await;
     assert_eq!(update.status(), 200);
@@ -90,11 +93,13 @@ async fn the_window_refills_after_its_reset() {
 
     let target = format!("/orgs/{ORG}");
     assert_eq!(app.get(&target).await.status(), 403);
-    let refilled = eventually(Duration::from_secs(5), || async {
-        app.get(&target).await.status() == 200
-    })
-    .await;
-    assert!(refilled, "the budget refills after reset_in_secs");
+    eventually(
+        Duration::from_secs(5),
+        "the budget refills after reset_in_secs",
+        || async { (app.get(&target).await.status() == 200).then_some(()) },
+    )
+    .await
+    .expect("the budget refills after reset_in_secs");
     let response = app.get(&target).await;
     assert_eq!(header_u64(response.headers(), "x-ratelimit-limit"), 100);
     assert_eq!(header_u64(response.headers(), "x-ratelimit-remaining"), 98);
@@ -104,7 +109,12 @@ async fn the_window_refills_after_its_reset() {
 async fn remaining_above_limit_is_refused() {
     let app = spawn_app().await;
     let response = app
-        .post_control("/rate-limit", json!({"limit": 10, "remaining": 11}))
+        .control
+        .send(
+            reqwest::Method::POST,
+            "/rate-limit",
+            Some(json!({"limit": 10, "remaining": 11})),
+        )
         .await;
     assert_eq!(response.status(), 400);
 }

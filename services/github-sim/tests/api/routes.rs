@@ -211,7 +211,7 @@ async fn head_gets_the_headers_without_the_body() {
         header(get.headers(), "etag")
     );
     assert!(head.bytes().await.expect("body").is_empty());
-    assert_eq!(app.stats().await["by_method"]["HEAD"], 1);
+    assert_eq!(app.control.stats().await["by_method"]["HEAD"], 1);
 }
 
 #[tokio::test]
@@ -229,7 +229,7 @@ async fn a_base_url_path_prefixes_requests_and_links() {
         "{next}"
     );
     assert_eq!(
-        app.stats().await["by_path"][format!("/orgs/{ORG}/repos")],
+        app.control.stats().await["by_path"][format!("/orgs/{ORG}/repos")],
         1
     );
 }
@@ -237,23 +237,27 @@ async fn a_base_url_path_prefixes_requests_and_links() {
 #[tokio::test]
 async fn control_routes_are_not_counted_and_unknown_ones_are_json_404s() {
     let app = spawn_app().await;
-    let unknown = app.control(reqwest::Method::GET, "/nothing", None).await;
+    let unknown = app
+        .control
+        .send(reqwest::Method::GET, "/nothing", None)
+        .await;
     assert_eq!(unknown.status(), 404);
     let body: Value = unknown.json().await.expect("JSON");
     assert!(body["message"].is_string());
-    let wrong_method = app.control(reqwest::Method::PUT, "/stats", None).await;
+    let wrong_method = app.control.send(reqwest::Method::PUT, "/stats", None).await;
     assert_eq!(wrong_method.status(), 404);
 
     app.get(&format!("/orgs/{ORG}")).await;
     app.get(&format!("/orgs/{ORG}?x=1")).await;
-    let stats = app.stats().await;
+    let stats = app.control.stats().await;
     assert_eq!(stats["total"], 2);
     assert_eq!(stats["by_path"], serde_json::json!({"/orgs/Netflix": 2}));
     assert_eq!(stats["by_method"], serde_json::json!({"GET": 2}));
 
     let reset = app
-        .control(reqwest::Method::POST, "/stats/reset", None)
+        .control
+        .send(reqwest::Method::POST, "/stats/reset", None)
         .await;
     assert_eq!(reset.status(), 204);
-    assert_eq!(app.stats().await["total"], 0);
+    assert_eq!(app.control.stats().await["total"], 0);
 }

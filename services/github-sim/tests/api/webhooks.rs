@@ -11,7 +11,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::helpers::{ORG, TestApp, dataset_repo_names, eventually, spawn_app};
+use hubcache_testkit::eventually;
+
+use crate::helpers::{ORG, TestApp, dataset_repo_names, spawn_app};
 
 const SECRET: &str = "It's a Secret to Everybody";
 
@@ -87,12 +89,12 @@ impl Receiver {
     }
 
     async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let arrived = eventually(Duration::from_secs(10), || async {
-            self.received.lock().len() >= count
+        let arrived = eventually(Duration::from_secs(10), "deliveries", || async {
+            (self.received.lock().len() >= count).then_some(())
         })
         .await;
         assert!(
-            arrived,
+            arrived.is_ok(),
             "{count} deliveries expected, got {:?}",
             self.received()
         );
@@ -108,10 +110,14 @@ fn signature(body: &[u8]) -> String {
 
 async fn register(app: &TestApp, receiver: &Receiver) -> u64 {
     let created = app
-        .post_control(
+        .control
+        .send(
+            Method::POST,
             &format!("/orgs/{ORG}/hooks"),
-            json!({"name": "web", "config": {"url": receiver.url, "secret": SECRET,
+            Some(
+                json!({"name": "web", "config": {"url": receiver.url, "secret": SECRET,
                    "content_type": "json"}, "events": ["*"]}),
+            ),
         )
         .await;
     assert_eq!(created.status(), 201);
@@ -125,7 +131,8 @@ async fn register(app: &TestApp, receiver: &Receiver) -> u64 {
 
 async fn deliveries(app: &TestApp, hook: u64) -> Vec<Value> {
     let response = app
-        .control(
+        .control
+        .send(
             Method::GET,
             &format!("/orgs/{ORG}/hooks/{hook}/deliveries"),
             None,
@@ -148,7 +155,7 @@ async fn every_mutation_sends_a_signed_delivery_like_githubs() {
     let repo_path = format!("/repos/{ORG}/{name}");
     let repo = app.get_json(&repo_path).await;
     let stars = repo["stargazers_count"].as_u64().expect("stars");
-    let patch = |body: Value| app.control(Method::PATCH, &repo_path, Some(body));
+    let patch = |body: Value| app.control.send(Method::PATCH, &repo_path, Some(body));
     assert_eq!(
         patch(json!({"stargazers_count": stars + 1})).await.status(),
         200
@@ -156,11 +163,17 @@ async fn every_mutation_sends_a_signed_delivery_like_githubs() {
     assert_eq!(patch(json!({"description": "changed"})).await.status(), 200);
     assert_eq!(patch(json!({"archived": true})).await.status(), 200);
     let added = app
-        .post_control(&format!("/orgs/{ORG}/repos"), json!({"name": "hooked"}))
+        .control
+        .send(
+            Method::POST,
+            &format!("/orgs/{ORG}/repos"),
+            Some(json!({"name": "hooked"})),
+        )
         .await;
     assert_eq!(added.status(), 201);
     let deleted = app
-        .control(Method::DELETE, &format!("/repos/{ORG}/hooked"), None)
+        .control
+        .send(Method::DELETE, &format!("/repos/{ORG}/hooked"), None)
         .await;
     assert_eq!(deleted.status(), 204);
 
@@ -210,12 +223,12 @@ async fn outcomes_are_logged_and_a_delivery_can_be_redelivered() {
     receiver.status.store(503, Ordering::Relaxed);
     let hook = register(&app, &receiver).await;
     receiver.wait_for(1).await;
-    let logged = eventually(Duration::from_secs(5), || async {
-        deliveries(&app, hook).await[0]["status"] == "HTTP 503"
+    let logged = eventually(Duration::from_secs(5), "the failed ping logged", || async {
+        (deliveries(&app, hook).await[0]["status"] == "HTTP 503").then_some(())
     })
     .await;
     assert!(
-        logged,
+        logged.is_ok(),
         "the failed ping is logged: {:?}",
         deliveries(&app, hook).await
     );
@@ -223,26 +236,30 @@ async fn outcomes_are_logged_and_a_delivery_can_be_redelivered() {
     receiver.status.store(200, Ordering::Relaxed);
     let failed = deliveries(&app, hook).await.remove(0);
     let redelivered = app
-        .post_control(
+        .control
+        .send(
+            Method::POST,
             &format!(
                 "/orgs/{ORG}/hooks/{hook}/deliveries/{}/attempts",
                 failed["id"]
             ),
-            json!({}),
+            Some(json!({})),
         )
         .await;
     assert_eq!(redelivered.status(), 202);
     let both = receiver.wait_for(2).await;
     assert_eq!(both[1].guid, both[0].guid, "a redelivery keeps its GUID");
     assert_eq!(both[1].body, both[0].body);
-    let logged = eventually(Duration::from_secs(5), || async {
+    let logged = eventually(Duration::from_secs(5), "the redelivery logged", || async {
         let log = deliveries(&app, hook).await;
-        log[0]["status"] == "OK" && log[0]["redelivery"] == true && log[0]["status_code"] == 200
+        (log[0]["status"] == "OK" && log[0]["redelivery"] == true && log[0]["status_code"] == 200)
+            .then_some(())
     })
     .await;
-    assert!(logged, "{:?}", deliveries(&app, hook).await);
+    assert!(logged.is_ok(), "{:?}", deliveries(&app, hook).await);
     let one = app
-        .control(
+        .control
+        .send(
             Method::GET,
             &format!("/orgs/{ORG}/hooks/{hook}/deliveries/{}", failed["id"]),
             None,
@@ -263,14 +280,19 @@ async fn bad_hooks_are_refused_and_deleted_hooks_get_nothing() {
         json!({"config": {"url": "http://127.0.0.1:1/", "content_type": "form"}}),
         json!({"config": {"url": "http://127.0.0.1:1/"}, "events": []}),
     ] {
-        let refused = app.post_control(&format!("/orgs/{ORG}/hooks"), body).await;
+        let refused = app
+            .control
+            .send(Method::POST, &format!("/orgs/{ORG}/hooks"), Some(body))
+            .await;
         assert_eq!(refused.status(), 422);
         assert!(refused.json::<Value>().await.expect("JSON")["message"].is_string());
     }
     let missing_org = app
-        .post_control(
+        .control
+        .send(
+            Method::POST,
             "/orgs/nobody/hooks",
-            json!({"config": {"url": "http://127.0.0.1:1/"}}),
+            Some(json!({"config": {"url": "http://127.0.0.1:1/"}})),
         )
         .await;
     assert_eq!(missing_org.status(), 404);
@@ -279,18 +301,25 @@ async fn bad_hooks_are_refused_and_deleted_hooks_get_nothing() {
     let hook = register(&app, &receiver).await;
     receiver.wait_for(1).await;
     let deleted = app
-        .control(Method::DELETE, &format!("/orgs/{ORG}/hooks/{hook}"), None)
+        .control
+        .send(Method::DELETE, &format!("/orgs/{ORG}/hooks/{hook}"), None)
         .await;
     assert_eq!(deleted.status(), 204);
     let hooks: Value = app
-        .control(Method::GET, &format!("/orgs/{ORG}/hooks"), None)
+        .control
+        .send(Method::GET, &format!("/orgs/{ORG}/hooks"), None)
         .await
         .json()
         .await
         .expect("hooks JSON");
     assert_eq!(hooks, json!([]));
     let added = app
-        .post_control(&format!("/orgs/{ORG}/repos"), json!({"name": "unheard"}))
+        .control
+        .send(
+            Method::POST,
+            &format!("/orgs/{ORG}/repos"),
+            Some(json!({"name": "unheard"})),
+        )
         .await;
     assert_eq!(added.status(), 201);
     // A later hook's ping arrives after anything the deleted hook could still have been sent.

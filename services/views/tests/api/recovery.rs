@@ -117,6 +117,7 @@ async fn the_worker_survives_a_redis_restart_and_handles_new_events() {
 
     // Redis dies, stays down a moment (the worker retries), and comes back empty.
     app.redis.stop();
+    // The outage's length, not a wait for something: the worker's retries fail meanwhile.
     tokio::time::sleep(Duration::from_millis(700)).await;
     app.redis.restart().await.expect("redis restarts");
     assert_eq!(app.views().await, None, "Redis came back empty");
