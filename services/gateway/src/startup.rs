@@ -123,7 +123,8 @@ impl Application {
             KeySchema::new(&settings.common.key_prefix),
             Arc::clone(&served),
             body_urls,
-        );
+        )
+        .with_webhook_stats(webhooks.as_ref().map(|intake| Arc::clone(&intake.stats)));
         let connected = match listener.connect_and_load().await {
             Ok(connected) => Some(connected),
             Err(e) => {

@@ -3,8 +3,11 @@
 //! is still seen once) and, only if it is new, appends a [`WebhookHint`] to the hints stream.
 //! This and the marker are the only things the gateway writes to Redis.
 //!
-//! Also the per-process delivery counters shown on `/healthcheck` and `/metrics`.
+//! Also the per-process delivery counters shown on `/healthcheck` and `/metrics`, and the
+//! delivery-to-view latency: from an accepted delivery that changes the repos list to the next
+//! views this replica installs (`stream_listener` reports those).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -63,7 +66,7 @@ pub(crate) struct WebhookIntake {
     connector: RedisConnector,
     connection: tokio::sync::Mutex<Option<RedisConnection>>,
     script: redis::Script,
-    pub(crate) stats: WebhookStats,
+    pub(crate) stats: Arc<WebhookStats>,
 }
 
 impl WebhookIntake {
@@ -76,7 +79,7 @@ impl WebhookIntake {
             connector,
             connection: tokio::sync::Mutex::new(None),
             script: redis::Script::new(RECORD_SCRIPT),
-            stats: WebhookStats::default(),
+            stats: Arc::default(),
         }
     }
 
@@ -164,6 +167,10 @@ pub(crate) struct WebhookStats {
     ignored: AtomicU64,
     rejected: AtomicU64,
     unavailable: AtomicU64,
+    /// Receipt time (Unix ms) of the earliest accepted delivery for the repos list not yet
+    /// followed by new views; 0 when none.
+    views_pending_since_ms: AtomicU64,
+    last_delivery_to_view_ms: AtomicU64,
 }
 
 /// The counters as `/healthcheck` shows them.
@@ -178,6 +185,9 @@ pub(crate) struct WebhookStatsView {
     rejected: u64,
     /// Deliveries answered 503 because Redis was unreachable.
     unavailable: u64,
+    /// From the last accepted delivery for the repos list to the next views this replica
+    /// installed, milliseconds.
+    last_delivery_to_view_ms: Option<u64>,
 }
 
 impl WebhookStats {
@@ -203,6 +213,32 @@ impl WebhookStats {
             .set(now as f64 / 1000.0);
     }
 
+    /// An accepted delivery changes the repos list (and so the views): the next views installed
+    /// end its delivery-to-view time.
+    pub(crate) fn awaits_views(&self, received_at_ms: u64) {
+        let _ = self.views_pending_since_ms.compare_exchange(
+            0,
+            received_at_ms,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// New views are served: records the delivery-to-view latency of the delivery waiting for
+    /// them, if any. (Views of an older change installed just after a delivery end it early: a
+    /// per-replica approximation; `scripts/pipeline-figures.sh` measures end to end.)
+    pub(crate) fn views_installed(&self) {
+        let since = self.views_pending_since_ms.swap(0, Ordering::Relaxed);
+        if since == 0 {
+            return;
+        }
+        let latency_ms = now_ms().saturating_sub(since);
+        self.last_delivery_to_view_ms
+            .store(latency_ms, Ordering::Relaxed);
+        metrics::histogram!("hubcache_webhook_delivery_to_view_seconds")
+            .record(latency_ms as f64 / 1000.0);
+    }
+
     /// The counters for `/healthcheck`.
     pub(crate) fn view(&self) -> WebhookStatsView {
         let last = self.last_delivery_at_ms.load(Ordering::Relaxed);
@@ -213,6 +249,10 @@ impl WebhookStats {
             ignored: self.ignored.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             unavailable: self.unavailable.load(Ordering::Relaxed),
+            last_delivery_to_view_ms: match self.last_delivery_to_view_ms.load(Ordering::Relaxed) {
+                0 => None,
+                ms => Some(ms),
+            },
         }
     }
 }
@@ -228,5 +268,11 @@ pub(crate) fn describe_metrics() {
         "hubcache_webhook_last_delivery_timestamp_seconds",
         metrics::Unit::Seconds,
         "Unix time of the last verified webhook delivery this gateway received."
+    );
+    metrics::describe_histogram!(
+        "hubcache_webhook_delivery_to_view_seconds",
+        metrics::Unit::Seconds,
+        "From a webhook delivery for the repos list accepted by this gateway to the next views \
+         it serves."
     );
 }

@@ -138,6 +138,9 @@ async fn handle(
     match intake.record(&hint).await {
         Ok(Recorded::New) => {
             tracing::info!(event, delivery, "webhook delivery accepted");
+            if hint.targets.contains(&HintTarget::Repos) {
+                intake.stats.awaits_views(hint.received_at_ms);
+            }
             let response = acknowledged(StatusCode::ACCEPTED, "accepted");
             (response, Outcome::Accepted)
         }

@@ -203,9 +203,18 @@ async fn a_sim_change_reaches_the_views_and_the_list_within_a_second_of_its_deli
         "{health}"
     );
     assert!(
-        health["webhooks"]["accepted"].as_u64() >= Some(3),
+        health["webhooks"]["accepted"].as_u64() >= Some(5),
         "{health}"
     );
+    let to_view = health["webhooks"]["last_delivery_to_view_ms"].as_u64();
+    assert!(to_view.is_some_and(|ms| ms <= 3_000), "{health}");
+    let metrics = app.get_text("/metrics").await;
+    let installs = hubcache_testkit::prometheus_text::sample(
+        &metrics,
+        "hubcache_webhook_delivery_to_view_seconds_count",
+        &[],
+    );
+    assert!(installs >= Some(1.0), "delivery-to-view latency recorded");
 }
 
 #[tokio::test]
