@@ -189,24 +189,26 @@ impl FetchLoop {
     }
 
     /// Moves the endpoints hinted since the last look forward in the schedule. While the
-    /// rate-limit budget is being stretched, hints advance nothing (the stretched schedule is
-    /// what keeps the budget), so a flood of deliveries cannot outspend the pacing.
+    /// rate-limit budget is being stretched, a hinted endpoint is polled no sooner than its
+    /// stretched interval allows (`Schedule::hinted`), so a flood of deliveries cannot outspend
+    /// the pacing.
     fn apply_hints(&mut self, now: Instant) {
         let hinted = self.hints.take();
         if hinted.is_empty() {
             return;
         }
-        let stretched = self
+        let stretch = self
             .budget
-            .stretch(self.schedule.demand_per_sec(), SystemTime::now())
-            .factor
-            > 1.0;
+            .stretch(self.schedule.demand_per_sec(), SystemTime::now());
         for (path, received_at_ms) in hinted {
-            self.schedule.hinted(&path, received_at_ms, now, !stretched);
+            self.schedule.hinted(&path, received_at_ms, now, stretch);
         }
-        if stretched {
+        if stretch.factor > 1.0 {
             metrics::counter!("hubcache_fetcher_webhook_hints_deferred_total").increment(1);
-            tracing::info!("rate-limit budget low: webhook hints wait for the stretched schedule");
+            tracing::info!(
+                factor = stretch.factor,
+                "rate-limit budget low: hinted endpoints keep the stretched interval"
+            );
         }
     }
 
@@ -436,7 +438,7 @@ pub(crate) fn describe_metrics() {
     );
     describe_counter!(
         "hubcache_fetcher_webhook_hints_deferred_total",
-        "Times webhook hints were left to the stretched schedule because the rate-limit budget \
+        "Times webhook hints were held to the stretched interval because the rate-limit budget \
          was low."
     );
     describe_histogram!(

@@ -100,16 +100,17 @@ impl Schedule {
         self
     }
 
-    /// A webhook hint names the endpoint at `path` (delivery received at `received_at_ms`).
-    /// With `advance`, it becomes due now (or `min_gap` after its last poll started, and not
-    /// during a failure backoff); without (the budget is being stretched), the hint only counts
-    /// as a sign that webhooks are live. Returns whether `path` is a scheduled endpoint.
+    /// A webhook hint names the endpoint at `path` (delivery received at `received_at_ms`): it
+    /// becomes due now, or `min_gap` after its last poll started, and not during a failure
+    /// backoff. While the rate-limit budget is being stretched (`stretch`), no sooner than its
+    /// stretched interval after its last poll started: hints then shorten no wait the budget
+    /// needs, so a flood cannot outspend the pacing. Returns whether `path` is scheduled.
     pub(crate) fn hinted(
         &mut self,
         path: &str,
         received_at_ms: u64,
         now: Instant,
-        advance: bool,
+        stretch: Stretch,
     ) -> bool {
         let Some(slot) = self
             .slots
@@ -120,7 +121,7 @@ impl Schedule {
         };
         self.last_hint_at = Some(now);
         slot.hinted_ever = true;
-        if !advance || slot.failures > 0 {
+        if slot.failures > 0 {
             return true;
         }
         let received_at_ms = slot.hint.map_or(received_at_ms, |pending| {
@@ -130,9 +131,16 @@ impl Schedule {
             received_at_ms,
             rechecks_used: 0,
         });
+        let gap = if stretch.factor > 1.0 {
+            stretch
+                .apply(slot.endpoint.interval)
+                .max(self.webhooks.min_gap)
+        } else {
+            self.webhooks.min_gap
+        };
         let earliest = slot
             .last_started
-            .map_or(now, |started| started + self.webhooks.min_gap)
+            .map_or(now, |started| started + gap)
             .max(now);
         slot.next_due = slot.next_due.min(earliest);
         true
@@ -305,21 +313,25 @@ mod tests {
         s.succeeded(0, now, Some(0), Stretch::NONE);
         s.succeeded(1, now, Some(0), Stretch::NONE);
         let later = now + Duration::from_secs(5);
-        assert!(s.hinted("/a", 1, later, true));
-        assert!(!s.hinted("/elsewhere", 1, later, true));
+        assert!(s.hinted("/a", 1, later, Stretch::NONE));
+        assert!(!s.hinted("/elsewhere", 1, later, Stretch::NONE));
         assert_eq!(s.next(), Some((0, later)));
         // A poll starts; more hints during it are due only min_gap after that start.
         s.succeeded(0, later, Some(0), Stretch::NONE);
         assert_eq!(s.settle_hint(0, true, later), Some(1));
         for at in 0..1_000 {
-            s.hinted("/a", 2 + at, later, true);
+            s.hinted("/a", 2 + at, later, Stretch::NONE);
         }
         assert_eq!(s.next(), Some((0, later + Duration::from_millis(500))));
-        // A hint while the budget is stretched does not advance anything.
-        s.succeeded(1, later, Some(0), Stretch::NONE);
-        let due_b = s.slots[1].next_due;
-        s.hinted("/b", 3, later, false);
-        assert_eq!(s.slots[1].next_due, due_b);
+        // While the budget is stretched (x3), a hint waits for the stretched interval.
+        let stretch = Stretch {
+            factor: 3.0,
+            until_reset: Duration::from_secs(3_600),
+        };
+        s.succeeded(1, later, Some(0), stretch);
+        let soon = later + Duration::from_secs(1);
+        s.hinted("/b", 3, soon, stretch);
+        assert_eq!(s.slots[1].next_due, later + Duration::from_secs(180));
     }
 
     #[test]
@@ -329,7 +341,7 @@ mod tests {
         s.succeeded(0, now, Some(0), Stretch::NONE);
         s.succeeded(1, now, Some(0), Stretch::NONE);
         let t = now + Duration::from_secs(10);
-        s.hinted("/a", 7, t, true);
+        s.hinted("/a", 7, t, Stretch::NONE);
         s.succeeded(0, t, Some(0), Stretch::NONE);
         assert_eq!(s.settle_hint(0, false, t), None);
         assert_eq!(s.next(), Some((0, t + Duration::from_secs(1))));
@@ -349,7 +361,7 @@ mod tests {
     fn while_hints_arrive_hinted_endpoints_poll_at_the_safety_interval() {
         let now = Instant::now();
         let mut s = hinted_schedule(now);
-        s.hinted("/a", 1, now, true);
+        s.hinted("/a", 1, now, Stretch::NONE);
         s.succeeded(0, now, Some(0), Stretch::NONE);
         s.succeeded(1, now, Some(0), Stretch::NONE);
         assert_eq!(s.slots[0].next_due, now + Duration::from_secs(600));
