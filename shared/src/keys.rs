@@ -23,9 +23,10 @@
 /// minutes, small enough to keep Redis memory flat.
 pub const STREAM_MAX_LEN: usize = 10_000;
 
-/// Approximate bound of the webhook hints stream: hints are acted on within a second or two,
-/// and a lost one is covered by the safety poll, so a short history is enough.
-pub const HINTS_STREAM_MAX_LEN: usize = 1_000;
+/// Approximate bound of the webhook hints stream: hints are read within a second or two, so
+/// this only has to hold a burst between two reads (the fetcher reads up to 1,000 at a time);
+/// a hint trimmed unread is covered by the safety poll.
+pub const HINTS_STREAM_MAX_LEN: usize = 10_000;
 
 /// Builds every Redis name from one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
