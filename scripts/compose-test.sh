@@ -8,7 +8,7 @@
 #   3. up -d --scale gateway=3, wait until the load balancer answers /healthcheck 200;
 #   4. scripts/smoke.sh through the load balancer;
 #   5. every gateway replica answers the same bytes and ETags for the cached keys and views;
-#   5b. webhooks: a change made in github-sim is delivered by its org webhook through the load
+#   5c. webhooks: a change made in github-sim is delivered by its org webhook through the load
 #      balancer (202 in its delivery log) and reaches the views;
 #   6. one replica stopped under a stream of requests through the load balancer: none may fail;
 #   7. Redis restarted: the stack recovers (healthy, and a change made in github-sim afterwards
@@ -170,7 +170,7 @@ for path in "/orgs/$ORG" "/orgs/$ORG/repos" "/orgs/$ORG/members" "/" "/view/top/
 done
 phase "replicas identical"
 
-# --- 5b. webhooks through the load balancer ----------------------------------------------------
+# --- 5c. webhooks through the load balancer ----------------------------------------------------
 # sim_get PATH: github-sim's control API from inside its container (not published on the host).
 sim_get() { compose exec -T github-sim curl -s -f --max-time 10 "http://127.0.0.1:3001$1"; }
 log "github-sim's org webhook delivers a change through lb"
