@@ -10,6 +10,8 @@
 #   5. every gateway replica answers the same bytes and ETags for the cached keys and views;
 #      then the fleet cache: 60 concurrent misses for one pass-through path through lb (spread
 #      over the 3 replicas), 500 ms of upstream latency, cost github-sim exactly 1 request;
+#   5c. webhooks: a change made in github-sim is delivered by its org webhook through the load
+#      balancer (202 in its delivery log) and reaches the views;
 #   6. one replica stopped under a stream of requests through the load balancer: none may fail;
 #   7. Redis restarted: the stack recovers (healthy, and a change made in github-sim afterwards
 #      reaches the views through fetcher -> Redis -> views -> gateway);
@@ -56,7 +58,8 @@ fi
 # README's command does (deploy/demo.env selects the demo profile and github-sim as upstream).
 unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL REDIS_SENTINELS REDIS_SENTINEL_MASTER REDIS_CLUSTER_NODES PUBLIC_URL KEY_PREFIX CACHED_ENDPOINTS \
   COMPOSE_PROFILES COMPOSE_FILE COMPOSE_PROJECT_NAME HUBCACHE_CONFIG METRICS_PORT WORKERS \
-  CLIENT_RATE_LIMIT_PER_SEC MAX_UPSTREAM_FETCHES MAX_CONNECTIONS OTEL_EXPORTER_OTLP_ENDPOINT PORT
+  CLIENT_RATE_LIMIT_PER_SEC MAX_UPSTREAM_FETCHES MAX_CONNECTIONS OTEL_EXPORTER_OTLP_ENDPOINT PORT \
+  GITHUB_WEBHOOK_SECRET WEBHOOK_DELIVERY_WINDOW_SECS WEBHOOK_MAX_BODY_BYTES WEBHOOK_SAFETY_POLL_SECS
 PORT_HOST="${COMPOSE_TEST_PORT:-$(free_port)}"
 export HUBCACHE_PORT="127.0.0.1:$PORT_HOST" GITHUB_ORG="$ORG" REFRESH_INTERVAL_SECS=2 \
   HUBCACHE_IMAGE_PREFIX=hubcache-test HUBCACHE_TAG=ci RUST_LOG=info
@@ -203,6 +206,44 @@ grep -qE 'detail=(fleet|l2)' "$RUN_DIR"/fleet.* ||
 echo "  60 concurrent misses on 3 replicas: $FLEET_UPSTREAM upstream request"
 phase "fleet cache (1 upstream request)"
 
+# --- 5c. webhooks through the load balancer ----------------------------------------------------
+# sim_get PATH: github-sim's control API from inside its container (not published on the host).
+sim_get() { compose exec -T github-sim curl -s -f --max-time 10 "http://127.0.0.1:3001$1"; }
+log "github-sim's org webhook delivers a change through lb"
+hook="$(sim_get "/_sim/orgs/$ORG/hooks" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')" \
+  || die "github-sim has no org webhook (deploy/docker-compose.yml: --webhook-url)"
+repo="$(curl -s --max-time 10 "$BASE/view/bottom/1/forks" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0].split("/")[1])')"
+compose exec -T github-sim curl -s -f -o /dev/null -X PATCH -H 'content-type: application/json' \
+  -d '{"stargazers_count": 876543210}' "http://127.0.0.1:3001/_sim/repos/$ORG/$repo" \
+  || die "could not change $ORG/$repo in github-sim"
+hook_t0=$SECONDS
+delivered=""
+for ((i = 0; i < 100; i++)); do
+  delivered="$(sim_get "/_sim/orgs/$ORG/hooks/$hook/deliveries" | python3 -c '
+import json, sys
+log = json.load(sys.stdin)
+star = [d for d in log if d["event"] == "star"]
+print(star[0]["status_code"] if star and star[0]["status_code"] else "")')" || true
+  [ -n "$delivered" ] && break
+  sleep 0.1
+done
+[ "$delivered" = 202 ] || die "the star delivery through lb was answered '${delivered:-nothing}' (want 202)"
+for ((i = 0; i < 100; i++)); do
+  top="$(curl -s --max-time 5 "$BASE/view/top/1/stars" || true)"
+  case "$top" in *"/$repo\","*876543210*) break ;; esac
+  sleep 0.1
+done
+case "$top" in *"/$repo\","*876543210*) ;; *) die "the delivered change did not reach /view/top/1/stars (got: ${top:0:200})" ;; esac
+accepted=0
+for cid in "${GATEWAYS[@]}"; do
+  n="$(docker exec "$cid" curl -s --max-time 5 http://127.0.0.1:3000/healthcheck |
+    python3 -c 'import json,sys; print((json.load(sys.stdin).get("webhooks") or {}).get("accepted", 0))')" || n=0
+  accepted=$((accepted + n))
+done
+[ "$accepted" -ge 1 ] || die "no gateway replica counted an accepted delivery"
+echo "  star delivery answered 202 through lb; change in the views after $((SECONDS - hook_t0)) s; replicas accepted $accepted deliveries"
+phase "webhook through lb"
+
 # --- 6. one replica stopped while requests flow ----------------------------------------------
 # load SECONDS OUTFILE: sequential GETs of the merged repos list through lb, one status per line.
 load() {
@@ -275,4 +316,4 @@ phase "down -v (nothing left)"
 
 echo "compose: time to healthy ${TIME_TO_HEALTHY} s; replica stop: $STOP_FAILED of $total requests failed;" \
   "Redis restart: healthy after $REDIS_HEALTHY_SECS s, pipeline recovered after $REDIS_RECOVERY_SECS s"
-echo "compose: 5 passed, 0 failed"
+echo "compose: 6 passed, 0 failed"

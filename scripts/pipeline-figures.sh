@@ -7,7 +7,12 @@
 #      gateway's /view/top/1/stars shows it (ROUNDS times, at REFRESH_INTERVAL_SECS, default 10);
 #   2. steady-state rate-limit spend: github-sim's counters over STEADY_SECS (default 60) with no
 #      upstream change, extrapolated to one hour;
-#   3. lease takeover: the polling fetcher killed with SIGKILL, timed until the other one holds the
+#   3. webhooks (issue 18): github-sim's org webhook registered to the gateway's
+#      /webhooks/github; delivery-to-view latency over WEBHOOK_ROUNDS changes (default 50;
+#      median and p99, goal p99 <= 1 s), then upstream requests over STEADY_SECS while
+#      deliveries keep webhooks live (hinted endpoints at WEBHOOK_SAFETY_POLL_SECS, default
+#      600), per hour next to the polling-only figure of step 2;
+#   4. lease takeover: the polling fetcher killed with SIGKILL, timed until the other one holds the
 #      lease (its hubcache_fetcher_lease_held gauge), with LEASE_SECS (default 15).
 # Prints a markdown summary (also to FIGURES_OUT if set). Not part of CI; leaves no process behind.
 set -euo pipefail
@@ -19,6 +24,7 @@ ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python
 
 BIN="${FIGURES_BIN:-$HUBCACHE_ROOT/target/release}"
 ROUNDS="${ROUNDS:-5}"
+WEBHOOK_ROUNDS="${WEBHOOK_ROUNDS:-50}"
 STEADY_SECS="${STEADY_SECS:-60}"
 RUN_DIR="$(mktemp -d -t hubcache-figures.XXXXXX)"
 trap 'stop_all; rm -rf "$RUN_DIR"' EXIT
@@ -29,7 +35,10 @@ if [ -z "${FIGURES_BIN:-}" ]; then
   cargo build --release --locked --bins
 fi
 
-unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL PUBLIC_URL
+unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL PUBLIC_URL SIM_WEBHOOK_URL SIM_WEBHOOK_SECRET
+# The gateway accepts deliveries from the start; github-sim sends none until step 3 registers
+# its hook, so steps 1 and 2 measure polling alone.
+export GITHUB_WEBHOOK_SECRET="figures-$RANDOM-$RANDOM"
 export SIM_REPOS="${SIM_REPOS:-1000}" GITHUB_ORG=Netflix RUST_LOG=warn PORT="$(free_port)"
 export REFRESH_INTERVAL_SECS="${REFRESH_INTERVAL_SECS:-10}" LEASE_SECS="${LEASE_SECS:-15}"
 start_stack "$BIN" "$RUN_DIR"
@@ -71,6 +80,36 @@ curl -fsS -o /dev/null -X POST "$SIM/_sim/stats/reset"
 sleep "$STEADY_SECS"
 STATS="$(curl -fsS "$SIM/_sim/stats")"
 
+log "webhooks: github-sim's org webhook to $BASE/webhooks/github"
+HOOK_ID="$(curl -fsS -X POST "$SIM/_sim/orgs/Netflix/hooks" \
+  -d "{\"config\": {\"url\": \"$BASE/webhooks/github\", \"secret\": \"$GITHUB_WEBHOOK_SECRET\"}}" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+ping_deadline=$(($(now_ms) + 10000))
+until curl -fsS "$SIM/_sim/orgs/Netflix/hooks/$HOOK_ID/deliveries" | grep -q '"status_code":200'; do
+  [ "$(now_ms)" -lt "$ping_deadline" ] || die "github-sim's ping did not reach the gateway"
+  sleep 0.1
+done
+log "delivery-to-view latency ($WEBHOOK_ROUNDS changes, refresh interval ${REFRESH_INTERVAL_SECS}s)"
+HOOK_LATENCIES=()
+for ((round = 1; round <= WEBHOOK_ROUNDS; round++)); do
+  stars=$((60000000 + round))
+  sleep "$(python3 -c "import random; print(round(random.uniform(0.2, 1.0), 2))")"
+  start=$(now_ms)
+  curl -fsS -o /dev/null -X PATCH "$SIM/_sim/repos/Netflix/$REPO" -d "{\"stargazers_count\": $stars}"
+  want="[[\"Netflix/$REPO\", $stars]]"
+  deadline=$((start + (REFRESH_INTERVAL_SECS + 30) * 1000))
+  while [ "$(curl -s --max-time 2 "$BASE/view/top/1/stars")" != "$want" ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || die "webhook round $round: the view did not change"
+    sleep 0.01
+  done
+  HOOK_LATENCIES+=($(($(now_ms) - start)))
+done
+log "  delivery-to-view: ${HOOK_LATENCIES[*]} ms"
+log "webhooks live: ${STEADY_SECS}s with no upstream change"
+curl -fsS -o /dev/null -X POST "$SIM/_sim/stats/reset"
+sleep "$STEADY_SECS"
+HOOK_STATS="$(curl -fsS "$SIM/_sim/stats")"
+
 log "lease takeover: SIGKILL the polling fetcher"
 if [ "$(lease_held "$FETCHER_METRICS_PORT")" = 1 ]; then
   HOLDER_PID="$FIRST_FETCHER_PID"; OTHER_PORT="$SECOND_METRICS_PORT"
@@ -86,11 +125,13 @@ until [ "$(lease_held "$OTHER_PORT")" = 1 ]; do
 done
 TAKEOVER_MS=$(($(now_ms) - killed))
 
-SUMMARY="$(python3 - "$STEADY_SECS" "$TAKEOVER_MS" "$LEASE_SECS" "$REFRESH_INTERVAL_SECS" "$SIM_REPOS" "$STATS" "${LATENCIES[@]}" <<'EOF'
+SUMMARY="$(python3 - "$STEADY_SECS" "$TAKEOVER_MS" "$LEASE_SECS" "$REFRESH_INTERVAL_SECS" "$SIM_REPOS" "$STATS" "$HOOK_STATS" "${HOOK_LATENCIES[*]}" "${LATENCIES[@]}" <<'EOF'
 import json, statistics, sys
-steady, takeover, lease, interval, repos, stats = sys.argv[1:7]
-lat = [int(x) for x in sys.argv[7:]]
+steady, takeover, lease, interval, repos, stats, hook_stats, hook_lat = sys.argv[1:9]
+lat = [int(x) for x in sys.argv[9:]]
+hook_lat = sorted(int(x) for x in hook_lat.split())
 stats = json.loads(stats)
+hook_stats = json.loads(hook_stats)
 steady = int(steady)
 units = stats.get("rate_limit_used", 0)
 total = stats.get("total", 0)
@@ -100,6 +141,16 @@ print(f"- change-to-view latency (github-sim change to the gateway's /view/top/1
       f"min {min(lat)} ms, median {statistics.median(lat):.0f} ms, max {max(lat)} ms (bound: interval + 1 s = {int(interval) * 1000 + 1000} ms)")
 print(f"- steady state over {steady} s: {total} upstream requests ({nm} x 304), {units} rate-limit units "
       f"= {units * 3600 / steady:.0f} units per hour")
+p99 = hook_lat[min(len(hook_lat) - 1, int(round(0.99 * (len(hook_lat) - 1))))]
+print(f"- webhooks: delivery-to-view latency (github-sim change, its signed delivery to the gateway, "
+      f"to /view/top/1/stars), {len(hook_lat)} changes: median {statistics.median(hook_lat):.0f} ms, "
+      f"p99 {p99} ms, max {hook_lat[-1]} ms (goal p99 <= 1000 ms; polling alone: median "
+      f"{statistics.median(lat):.0f} ms above)")
+hook_total = hook_stats.get("total", 0)
+print(f"- upstream requests per hour with no upstream change: polling alone {total * 3600 / steady:.0f} "
+      f"({units * 3600 / steady:.0f} units); with webhooks live {hook_total * 3600 / steady:.0f} "
+      f"({hook_stats.get('rate_limit_used', 0) * 3600 / steady:.0f} units): the endpoints the deliveries named "
+      f"(the repos list, for star events) poll at the safety interval, the others at the refresh interval")
 print(f"- lease takeover after SIGKILL of the polling fetcher: {int(takeover) / 1000:.2f} s (lease {lease} s)")
 EOF
 )"

@@ -45,6 +45,119 @@ pub struct ViewsEvent {
     pub traceparent: Option<String>,
 }
 
+/// What a webhook delivery says may have changed, as the fetcher's cached paths of the org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HintTarget {
+    /// `/orgs/{org}/repos` (and so the views).
+    Repos,
+    /// `/orgs/{org}/members`.
+    Members,
+    /// `/orgs/{org}`.
+    Org,
+}
+
+impl HintTarget {
+    /// The name used in a hint's `targets` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HintTarget::Repos => "repos",
+            HintTarget::Members => "members",
+            HintTarget::Org => "org",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "repos" => Some(HintTarget::Repos),
+            "members" => Some(HintTarget::Members),
+            "org" => Some(HintTarget::Org),
+            _ => None,
+        }
+    }
+
+    /// The cached GitHub path this target names for `org`.
+    pub fn path(self, org: &str) -> String {
+        match self {
+            HintTarget::Repos => format!("/orgs/{org}/repos"),
+            HintTarget::Members => format!("/orgs/{org}/members"),
+            HintTarget::Org => format!("/orgs/{org}"),
+        }
+    }
+
+    /// What a webhook event (its `X-GitHub-Event` name) changes in the cached data, or `None`
+    /// for events hubcache does not use. Repository events change the repos list (and so the
+    /// views); the ones that add, remove or hide a repository also change the org's
+    /// `public_repos`. Membership and organization events change the members and the org.
+    pub fn of_event(event: &str) -> Option<&'static [HintTarget]> {
+        const REPOS: &[HintTarget] = &[HintTarget::Repos];
+        const REPOS_AND_ORG: &[HintTarget] = &[HintTarget::Repos, HintTarget::Org];
+        const MEMBERS_AND_ORG: &[HintTarget] = &[HintTarget::Members, HintTarget::Org];
+        match event {
+            "repository" | "public" => Some(REPOS_AND_ORG),
+            "star" | "watch" | "fork" | "push" | "issues" => Some(REPOS),
+            "member" | "membership" | "organization" => Some(MEMBERS_AND_ORG),
+            _ => None,
+        }
+    }
+}
+
+/// Appended to the hints stream by the gateway for a verified, new webhook delivery: the fetcher
+/// holding the lease revalidates the named targets of the org at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookHint {
+    /// The org login, as the payload spells it.
+    pub org: String,
+    /// What may have changed.
+    pub targets: Vec<HintTarget>,
+    /// The `X-GitHub-Event` name.
+    pub event: String,
+    /// The `X-GitHub-Delivery` id.
+    pub delivery: String,
+    /// When the gateway received the delivery (Unix milliseconds).
+    pub received_at_ms: u64,
+    /// The receiving span's W3C trace context, if tracing is on.
+    pub traceparent: Option<String>,
+}
+
+impl WebhookHint {
+    /// The stream entry fields (`XADD` arguments).
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let targets: Vec<&str> = self.targets.iter().map(|t| t.as_str()).collect();
+        let mut fields = vec![
+            ("org", self.org.clone()),
+            ("targets", targets.join(",")),
+            ("event", self.event.clone()),
+            ("delivery", self.delivery.clone()),
+            ("received_at_ms", self.received_at_ms.to_string()),
+        ];
+        if let Some(tp) = &self.traceparent {
+            fields.push(("traceparent", tp.clone()));
+        }
+        fields
+    }
+
+    /// Parses a stream entry read with `XREAD`.
+    pub fn from_entry(entry: &StreamId) -> Result<Self, MalformedEvent> {
+        let fields = EntryFields::new(entry);
+        let raw_targets = fields.string("targets")?;
+        let targets = raw_targets
+            .split(',')
+            .map(|name| {
+                HintTarget::parse(name)
+                    .ok_or_else(|| fields.malformed(format!("unknown target {name:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            org: fields.string("org")?,
+            targets,
+            event: fields.string("event")?,
+            delivery: fields.string("delivery")?,
+            received_at_ms: fields.number("received_at_ms")?,
+            traceparent: fields.optional("traceparent"),
+        })
+    }
+}
+
 impl RefreshEvent {
     /// The stream entry fields (`XADD` arguments).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
@@ -175,6 +288,42 @@ mod tests {
         let fields: Vec<(&str, String)> = e.to_fields();
         let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_eq!(RefreshEvent::from_entry(&entry(&pairs)), Ok(e));
+    }
+
+    #[test]
+    fn webhook_hint_round_trips_and_rejects_unknown_targets() {
+        let hint = WebhookHint {
+            org: "Netflix".into(),
+            targets: vec![HintTarget::Repos, HintTarget::Org],
+            event: "repository".into(),
+            delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
+            received_at_ms: 42,
+            traceparent: None,
+        };
+        let fields = hint.to_fields();
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(WebhookHint::from_entry(&entry(&pairs)), Ok(hint));
+        let bad = WebhookHint::from_entry(&entry(&[
+            ("org", "o"),
+            ("targets", "repos,teams"),
+            ("event", "x"),
+            ("delivery", "d"),
+            ("received_at_ms", "1"),
+        ]))
+        .expect_err("unknown target");
+        assert!(bad.reason.contains("teams"), "{bad}");
+    }
+
+    #[test]
+    fn webhook_events_map_to_what_they_change() {
+        assert_eq!(HintTarget::of_event("star"), Some(&[HintTarget::Repos][..]));
+        assert_eq!(
+            HintTarget::of_event("member"),
+            Some(&[HintTarget::Members, HintTarget::Org][..])
+        );
+        assert_eq!(HintTarget::of_event("ping"), None);
+        assert_eq!(HintTarget::of_event("deployment"), None);
+        assert_eq!(HintTarget::Repos.path("Netflix"), "/orgs/Netflix/repos");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! | `{p}:stream:refresh` | stream | fetcher | [`RefreshEvent`](crate::RefreshEvent)s |
 //! | `{p}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s |
 //! | `{p}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling |
+//! | `{p}:stream:hints` | stream | gateway | [`WebhookHint`](crate::WebhookHint)s: verified webhook deliveries for the fetcher |
+//! | `{p}:webhook:delivery:{guid}` | string (PX) | gateway | a delivery id seen within the redelivery window |
 //!
 //! The gateways' shared pass-through cache (L2) is the exception to the one hash tag: it is
 //! spread over a cluster's slots so that more nodes carry more pass-through traffic. Its keys
@@ -28,11 +30,17 @@
 //! | `p:pt:done` | pub/sub channel | gateway | the id of each entry whose fetch finished |
 //!
 //! The refresh stream is read by the consumer group [`KeySchema::views_group`]; the gateways read
-//! both streams with plain `XREAD` (each gateway sees every event).
+//! both streams with plain `XREAD` (each gateway sees every event). The fetcher reads the hints
+//! stream with plain `XREAD` (only the lease holder acts on it).
 
 /// Approximate bound (XADD `MAXLEN ~`) of each stream: enough for consumers that were down for
 /// minutes, small enough to keep Redis memory flat.
 pub const STREAM_MAX_LEN: usize = 10_000;
+
+/// Approximate bound of the webhook hints stream: hints are read within a second or two, so
+/// this only has to hold a burst between two reads (the fetcher reads up to 1,000 at a time);
+/// a hint trimmed unread is covered by the safety poll.
+pub const HINTS_STREAM_MAX_LEN: usize = 10_000;
 
 /// Builds every Redis name from one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +117,18 @@ impl KeySchema {
     pub fn passthrough_pattern(&self) -> String {
         format!("{}:pt:*", self.prefix)
     }
+
+    /// The stream the gateway appends a [`WebhookHint`](crate::WebhookHint) to for every
+    /// verified, new webhook delivery; the fetcher holding the lease revalidates what it names.
+    pub fn webhook_hints_stream(&self) -> String {
+        format!("{}:stream:hints", self.tag)
+    }
+
+    /// The marker of one webhook delivery id (`X-GitHub-Delivery`), set for the redelivery
+    /// window so a delivery seen by any gateway replica is acted on once.
+    pub fn webhook_delivery(&self, delivery_id: &str) -> String {
+        format!("{}:webhook:delivery:{delivery_id}", self.tag)
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +144,8 @@ mod tests {
             k.refresh_stream(),
             k.views_stream(),
             k.fetcher_lease(),
+            k.webhook_hints_stream(),
+            k.webhook_delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
         ] {
             assert!(key.starts_with("{hubcache}:"), "{key}");
         }

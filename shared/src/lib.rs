@@ -7,7 +7,8 @@
 //! - [`keys`]: the Redis key and stream schema ([`KeySchema`]); no other crate spells a key.
 //! - [`snapshot`]: snapshots of GitHub endpoints as stored in Redis ([`Snapshot`], [`SnapshotMeta`]).
 //! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
-//! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`]).
+//! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`],
+//!   [`WebhookHint`]).
 //! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
 //! - [`json_array`]: JSON arrays as bytes: element ranges, split and join, never re-serialised.
 //! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
@@ -35,7 +36,7 @@ pub mod snapshot;
 pub mod telemetry;
 pub mod views;
 
-pub use events::{MalformedEvent, RefreshEvent, ViewsEvent};
+pub use events::{HintTarget, MalformedEvent, RefreshEvent, ViewsEvent, WebhookHint};
 pub use github::{GithubClient, GithubResponse, Links, RateLimit};
 pub use keys::KeySchema;
 pub use redis_connector::{RedisConnection, RedisConnector, RedisTarget};

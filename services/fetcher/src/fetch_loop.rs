@@ -3,9 +3,11 @@
 //!
 //! Renewal and polling run side by side in the same task; when renewal finds the lease gone,
 //! the poll in flight is dropped on the spot (and whatever it might still have written is fenced
-//! off by the scripts' lease check).
+//! off by the scripts' lease check). Webhook hints (`hints`) wake the loop and make the endpoints
+//! they name due at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hubcache_shared::RedisConnection;
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::budget::{RateBudget, Stretch};
+use crate::hints::HintBoard;
 use crate::lease::{Acquire, Lease};
 use crate::poller::{PollOutcome, Poller};
 use crate::schedule::Schedule;
@@ -46,6 +49,7 @@ pub(crate) struct FetchLoop {
     schedule: Schedule,
     budget: RateBudget,
     cache: HashMap<String, Snapshot>,
+    hints: Arc<HintBoard>,
 }
 
 impl FetchLoop {
@@ -56,6 +60,7 @@ impl FetchLoop {
         poller: Poller,
         writer: SnapshotWriter,
         schedule: Schedule,
+        hints: Arc<HintBoard>,
     ) -> Self {
         Self {
             conn,
@@ -65,6 +70,7 @@ impl FetchLoop {
             schedule,
             budget: RateBudget::default(),
             cache: HashMap::new(),
+            hints,
         }
     }
 
@@ -121,6 +127,8 @@ impl FetchLoop {
     /// Polls while the lease holds.
     async fn lead(&mut self, shutdown: &CancellationToken) -> Stepped {
         self.schedule.restart(Instant::now());
+        // Everything is due now anyway; hints posted before leadership are answered by that.
+        self.hints.take();
         let mut renew_conn = self.conn.clone();
         let lease = self.lease.clone();
         let renewing = keep_lease(&lease, &mut renew_conn);
@@ -160,12 +168,16 @@ impl FetchLoop {
                 tokio::time::sleep_until(until.into()).await;
                 continue;
             }
+            self.apply_hints(now);
             let Some((index, due)) = self.schedule.next() else {
-                std::future::pending::<()>().await;
+                self.hints.wait().await;
                 continue;
             };
             if due > now {
-                tokio::time::sleep_until(due.into()).await;
+                tokio::select! {
+                    () = tokio::time::sleep_until(due.into()) => {}
+                    () = self.hints.wait() => {}
+                }
                 continue;
             }
             let path = self.schedule.endpoint(index).path.clone();
@@ -173,6 +185,30 @@ impl FetchLoop {
             if self.poll_one(index, &path).instrument(span).await == Some(Stepped::LeaseLost) {
                 return Stepped::LeaseLost;
             }
+        }
+    }
+
+    /// Moves the endpoints hinted since the last look forward in the schedule. While the
+    /// rate-limit budget is being stretched, a hinted endpoint is polled no sooner than its
+    /// stretched interval allows (`Schedule::hinted`), so a flood of deliveries cannot outspend
+    /// the pacing.
+    fn apply_hints(&mut self, now: Instant) {
+        let hinted = self.hints.take();
+        if hinted.is_empty() {
+            return;
+        }
+        let stretch = self
+            .budget
+            .stretch(self.schedule.demand_per_sec(), SystemTime::now());
+        for (path, received_at_ms) in hinted {
+            self.schedule.hinted(&path, received_at_ms, now, stretch);
+        }
+        if stretch.factor > 1.0 {
+            metrics::counter!("hubcache_fetcher_webhook_hints_deferred_total").increment(1);
+            tracing::info!(
+                factor = stretch.factor,
+                "rate-limit budget low: hinted endpoints keep the stretched interval"
+            );
         }
     }
 
@@ -198,6 +234,7 @@ impl FetchLoop {
             .poller
             .poll(path, stored.snapshot.as_ref(), &mut self.budget)
             .await;
+        let changed = matches!(report.outcome, PollOutcome::Changed { .. });
         record_poll(
             path,
             &report.outcome,
@@ -306,7 +343,11 @@ impl FetchLoop {
         // A cold fetch (nothing stored yet) pays for every page once; it says nothing about what
         // polling will cost from now on.
         let learned_units = stored.snapshot.is_some().then_some(report.units);
-        self.finish_write(index, written, Some((started, learned_units, stretch)))
+        self.finish_write(
+            index,
+            written,
+            Some((started, learned_units, stretch, changed)),
+        )
     }
 
     /// Reschedules after a write; `success` carries what a successful poll needs.
@@ -314,11 +355,11 @@ impl FetchLoop {
         &mut self,
         index: usize,
         written: anyhow::Result<WriteOutcome>,
-        success: Option<(Instant, Option<u32>, Stretch)>,
+        success: Option<(Instant, Option<u32>, Stretch, bool)>,
     ) -> Option<Stepped> {
         match written {
             Ok(WriteOutcome::Written) => {
-                if let Some((started, units, stretch)) = success {
+                if let Some((started, units, stretch, changed)) = success {
                     if stretch.factor > 1.0 {
                         tracing::info!(
                             factor = stretch.factor,
@@ -327,6 +368,14 @@ impl FetchLoop {
                         );
                     }
                     self.schedule.succeeded(index, started, units, stretch);
+                    if let Some(received_at_ms) =
+                        self.schedule.settle_hint(index, changed, Instant::now())
+                    {
+                        let latency = now_ms().saturating_sub(received_at_ms) as f64 / 1000.0;
+                        metrics::histogram!("hubcache_fetcher_hint_to_snapshot_seconds")
+                            .record(latency);
+                        tracing::info!(latency_secs = latency, "webhook change stored");
+                    }
                 }
                 None
             }
@@ -381,6 +430,21 @@ pub(crate) fn describe_metrics() {
         "hubcache_snapshot_fetched_timestamp_seconds",
         Unit::Seconds,
         "Unix time the stored snapshot's content was fetched, by endpoint (age: time() - this)."
+    );
+    describe_counter!(
+        "hubcache_fetcher_webhook_hints_total",
+        "Webhook hints read from the hints stream, by outcome (posted: names a cached endpoint; \
+         not_cached: names none)."
+    );
+    describe_counter!(
+        "hubcache_fetcher_webhook_hints_deferred_total",
+        "Times webhook hints were held to the stretched interval because the rate-limit budget \
+         was low."
+    );
+    describe_histogram!(
+        "hubcache_fetcher_hint_to_snapshot_seconds",
+        Unit::Seconds,
+        "From the gateway receiving a webhook delivery to the changed snapshot being stored."
     );
     describe_gauge!(
         "hubcache_github_rate_limit_remaining",

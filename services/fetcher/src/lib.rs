@@ -6,11 +6,14 @@
 //! - [`startup`]: [`Application`], built by `main` and the tests; runs the fetch loop and the
 //!   admin listener (`hubcache-admin`) under one supervisor.
 //! - `fetch_loop`: the one task: wait for the lease, then poll due endpoints while holding it.
+//! - `hints`: follows the webhook hints stream the gateway writes; hinted endpoints are polled
+//!   at once (a burst coalesces into one revalidation).
 //! - `lease`: the Redis lease that lets exactly one replica poll.
 //! - `poller`: one poll of one endpoint: conditional requests for every page, merged bytes.
 //! - `snapshot_writer`: the Lua script that replaces a snapshot and appends its event in one
 //!   step, fenced by the lease and the version.
-//! - `schedule`: per-endpoint due times and jittered exponential backoff.
+//! - `schedule`: per-endpoint due times and jittered exponential backoff; webhook hints (due
+//!   now, rechecks while ETags lag, the safety interval while deliveries arrive).
 //! - `budget`: the rate-limit budget: pauses GitHub asks for, interval stretching.
 //!
 //! Architecture Invariant: a stored snapshot is only ever replaced by a complete, valid page set
@@ -21,6 +24,7 @@ pub mod startup;
 
 mod budget;
 mod fetch_loop;
+mod hints;
 mod lease;
 mod poller;
 mod schedule;

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// Everything the fetcher is configured with, validated by [`Settings::load`].
 ///
-/// Its own environment variables are [`Variables`] (`LEASE_SECS`, `METRICS_PORT`); the GitHub
+/// Its own environment variables are [`Variables`] (`LEASE_SECS`, `METRICS_PORT`,
+/// `WEBHOOK_SAFETY_POLL_SECS`); the GitHub
 /// request and backoff limits are config-file keys (the defaults suit api.github.com, tests
 /// shorten them).
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +39,20 @@ pub struct Settings {
     /// 9100, 0 disables it.
     #[serde(default = "default_metrics_port")]
     pub metrics_port: u16,
+    /// `WEBHOOK_SAFETY_POLL_SECS`: while webhook deliveries arrive (the last one less than this
+    /// ago), the endpoints they name are polled only this often (or at their own interval, if
+    /// longer), so a lost delivery is still picked up; with none for this long, polling returns
+    /// to normal.
+    #[serde(default = "default_webhook_safety_poll_secs")]
+    pub webhook_safety_poll_secs: u64,
+    /// `webhook_hint_min_gap_ms` (file): a hinted poll of an endpoint starts no sooner than this
+    /// after its previous poll started (deliveries meanwhile coalesce into one revalidation).
+    #[serde(default = "default_webhook_hint_min_gap_ms")]
+    pub webhook_hint_min_gap_ms: u64,
+    /// `webhook_hint_recheck_ms` (file): when a hinted poll finds nothing new (GitHub's ETag
+    /// lagging the event), look again after each of these delays before giving up.
+    #[serde(default = "default_webhook_hint_recheck_ms")]
+    pub webhook_hint_recheck_ms: Vec<u64>,
 }
 
 /// The fetcher's own environment variables (README "Settings"), each overriding the
@@ -48,6 +63,8 @@ pub struct Variables {
     lease_secs: Option<u64>,
     /// `METRICS_PORT`.
     metrics_port: Option<u16>,
+    /// `WEBHOOK_SAFETY_POLL_SECS`.
+    webhook_safety_poll_secs: Option<u64>,
 }
 
 impl ServiceSettings for Settings {
@@ -56,6 +73,16 @@ impl ServiceSettings for Settings {
 
 fn default_metrics_port() -> u16 {
     9100
+}
+
+fn default_webhook_safety_poll_secs() -> u64 {
+    600
+}
+fn default_webhook_hint_min_gap_ms() -> u64 {
+    500
+}
+fn default_webhook_hint_recheck_ms() -> Vec<u64> {
+    vec![1_000, 2_000]
 }
 
 fn default_lease_secs() -> u64 {
@@ -125,7 +152,46 @@ impl Settings {
                 "expected at least backoff_base_ms and at most 86400000 milliseconds",
             ));
         }
+        if !(1..=86_400).contains(&self.webhook_safety_poll_secs) {
+            return Err(invalid(
+                "WEBHOOK_SAFETY_POLL_SECS",
+                self.webhook_safety_poll_secs.to_string(),
+                "expected 1 to 86400 seconds",
+            ));
+        }
+        if self.webhook_hint_min_gap_ms > 60_000 {
+            return Err(invalid(
+                "webhook_hint_min_gap_ms",
+                self.webhook_hint_min_gap_ms.to_string(),
+                "expected at most 60000 milliseconds",
+            ));
+        }
+        if self.webhook_hint_recheck_ms.len() > 10
+            || self
+                .webhook_hint_recheck_ms
+                .iter()
+                .any(|ms| !(1..=60_000).contains(ms))
+        {
+            return Err(invalid(
+                "webhook_hint_recheck_ms",
+                format!("{:?}", self.webhook_hint_recheck_ms),
+                "expected at most 10 delays of 1 to 60000 milliseconds",
+            ));
+        }
         Ok(())
+    }
+
+    /// How webhook hints bend the poll schedule.
+    pub(crate) fn webhook_policy(&self) -> crate::schedule::WebhookPolicy {
+        crate::schedule::WebhookPolicy {
+            safety_interval: Duration::from_secs(self.webhook_safety_poll_secs),
+            min_gap: Duration::from_millis(self.webhook_hint_min_gap_ms),
+            rechecks: self
+                .webhook_hint_recheck_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+        }
     }
 
     /// The lease period.
@@ -157,8 +223,9 @@ mod tests {
 
     #[test]
     fn lease_comes_from_the_environment() {
-        let s = load(&[("LEASE_SECS", "2")]).expect("loads");
+        let s = load(&[("LEASE_SECS", "2"), ("WEBHOOK_SAFETY_POLL_SECS", "30")]).expect("loads");
         assert_eq!(s.lease(), Duration::from_secs(2));
+        assert_eq!(s.webhook_policy().safety_interval, Duration::from_secs(30));
     }
 
     #[test]
@@ -167,6 +234,8 @@ mod tests {
             ("LEASE_SECS", "0"),
             ("LEASE_SECS", "99999"),
             ("REFRESH_INTERVAL_SECS", "0"),
+            ("WEBHOOK_SAFETY_POLL_SECS", "0"),
+            ("WEBHOOK_SAFETY_POLL_SECS", "soon"),
         ] {
             let err = load(&[(name, value)]).expect_err(name).to_string();
             assert!(err.contains(name) && err.contains(value), "{err}");

@@ -1,5 +1,6 @@
 //! Building and running the fetcher: the [`Application`] that `main` and the tests start.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 
 use crate::Settings;
 use crate::fetch_loop::FetchLoop;
+use crate::hints::{HintBoard, HintReader};
 use crate::lease::Lease;
 use crate::poller::Poller;
 use crate::schedule::Schedule;
@@ -70,7 +72,7 @@ impl Application {
     }
 
     /// Runs until `shutdown` is cancelled, then releases the lease if it holds it. The fetch
-    /// loop and the admin listener are supervised: if one ends unexpectedly (an error, a panic)
+    /// loop, the webhook hint reader and the admin listener are supervised: if one ends unexpectedly (an error, a panic)
     /// the other stops too and `run` returns the cause; the admin listener answers `/livez` with
     /// 503 until the drain (at most `SHUTDOWN_TIMEOUT_SECS`) is over.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -82,7 +84,15 @@ impl Application {
         if let Some(admin) = &admin {
             supervisor.spawn("admin listener", admin.watch(stop.clone()));
         }
-        supervisor.spawn("fetch loop", self.poll_until_cancelled(stop));
+        let board = Arc::new(HintBoard::default());
+        let hints = HintReader::new(
+            self.connector.clone(),
+            &KeySchema::new(&self.settings.common.key_prefix),
+            self.settings.endpoints()?.into_iter().map(|e| e.path),
+            Arc::clone(&board),
+        );
+        supervisor.spawn("webhook hint reader", hints.run(stop.clone()));
+        supervisor.spawn("fetch loop", self.poll_until_cancelled(board, stop));
         let result = supervisor.supervise(timeout).await;
         if let Some(admin) = admin {
             admin.stop().await;
@@ -90,7 +100,11 @@ impl Application {
         Ok(result?)
     }
 
-    async fn poll_until_cancelled(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn poll_until_cancelled(
+        self,
+        board: Arc<HintBoard>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let endpoints = self.settings.endpoints()?;
         tracing::info!(
             instance = %self.instance_id,
@@ -112,11 +126,19 @@ impl Application {
             Duration::from_millis(self.settings.backoff_base_ms),
             Duration::from_millis(self.settings.backoff_max_ms),
         );
-        let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now());
+        let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now())
+            .with_webhook_policy(self.settings.webhook_policy());
         let poller = Poller::new(self.client, self.settings.max_pages);
-        FetchLoop::new(conn, lease, poller, SnapshotWriter::new(keys), schedule)
-            .run(shutdown)
-            .await;
+        FetchLoop::new(
+            conn,
+            lease,
+            poller,
+            SnapshotWriter::new(keys),
+            schedule,
+            board,
+        )
+        .run(shutdown)
+        .await;
         tracing::info!("fetcher stopped");
         Ok(())
     }

@@ -20,12 +20,15 @@
 //!   answered from GitHub through a per-key coalescing, bounded cache.
 //! - `fleet_cache`: the pass-through cache shared by all replicas in Redis (L2), behind the
 //!   in-process one: fleet-wide coalescing, lock takeover, L1-only fallback.
-//! - `routes`: the route table (health, views, cached keys, pass-through glue).
+//! - `routes`: the route table (health, webhooks, views, cached keys, pass-through glue).
 //! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
 //! - `public_base`: the gateway's own base URL for Link headers.
 //! - `body_urls`: with `PUBLIC_URL`, upstream URLs in bodies (snapshots and pass-through answers)
 //!   pointed at the gateway.
 //! - `json_error`: the `{"message": ...}` error shape.
+//! - `webhook_signature`, `webhook_intake`: GitHub webhook deliveries (`routes::webhooks`):
+//!   `X-Hub-Signature-256` verification, and the hint handed to the fetcher through Redis
+//!   (delivery-id dedup and the hints stream), with the delivery counters.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
 mod app_state;
@@ -50,6 +53,8 @@ mod served_views;
 pub mod settings;
 mod startup;
 mod stream_listener;
+mod webhook_intake;
+mod webhook_signature;
 
 pub use settings::Settings;
 pub use startup::Application;

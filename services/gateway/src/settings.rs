@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use hubcache_shared::settings::{self, ServiceSettings, parse_base_url};
 use hubcache_shared::{CommonSettings, SettingsError, SettingsSource};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -95,6 +96,18 @@ pub struct Settings {
     /// their own bucket).
     #[serde(default)]
     pub client_rate_limit_trust_forwarded_for: bool,
+    /// `GITHUB_WEBHOOK_SECRET`: the secret of GitHub's org webhook pointing at
+    /// `POST /webhooks/github`; unset, that route answers 404. Never logged.
+    #[serde(default)]
+    pub github_webhook_secret: Option<SecretString>,
+    /// `WEBHOOK_DELIVERY_WINDOW_SECS`: a delivery id (`X-GitHub-Delivery`) seen again within
+    /// this is acknowledged and ignored (fleet-wide: the ids are kept in Redis).
+    #[serde(default = "default_webhook_delivery_window_secs")]
+    pub webhook_delivery_window_secs: u64,
+    /// `WEBHOOK_MAX_BODY_BYTES`: larger deliveries are refused with 413 (GitHub caps payloads
+    /// at 25 MB).
+    #[serde(default = "default_webhook_max_body_bytes")]
+    pub webhook_max_body_bytes: u64,
 }
 
 /// The gateway's own environment variables (README "Settings"), each overriding the
@@ -121,6 +134,12 @@ pub struct Variables {
     max_upstream_fetches: Option<usize>,
     /// `MAX_CONNECTIONS`.
     max_connections: Option<usize>,
+    /// `GITHUB_WEBHOOK_SECRET`.
+    github_webhook_secret: Option<String>,
+    /// `WEBHOOK_DELIVERY_WINDOW_SECS`.
+    webhook_delivery_window_secs: Option<u64>,
+    /// `WEBHOOK_MAX_BODY_BYTES`.
+    webhook_max_body_bytes: Option<u64>,
 }
 
 impl ServiceSettings for Settings {
@@ -175,6 +194,12 @@ fn default_max_connections() -> usize {
 fn default_client_stall_timeout_secs() -> u64 {
     30
 }
+fn default_webhook_delivery_window_secs() -> u64 {
+    3_600
+}
+fn default_webhook_max_body_bytes() -> u64 {
+    25 * 1024 * 1024
+}
 fn default_client_rate_limit_burst() -> u32 {
     50
 }
@@ -212,6 +237,22 @@ impl Settings {
         positive("l2_max_entry_bytes", self.l2_max_entry_bytes)?;
         positive("l2_lock_ttl_ms", self.l2_lock_ttl_ms)?;
         positive("l2_timeout_ms", self.l2_timeout_ms)?;
+        positive(
+            "WEBHOOK_DELIVERY_WINDOW_SECS",
+            self.webhook_delivery_window_secs,
+        )?;
+        positive("WEBHOOK_MAX_BODY_BYTES", self.webhook_max_body_bytes)?;
+        if self
+            .github_webhook_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose_secret().trim().is_empty())
+        {
+            return Err(SettingsError::Invalid {
+                name: "GITHUB_WEBHOOK_SECRET",
+                value: "(blank)".to_owned(),
+                reason: "expected a non-blank secret, or leave it unset".to_owned(),
+            });
+        }
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",
@@ -274,6 +315,31 @@ mod tests {
         assert_eq!(s.port, 8081);
         assert!(s.passthrough_use_server_token);
         assert_eq!(s.public_base_url().expect("valid"), None);
+        assert!(s.github_webhook_secret.is_none());
+    }
+
+    #[test]
+    fn the_webhook_secret_is_read_but_never_shown() {
+        let s = Settings::load(&SettingsSource::from_vars([(
+            "GITHUB_WEBHOOK_SECRET",
+            "hush-hush-123",
+        )]))
+        .expect("loads");
+        assert_eq!(
+            s.github_webhook_secret.as_ref().map(|s| s.expose_secret()),
+            Some("hush-hush-123")
+        );
+        assert!(!format!("{s:?}").contains("hush-hush-123"));
+        let blank = Settings::load(&SettingsSource::from_vars([(
+            "GITHUB_WEBHOOK_SECRET",
+            "  ",
+        )]))
+        .expect_err("blank");
+        assert!(
+            blank.to_string().contains("GITHUB_WEBHOOK_SECRET"),
+            "{blank}"
+        );
+        assert!(!blank.to_string().contains("  "), "{blank}");
     }
 
     #[test]
@@ -289,6 +355,8 @@ mod tests {
             ("MAX_UPSTREAM_FETCHES", "0"),
             ("MAX_CONNECTIONS", "lots"),
             ("CLIENT_RATE_LIMIT_PER_SEC", "1.5"),
+            ("WEBHOOK_DELIVERY_WINDOW_SECS", "0"),
+            ("WEBHOOK_MAX_BODY_BYTES", "big"),
         ] {
             let err = Settings::load(&SettingsSource::from_vars([(name, value)])).expect_err(name);
             let msg = err.to_string();

@@ -29,6 +29,8 @@ use crate::routes;
 use crate::served_state::ServedState;
 use crate::settings::Settings;
 use crate::stream_listener::{Connected, StreamListener};
+use crate::webhook_intake::{WebhookConfig, WebhookIntake};
+use crate::webhook_signature::WebhookSecret;
 
 /// How often idle clients' rate-limit buckets are forgotten.
 const RATE_LIMIT_UPKEEP: Duration = Duration::from_secs(60);
@@ -110,7 +112,21 @@ impl Application {
             public_url.as_ref(),
             &settings.common.github_base_url()?,
         );
-        let listener = StreamListener::new(connector, keys, Arc::clone(&served), body_urls);
+        let webhooks = settings.github_webhook_secret.clone().map(|secret| {
+            web::Data::new(WebhookIntake::new(
+                WebhookConfig {
+                    secret: WebhookSecret::new(secret),
+                    org: settings.common.github_org.clone(),
+                    max_body_bytes: usize::try_from(settings.webhook_max_body_bytes)
+                        .unwrap_or(usize::MAX),
+                    delivery_window: Duration::from_secs(settings.webhook_delivery_window_secs),
+                },
+                KeySchema::new(&settings.common.key_prefix),
+                connector.clone(),
+            ))
+        });
+        let listener = StreamListener::new(connector, keys, Arc::clone(&served), body_urls)
+            .with_webhook_stats(webhooks.as_ref().map(|intake| Arc::clone(&intake.stats)));
         let connected = match listener.connect_and_load().await {
             Ok(connected) => Some(connected),
             Err(e) => {
@@ -135,6 +151,7 @@ impl Application {
             metrics: hubcache_shared::metrics::install(),
         });
         routes::describe_metrics();
+        crate::webhook_intake::describe_metrics();
         let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
         let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
         let request_metrics = web::Data::new(RequestMetrics::default());
@@ -146,13 +163,18 @@ impl Application {
         let port = tcp.local_addr()?.port();
         let app_limiter = rate_limiter.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(state.clone())
                 .app_data(hygiene.clone())
                 .app_data(app_limiter.clone())
                 .app_data(request_metrics.clone())
-                .app_data(app_liveness.clone())
-                .wrap(from_fn(client_rate_limit))
+                .app_data(app_liveness.clone());
+            // Registered only with GITHUB_WEBHOOK_SECRET; the route answers 404 without it.
+            let app = match &webhooks {
+                Some(intake) => app.app_data(intake.clone()),
+                None => app,
+            };
+            app.wrap(from_fn(client_rate_limit))
                 .wrap(from_fn(request_hygiene))
                 .wrap(from_fn(request_log))
                 .wrap(TracingLogger::<PathOnlyRootSpan>::new())

@@ -29,6 +29,7 @@ use crate::body_urls::BodyUrlRewriter;
 use crate::served_snapshot::ServedSnapshot;
 use crate::served_state::ServedState;
 use crate::served_views::ServedViews;
+use crate::webhook_intake::WebhookStats;
 
 /// How long one `XREAD` blocks (the connection's response timeout is longer).
 const BLOCK: Duration = Duration::from_millis(1500);
@@ -44,6 +45,8 @@ pub(crate) struct StreamListener {
     keys: KeySchema,
     state: Arc<ServedState>,
     body_urls: Option<BodyUrlRewriter>,
+    /// With webhooks on: told when new views are served (delivery-to-view latency).
+    webhook_stats: Option<Arc<WebhookStats>>,
 }
 
 /// A live session with Redis: connections and the stream positions already applied.
@@ -68,7 +71,14 @@ impl StreamListener {
             keys,
             state,
             body_urls,
+            webhook_stats: None,
         }
+    }
+
+    /// The same listener, reporting each views install to `stats`.
+    pub(crate) fn with_webhook_stats(mut self, stats: Option<Arc<WebhookStats>>) -> Self {
+        self.webhook_stats = stats;
+        self
     }
 
     /// Connects, records the streams' positions, then loads every cached key and the views.
@@ -294,6 +304,9 @@ impl StreamListener {
             .context("preparing views")?;
         tracing::info!(version = prepared.version, "serving new views");
         self.state.install_views(prepared);
+        if let Some(stats) = &self.webhook_stats {
+            stats.views_installed();
+        }
         Ok(())
     }
 }

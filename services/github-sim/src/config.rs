@@ -61,6 +61,18 @@ pub struct SimConfig {
     /// HTTP worker threads.
     #[arg(long, default_value_t = DEFAULT_WORKERS)]
     pub workers: usize,
+    /// Register an org webhook for the first org at start, delivering every event here (the
+    /// same as `POST /_sim/orgs/{org}/hooks` afterwards).
+    #[arg(long, env = "SIM_WEBHOOK_URL")]
+    pub webhook_url: Option<Url>,
+    /// The secret deliveries to `--webhook-url` are signed with (none: unsigned deliveries).
+    #[arg(
+        long,
+        env = "SIM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        requires = "webhook_url"
+    )]
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -79,6 +91,8 @@ impl Default for SimConfig {
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_window_secs: DEFAULT_RATE_WINDOW_SECS,
             workers: DEFAULT_WORKERS,
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 }

@@ -9,13 +9,18 @@
 //! - `routes`: the route table; `routes::github` answers GitHub paths, `routes::control` the
 //!   `/_sim/` control API.
 //! - `dataset`: the dataset file format, [`Dataset`] and its records.
-//! - `generator`: the deterministic org generator (seeded SplitMix64, no clock).
-//! - `catalog`: the data indexed by GitHub address, with cached serialized bodies and ETags.
+//! - `generator`: the deterministic org generator (no clock); `generator::rng` its seeded
+//!   SplitMix64 stream, `generator::words` the word lists, `generator::root_document` GitHub's
+//!   `GET /`, `generator::github_format` node ids, avatar URLs and timestamps.
+//! - `catalog`: the data indexed by GitHub address, with cached serialized bodies and ETags;
+//!   `catalog::render` turns values into body bytes.
 //! - `pagination`: `per_page`/`page` and the `Link` header.
 //! - `conditional`: ETags, `If-None-Match`, `If-Modified-Since`.
 //! - `rate_limit`: the primary rate limit window.
 //! - `faults`: queued injected faults.
 //! - `stats`: request counters.
+//! - `webhooks`: org webhooks (registered hooks, signed deliveries of every mutation, the
+//!   delivery log, redelivery).
 //! - `state`: what the workers share.
 //!
 //! # GitHub routes (GET and HEAD)
@@ -58,6 +63,18 @@
 //!   file, or org objects) is its org list, by default the orgs listing it as a member.
 //! - `paths`: exact path to JSON value, served as is (arrays are paginated like lists).
 //!
+//! # Webhooks
+//!
+//! `POST /_sim/orgs/{org}/hooks` registers an org webhook (GitHub's request shape:
+//! `{"config": {"url": "...", "secret": "..."}, "events": ["*"]}`), or `--webhook-url` with
+//! `--webhook-secret` registers one on the first org at start. Every data mutation then sends the
+//! matching delivery, signed like GitHub's (`X-GitHub-Event`, `X-GitHub-Delivery`,
+//! `X-Hub-Signature-256`, `User-Agent: GitHub-Hookshot/...`): a repository added → `repository`
+//! `created`, deleted → `deleted`, patched → `renamed`, `archived`/`unarchived`,
+//! `privatized`/`publicized`, `star` `created`/`deleted` (a `stargazers_count` change) or else
+//! `edited` with `changes`. The delivery log and redelivery are under
+//! `/_sim/orgs/{org}/hooks/{id}/deliveries`.
+//!
 //! Objects are served verbatim (compact JSON). `GET /_sim/dataset` returns the current state in
 //! this format, so a generated or mutated state can be saved and replayed.
 
@@ -73,6 +90,7 @@ mod routes;
 mod startup;
 mod state;
 mod stats;
+mod webhooks;
 
 pub use config::SimConfig;
 pub use dataset::{Dataset, DatasetError, JsonObject, OrgRecord, UserOrg, UserRecord};

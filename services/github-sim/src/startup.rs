@@ -15,6 +15,7 @@ use crate::generator::{GeneratorOptions, generate};
 use crate::rate_limit::RateLimiter;
 use crate::routes;
 use crate::state::SimState;
+use crate::webhooks::{HookSpec, Webhooks};
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -59,12 +60,26 @@ impl Application {
         };
         tracing::info!(repos = catalog.repo_count(), "github-sim data ready");
 
+        let webhooks = Webhooks::start(url_prefix(&base_url))?;
+        if let Some(url) = &config.webhook_url {
+            let context = catalog
+                .first_org()
+                .context("--webhook-url needs an org in the data")?;
+            webhooks
+                .create(
+                    &context,
+                    HookSpec::for_url(url.clone(), config.webhook_secret.clone()),
+                )
+                .context("cannot register --webhook-url")?;
+            tracing::info!(org = %context.login, url = %url, "webhook registered");
+        }
         let state = web::Data::new(SimState::new(
             catalog,
             RateLimiter::new(
                 config.rate_limit,
                 Duration::from_secs(config.rate_window_secs),
             ),
+            webhooks,
             &base_url,
         ));
         let server = HttpServer::new(move || {

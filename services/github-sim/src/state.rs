@@ -1,4 +1,4 @@
-//! State shared by every worker: the catalog, counters, rate limit, faults and latency.
+//! State shared by every worker: the catalog, counters, rate limit, faults, latency and webhooks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use crate::faults::FaultQueue;
 use crate::generator::SplitMix64;
 use crate::rate_limit::RateLimiter;
 use crate::stats::Stats;
+use crate::webhooks::Webhooks;
 
 /// Everything the routes share. Built once, before the workers start (one instance for all).
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub(crate) struct SimState {
     pub(crate) stats: Stats,
     pub(crate) rate_limit: RateLimiter,
     pub(crate) faults: FaultQueue,
+    pub(crate) webhooks: Webhooks,
     /// The base URL of `Link` headers, without trailing slash.
     pub(crate) base_url: String,
     /// The path of `base_url` (e.g. `/api/v3`), stripped from request paths; empty when none.
@@ -27,12 +29,18 @@ pub(crate) struct SimState {
 }
 
 impl SimState {
-    pub(crate) fn new(catalog: Catalog, rate_limit: RateLimiter, base_url: &url::Url) -> Self {
+    pub(crate) fn new(
+        catalog: Catalog,
+        rate_limit: RateLimiter,
+        webhooks: Webhooks,
+        base_url: &url::Url,
+    ) -> Self {
         Self {
             catalog: RwLock::new(catalog),
             stats: Stats::default(),
             rate_limit,
             faults: FaultQueue::default(),
+            webhooks,
             base_url: crate::config::url_prefix(base_url),
             path_prefix: base_url.path().trim_end_matches('/').to_owned(),
             latency_ms: AtomicU64::new(0),

@@ -1,10 +1,12 @@
 //! `/livez` (the process runs and is not draining) and `/healthcheck` (the seed's readiness:
-//! everything loaded).
+//! everything loaded), with the pass-through counters and, when webhooks are on, this replica's
+//! delivery counters.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use crate::app_state::AppState;
+use crate::webhook_intake::WebhookIntake;
 
 /// 200 while the process serves, 503 once it drains: the same handler, fed by the same
 /// supervised stop token, as the fetcher's and views' admin listeners.
@@ -13,7 +15,12 @@ pub(crate) use hubcache_admin::livez;
 /// 200 once every cached key and the views are loaded (even while Redis is unreachable: the
 /// copies are still served); 503 listing what is missing otherwise. Both carry the Redis state
 /// and the pass-through cache's counters, for operators.
-pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn healthcheck(
+    state: web::Data<AppState>,
+    webhooks: Option<web::Data<WebhookIntake>>,
+) -> HttpResponse {
+    // Present only with GITHUB_WEBHOOK_SECRET: this replica's deliveries.
+    let webhooks = webhooks.map(|intake| intake.stats.view());
     let missing = state.served.missing();
     let redis = if state.served.is_stale() {
         "unreachable"
@@ -40,6 +47,7 @@ pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
             "status": "ok",
             "redis": redis,
             "pass_through": pass_through,
+            "webhooks": webhooks,
         }))
     } else {
         HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(serde_json::json!({
@@ -47,6 +55,7 @@ pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
             "missing": missing,
             "redis": redis,
             "pass_through": pass_through,
+            "webhooks": webhooks,
         }))
     }
 }

@@ -1,12 +1,13 @@
 //! The gateway's routes, registered in one place so the table reads top to bottom:
-//! health, metrics, views, the org's lists by numeric id, every cached key, then the pass-through for
-//! everything else.
+//! health, metrics, the webhook receiver, views, the org's lists by numeric id, every cached key,
+//! then the pass-through for everything else.
 
 mod cached_keys;
 mod health;
 mod metrics;
 mod pass_through;
 mod views;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -24,6 +25,9 @@ pub(crate) use pass_through::pass_through;
 /// `hubcache_served_copy_responses_total{result}`: answers from the in-process copies (`hit`, or
 /// `stale` while Redis is unreachable).
 const SERVED_COPY_METRIC: &str = "hubcache_served_copy_responses_total";
+
+/// Where GitHub's org webhook delivers (`POST`, on the gateway's port and `PUBLIC_URL`).
+pub(crate) const WEBHOOK_PATH: &str = "/webhooks/github";
 
 /// Registers every route. `served` tells which cached paths exist (fixed at start).
 ///
@@ -43,6 +47,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
     .route(
         "/metrics",
         web::route().guard(get_or_head()).to(metrics::metrics),
+    )
+    .service(
+        web::resource(WEBHOOK_PATH)
+            .name(WEBHOOK_PATH)
+            .route(web::post().to(webhooks::receive))
+            .default_service(web::to(pass_through)),
     );
     for (prefix, direction) in [("top", Direction::Top), ("bottom", Direction::Bottom)] {
         let pattern = format!("/view/{prefix}/{{n}}/{{view}}");

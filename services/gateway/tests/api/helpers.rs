@@ -26,15 +26,17 @@ pub const ORG_ID: u64 = 4242;
 pub const REPO_COUNT: usize = 7;
 
 /// The Redis user the gateway connects as in these tests. "The gateway writes only pass-through
-/// cache keys" is enforced by Redis: this user may read any key, write only the fleet cache's
-/// keys (`hubcache:pt:*`, through its scripts) and use only its wake-up channel, so any other
-/// gateway write fails with `NOPERM` and the test with it. The fetcher, views and the tests'
-/// own seeding write as the default user.
+/// cache keys and webhook hints" is enforced by Redis: this user may read any key, write only
+/// the fleet cache's keys (`hubcache:pt:*`, through its scripts), the hints stream and the
+/// delivery-id markers (through the webhook script), and use only the fleet cache's wake-up
+/// channel, so any other gateway write fails with `NOPERM` and the test with it. The fetcher,
+/// views and the tests' own seeding write as the default user.
 ///
 /// When the gateway is allowed to write more, add the key patterns to the `write_keys`
 /// argument and the commands it uses to `commands`: here, and nowhere else.
 pub fn gateway_redis_user() -> AclUser {
     let keys = KeySchema::new("hubcache");
+    let (hints, deliveries) = (keys.webhook_hints_stream(), keys.webhook_delivery("*"));
     AclUser::new(
         "gateway",
         &[
@@ -45,7 +47,8 @@ pub fn gateway_redis_user() -> AclUser {
             "+ping",
             "+select",
             // The fleet cache: its scripts (loaded on first use) and what they run, limited to
-            // the pass-through keys below; SUBSCRIBE for its wake-ups.
+            // the pass-through keys below; SUBSCRIBE for its wake-ups. Webhook deliveries: the
+            // one script and what it runs (SET, XADD) on the hints stream and delivery markers.
             "+evalsha",
             "+eval",
             "+script|load",
@@ -54,12 +57,13 @@ pub fn gateway_redis_user() -> AclUser {
             "+hset",
             "+pexpire",
             "+del",
+            "+xadd",
             "+publish",
             "+subscribe",
             "+unsubscribe",
         ],
         &["*"],
-        &[&keys.passthrough_pattern()],
+        &[&keys.passthrough_pattern(), &hints, &deliveries],
     )
     .with_channels(&[&keys.passthrough_pattern()])
 }

@@ -24,3 +24,4 @@ mod sentinel;
 mod settings;
 mod traces;
 mod views;
+mod webhooks;

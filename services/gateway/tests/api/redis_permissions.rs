@@ -1,8 +1,9 @@
-//! "The gateway writes only pass-through cache keys", held by Redis: every gateway in these
-//! tests connects as `gateway_redis_user`, which reads, and writes only the fleet cache's keys
-//! (`hubcache:pt:*`). These tests check that user: the gateway works with it (the fleet cache
-//! included), and any other write it might attempt is refused, so a gateway change that writes
-//! elsewhere fails the tests instead of passing silently.
+//! "The gateway writes only pass-through cache keys and webhook hints", held by Redis: every
+//! gateway in these tests connects as `gateway_redis_user`, which reads, and writes only the fleet
+//! cache's keys (`hubcache:pt:*`) and, through the webhook script, the hints stream and the
+//! delivery-id markers (`webhooks.rs` runs that path as this user). These tests check that user:
+//! the gateway works with it (the fleet cache included), and any other write it might attempt is
+//! refused, so a gateway change that writes elsewhere fails the tests instead of passing silently.
 
 use hubcache_shared::snapshot::FIELD_VERSION;
 

@@ -1,5 +1,6 @@
-//! The control API under `/_sim/`: counters, data mutations, faults, latency and the rate-limit
-//! budget. Never part of GitHub's surface, never counted in stats or the rate limit.
+//! The control API under `/_sim/`: counters, data mutations (each sent to the org's webhooks),
+//! faults, latency and the rate-limit budget; `hooks` adds the webhook routes. Never part of
+//! GitHub's surface, never counted in stats or the rate limit.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::dataset::JsonObject;
 use crate::faults::{FaultSpec, InvalidFault};
 use crate::rate_limit::{RateLimitUpdate, RemainingAboveLimit};
 use crate::state::SimState;
+use crate::webhooks::{self, HookError};
 
 /// Why a control request failed; answered as `{"message": ...}` with the mapped status.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,8 @@ pub(crate) enum ControlError {
     Fault(#[from] InvalidFault),
     #[error(transparent)]
     RateLimit(#[from] RemainingAboveLimit),
+    #[error(transparent)]
+    Hook(#[from] HookError),
     #[error("invalid JSON body: {0}")]
     BadBody(String),
     #[error("no control route {method} {path}")]
@@ -37,7 +41,11 @@ impl ResponseError for ControlError {
     fn status_code(&self) -> StatusCode {
         match self {
             ControlError::Catalog(CatalogError::OrgNotFound(_) | CatalogError::RepoNotFound(_))
+            | ControlError::Hook(HookError::HookNotFound(_) | HookError::DeliveryNotFound(_))
             | ControlError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ControlError::Hook(
+                HookError::BadUrl(_) | HookError::ContentType | HookError::NoEvents,
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             ControlError::Catalog(CatalogError::InvalidName | CatalogError::NameTaken(_)) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -83,15 +91,16 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(set_rate_limit)),
         )
         .service(resource("/dataset").route(web::get().to(dataset)))
+        .configure(super::hooks::configure)
         .default_service(web::to(no_route));
 }
 
 /// A control resource whose unsupported methods get the JSON 404 too.
-fn resource(path: &str) -> actix_web::Resource {
+pub(super) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(no_route))
 }
 
-async fn no_route(request: HttpRequest) -> Result<HttpResponse, ControlError> {
+pub(super) async fn no_route(request: HttpRequest) -> Result<HttpResponse, ControlError> {
     Err(ControlError::NoRoute {
         method: request.method().to_string(),
         path: request.path().to_owned(),
@@ -113,10 +122,15 @@ async fn patch_repo(
     patch: web::Json<JsonObject>,
 ) -> Result<HttpResponse, ControlError> {
     let (owner, repo) = path.into_inner();
-    let updated = state
-        .catalog
-        .write()
-        .patch_repo(&owner, &repo, patch.into_inner())?;
+    // The event is queued under the write lock, so deliveries leave in mutation order.
+    let mut catalog = state.catalog.write();
+    let before = catalog.repo(&owner, &repo).cloned();
+    let updated = catalog.patch_repo(&owner, &repo, patch.into_inner())?;
+    if let (Some(before), Some(context)) = (before, catalog.event_context(&owner)) {
+        let event = webhooks::repository_changed(&context, &before, &updated);
+        state.webhooks.emit(&context, &event);
+    }
+    drop(catalog);
     tracing::info!(%owner, %repo, "repository patched");
     Ok(HttpResponse::Ok().json(updated))
 }
@@ -126,7 +140,14 @@ async fn add_repo(
     org: web::Path<String>,
     fields: web::Json<JsonObject>,
 ) -> Result<HttpResponse, ControlError> {
-    let added = state.catalog.write().add_repo(&org, fields.into_inner())?;
+    let mut catalog = state.catalog.write();
+    let added = catalog.add_repo(&org, fields.into_inner())?;
+    if let Some(context) = catalog.event_context(&org) {
+        state
+            .webhooks
+            .emit(&context, &webhooks::repository_created(&context, &added));
+    }
+    drop(catalog);
     tracing::info!(org = %org, name = ?added.get("name"), "repository added");
     Ok(HttpResponse::Created().json(added))
 }
@@ -136,7 +157,14 @@ async fn delete_repo(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ControlError> {
     let (owner, repo) = path.into_inner();
-    state.catalog.write().delete_repo(&owner, &repo)?;
+    let mut catalog = state.catalog.write();
+    let removed = catalog.delete_repo(&owner, &repo)?;
+    if let Some(context) = catalog.event_context(&owner) {
+        state
+            .webhooks
+            .emit(&context, &webhooks::repository_deleted(&context, &removed));
+    }
+    drop(catalog);
     tracing::info!(%owner, %repo, "repository deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,6 +2,7 @@
 
 mod control;
 mod github;
+mod hooks;
 
 use actix_web::web;
 

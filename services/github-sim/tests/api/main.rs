@@ -9,3 +9,4 @@ mod helpers;
 mod pagination;
 mod rate_limit;
 mod routes;
+mod webhooks;

@@ -12,9 +12,11 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use percent_encoding::percent_decode_str;
-use serde::Serialize;
-use serde::ser::SerializeMap;
 use serde_json::Value;
+
+mod render;
+
+use render::{ListedRepository, json_array, single};
 
 use crate::conditional::weak_etag;
 use crate::dataset::{
@@ -22,31 +24,6 @@ use crate::dataset::{
 };
 use crate::generator;
 use crate::pagination::PageRequest;
-
-/// Fields `GET /repos/{owner}/{repo}` has that list pages leave out.
-pub(crate) const FULL_REPOSITORY_ONLY: [&str; 21] = [
-    "organization",
-    "network_count",
-    "subscribers_count",
-    "parent",
-    "source",
-    "template_repository",
-    "temp_clone_token",
-    "custom_properties",
-    "allow_squash_merge",
-    "allow_merge_commit",
-    "allow_rebase_merge",
-    "allow_auto_merge",
-    "delete_branch_on_merge",
-    "allow_update_branch",
-    "use_squash_pr_title_as_default",
-    "squash_merge_commit_title",
-    "squash_merge_commit_message",
-    "merge_commit_title",
-    "merge_commit_message",
-    "security_and_analysis",
-    "code_of_conduct",
-];
 
 /// Fields of an org's simple object (as in `/users/{user}/orgs`).
 const ORG_SIMPLE_FIELDS: [&str; 12] = [
@@ -107,6 +84,19 @@ pub(crate) enum CatalogError {
     InvalidName,
     #[error("name already exists on this account: {0:?}")]
     NameTaken(String),
+}
+
+/// An org as its webhook payloads describe it.
+#[derive(Debug, Clone)]
+pub(crate) struct EventContext {
+    /// The org's login as the dataset spells it.
+    pub(crate) login: String,
+    /// The org's numeric id.
+    pub(crate) id: u64,
+    /// The org's simple object.
+    pub(crate) organization: JsonObject,
+    /// A simple-user object for the acting user.
+    pub(crate) sender: JsonObject,
 }
 
 /// How repositories added through the control API are generated.
@@ -295,15 +285,52 @@ impl Catalog {
         Ok(repo)
     }
 
-    pub(crate) fn delete_repo(&mut self, owner: &str, name: &str) -> Result<(), CatalogError> {
+    /// Removes a repository; returns it as it was (a webhook payload carries it).
+    pub(crate) fn delete_repo(
+        &mut self,
+        owner: &str,
+        name: &str,
+    ) -> Result<JsonObject, CatalogError> {
         let (org, repo) = self
             .find_repo(owner, name)
             .ok_or_else(|| CatalogError::RepoNotFound(format!("{owner}/{name}")))?;
         let record = &mut self.orgs[org];
-        record.repos.remove(repo);
+        let removed = record.repos.remove(repo);
         adjust_public_repos(&mut record.org, -1);
         self.invalidate();
-        Ok(())
+        Ok(removed)
+    }
+
+    /// The event context of the first org (where `--webhook-url` registers its hook).
+    pub(crate) fn first_org(&self) -> Option<EventContext> {
+        let login = string_field(&self.orgs.first()?.org, "login")?;
+        self.event_context(login)
+    }
+
+    /// A repository as `GET /repos/{owner}/{name}` serves it.
+    pub(crate) fn repo(&self, owner: &str, name: &str) -> Option<&JsonObject> {
+        let (org, repo) = self.find_repo(owner, name)?;
+        Some(&self.orgs[org].repos[repo])
+    }
+
+    /// What an org's webhook payloads carry about it: its login and id, its simple object (the
+    /// payloads' `organization`) and the acting user (`sender`: the first member, or the org
+    /// itself when it has none).
+    pub(crate) fn event_context(&self, org_login: &str) -> Option<EventContext> {
+        let org = *self.org_by_login.get(&org_login.to_ascii_lowercase())?;
+        let record = &self.orgs[org];
+        let sender =
+            record.members.first().cloned().unwrap_or_else(|| {
+                generator::owner_from_org(&self.new_repos.api_base, &record.org)
+            });
+        Some(EventContext {
+            login: string_field(&record.org, "login")
+                .unwrap_or_default()
+                .to_owned(),
+            id: record.org.get("id").and_then(Value::as_u64).unwrap_or(0),
+            organization: self.org_simple(org),
+            sender,
+        })
     }
 
     /// The current state in the dataset format (mutations included).
@@ -529,21 +556,6 @@ impl Catalog {
     }
 }
 
-/// A repository as list pages show it: without the full-repository-only fields.
-struct ListedRepository<'a>(&'a JsonObject);
-
-impl Serialize for ListedRepository<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for (field, value) in self.0 {
-            if !FULL_REPOSITORY_ONLY.contains(&field.as_str()) {
-                map.serialize_entry(field, value)?;
-            }
-        }
-        map.end()
-    }
-}
-
 fn index_user(
     by_login: &mut HashMap<String, UserRef>,
     by_id: &mut HashMap<u64, UserRef>,
@@ -582,48 +594,6 @@ fn adjust_public_repos(org: &mut JsonObject, delta: i64) {
     if let Some(count) = org.get("public_repos").and_then(Value::as_u64) {
         let adjusted = count.saturating_add_signed(delta);
         org.insert("public_repos".into(), Value::from(adjusted));
-    }
-}
-
-/// One JSON value as bytes, with `Last-Modified` from its `updated_at` when it has one.
-fn single<T: Serialize + AsUpdatedAt>(value: &T) -> (Vec<u8>, Option<SystemTime>) {
-    (to_json(value), value.updated_at())
-}
-
-fn json_array<T: Serialize>(items: impl Iterator<Item = T>) -> Vec<u8> {
-    let mut body = vec![b'['];
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(&to_json(&item));
-    }
-    body.push(b']');
-    body
-}
-
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    // Values built from serde_json's own types (string keys only) cannot fail to serialize.
-    serde_json::to_vec(value).expect("JSON values serialize")
-}
-
-/// Where a value's `Last-Modified` comes from.
-trait AsUpdatedAt {
-    fn updated_at(&self) -> Option<SystemTime>;
-}
-
-impl AsUpdatedAt for JsonObject {
-    fn updated_at(&self) -> Option<SystemTime> {
-        let text = string_field(self, "updated_at")?;
-        let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .ok()?;
-        Some(at.into())
-    }
-}
-
-impl AsUpdatedAt for Value {
-    fn updated_at(&self) -> Option<SystemTime> {
-        self.as_object().and_then(AsUpdatedAt::updated_at)
     }
 }
 

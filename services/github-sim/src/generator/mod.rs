@@ -11,6 +11,19 @@ use serde_json::{Value, json};
 
 use crate::dataset::{Dataset, JsonObject, OrgRecord, UserRecord, string_field};
 
+mod github_format;
+mod rng;
+mod root_document;
+mod words;
+
+use github_format::{avatar_url, into_object, node_id, timestamp};
+pub(crate) use rng::{SplitMix64, stable_hash};
+pub(crate) use root_document::root_document;
+use words::{
+    BIOS, COMPONENT_WORDS, EXTENSIONS, FIRST_NAMES, LANGUAGES, LAST_NAMES, LOCATIONS, OPENINGS,
+    PROJECT_WORDS, PURPOSES, SUFFIXES, THINGS, TOPICS, TRAILERS, UPSTREAM_ORGS,
+};
+
 /// Where `html_url`s and clone URLs point, as on github.com.
 const HTML_BASE: &str = "https://github.com";
 /// Earliest generated `created_at` (2011-01-01T00:00:00Z).
@@ -34,56 +47,6 @@ pub(crate) struct GeneratorOptions {
     pub(crate) seed: u64,
     /// Base of the API URLs inside bodies (`https://api.github.com`), without trailing slash.
     pub(crate) api_base: String,
-}
-
-/// SplitMix64: a tiny, well-mixed, seedable stream. Reproducibility matters here, not secrecy.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[low, high]`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next_u64() % (high - low + 1)
-    }
-
-    fn chance(&mut self, probability: f64) -> bool {
-        self.unit() < probability
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[(self.next_u64() % items.len() as u64) as usize]
-    }
-
-    /// Log-uniform in `[0, max)`: many small values (with ties), a few large ones.
-    fn heavy_tail(&mut self, max: f64) -> u64 {
-        (max.powf(self.unit()) - 1.0).floor() as u64
-    }
-}
-
-/// A stable 64-bit hash (FNV-1a) of a string, to derive per-name streams from the seed.
-pub(crate) fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xCBF2_9CE4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
 }
 
 /// Builds the whole dataset: the org, its repos and members, a user entry per member and one for
@@ -190,85 +153,6 @@ fn copy_sometimes(
         repo.insert(field.to_owned(), value.clone());
     }
     true
-}
-
-/// GitHub's root document (`GET /`), today's 33 keys.
-pub(crate) fn root_document(api: &str) -> Value {
-    const API_TEMPLATES: [(&str, &str); 32] = [
-        ("current_user_url", "/user"),
-        ("authorizations_url", "/authorizations"),
-        (
-            "code_search_url",
-            "/search/code?q={query}{&page,per_page,sort,order}",
-        ),
-        (
-            "commit_search_url",
-            "/search/commits?q={query}{&page,per_page,sort,order}",
-        ),
-        ("emails_url", "/user/emails"),
-        ("emojis_url", "/emojis"),
-        ("events_url", "/events"),
-        ("feeds_url", "/feeds"),
-        ("followers_url", "/user/followers"),
-        ("following_url", "/user/following{/target}"),
-        ("gists_url", "/gists{/gist_id}"),
-        ("hub_url", "/hub"),
-        (
-            "issue_search_url",
-            "/search/issues?q={query}{&page,per_page,sort,order}",
-        ),
-        ("issues_url", "/issues"),
-        ("keys_url", "/user/keys"),
-        (
-            "label_search_url",
-            "/search/labels?q={query}&repository_id={repository_id}{&page,per_page}",
-        ),
-        ("notifications_url", "/notifications"),
-        ("organization_url", "/orgs/{org}"),
-        (
-            "organization_repositories_url",
-            "/orgs/{org}/repos{?type,page,per_page,sort}",
-        ),
-        ("organization_teams_url", "/orgs/{org}/teams"),
-        ("public_gists_url", "/gists/public"),
-        ("rate_limit_url", "/rate_limit"),
-        ("repository_url", "/repos/{owner}/{repo}"),
-        (
-            "repository_search_url",
-            "/search/repositories?q={query}{&page,per_page,sort,order}",
-        ),
-        (
-            "current_user_repositories_url",
-            "/user/repos{?type,page,per_page,sort}",
-        ),
-        ("starred_url", "/user/starred{/owner}{/repo}"),
-        ("starred_gists_url", "/gists/starred"),
-        (
-            "topic_search_url",
-            "/search/topics?q={query}{&page,per_page}",
-        ),
-        ("user_url", "/users/{user}"),
-        ("user_organizations_url", "/user/orgs"),
-        (
-            "user_repositories_url",
-            "/users/{user}/repos{?type,page,per_page,sort}",
-        ),
-        (
-            "user_search_url",
-            "/search/users?q={query}{&page,per_page,sort,order}",
-        ),
-    ];
-    let mut root = JsonObject::new();
-    for (key, template) in API_TEMPLATES {
-        root.insert(key.into(), Value::String(format!("{api}{template}")));
-    }
-    root.insert(
-        "current_user_authorizations_html_url".into(),
-        Value::String(format!(
-            "{HTML_BASE}/settings/connections/applications{{/client_id}}"
-        )),
-    );
-    Value::Object(root)
 }
 
 /// The public view of an organization (`GET /orgs/{org}` without admin rights).
@@ -421,7 +305,7 @@ fn member(
 }
 
 /// A full repository object (`GET /repos/{owner}/{repo}`); list pages serve it without the
-/// full-only fields (`crate::catalog::FULL_REPOSITORY_ONLY`).
+/// full-only fields (`FULL_REPOSITORY_ONLY` in `catalog::render`).
 fn full_repository(
     api: &str,
     owner: &JsonObject,
@@ -679,246 +563,6 @@ fn license(api: &str, rng: &mut SplitMix64) -> Value {
         "node_id": node_id("License", number),
     })
 }
-
-fn avatar_url(id: u64) -> String {
-    format!("https://avatars.githubusercontent.com/u/{id}?v=4")
-}
-
-/// GitHub's legacy global node id: base64 of `0{len}:{Type}{id}`, e.g. `MDQ6VXNlcjE=` for user 1.
-fn node_id(kind: &str, id: u64) -> String {
-    base64(format!("0{}:{kind}{id}", kind.len()).as_bytes())
-}
-
-/// Standard base64 with padding (the node ids are its only use).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// `2024-01-02T03:04:05Z`, GitHub's timestamp format.
-fn timestamp(unix_secs: i64) -> String {
-    let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(unix_secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
-}
-
-fn into_object(value: Value) -> JsonObject {
-    match value {
-        Value::Object(object) => object,
-        _ => JsonObject::new(),
-    }
-}
-
-const PROJECT_WORDS: &[&str] = &[
-    "atlas",
-    "beacon",
-    "conductor",
-    "spectator",
-    "hystrix",
-    "archaius",
-    "vector",
-    "falcor",
-    "metaflow",
-    "polynote",
-    "zuul",
-    "eureka",
-    "ribbon",
-    "genie",
-    "lemur",
-    "aegis",
-    "bolt",
-    "cascade",
-    "dynamo",
-    "ember",
-    "fenzo",
-    "glisten",
-    "helios",
-    "iris",
-    "jaeger",
-    "kestrel",
-    "lumen",
-    "maestro",
-    "nimbus",
-    "orbit",
-    "prism",
-    "quasar",
-    "raven",
-    "sable",
-    "titan",
-    "umbra",
-    "vortex",
-    "warden",
-    "xenon",
-    "yarrow",
-    "zephyr",
-    "chronos",
-    "dispatch",
-    "mantis",
-];
-const COMPONENT_WORDS: &[&str] = &[
-    "client",
-    "server",
-    "gateway",
-    "scheduler",
-    "router",
-    "cache",
-    "metrics",
-    "dashboard",
-    "plugin",
-    "agent",
-    "operator",
-    "proxy",
-    "collector",
-    "indexer",
-    "pipeline",
-    "registry",
-    "runtime",
-    "sdk",
-    "console",
-    "controller",
-    "workflow",
-    "storage",
-    "loader",
-    "bridge",
-];
-const SUFFIXES: &[&str] = &[
-    "ui", "cli", "core", "tools", "examples", "docs", "java", "py", "go",
-];
-const EXTENSIONS: &[&str] = &["js", "py", "go", "rs", "github.io"];
-const OPENINGS: &[&str] = &[
-    "A resilient",
-    "A lightweight",
-    "The reference",
-    "An experimental",
-    "A scalable",
-    "A fast, embeddable",
-    "A pluggable",
-    "A battle-tested",
-    "A declarative",
-    "A minimal",
-];
-const THINGS: &[&str] = &[
-    "client-side load balancer",
-    "dimensional time series library",
-    "workflow orchestration engine",
-    "latency and fault tolerance toolkit",
-    "configuration management library",
-    "dynamic routing and filtering gateway",
-    "service discovery registry",
-    "data processing framework",
-    "chaos engineering tool",
-    "distributed tracing agent",
-    "video encoding pipeline",
-    "feature flag service",
-];
-const PURPOSES: &[&str] = &[
-    "cloud-native microservices",
-    "large-scale distributed systems on AWS",
-    "data scientists and machine learning engineers",
-    "the JVM",
-    "streaming workloads",
-    "operational insight at scale",
-    "resilient edge services",
-    "batch and real-time analytics",
-];
-const TRAILERS: &[&str] = &[
-    "built and used in production for years",
-    "with first-class support for observability and graceful degradation",
-    "designed to be simple to operate and easy to extend",
-    "now in maintenance mode",
-    "with adapters for Kafka, Cassandra and Elasticsearch",
-];
-const LANGUAGES: &[&str] = &[
-    "Java",
-    "Java",
-    "Java",
-    "JavaScript",
-    "Python",
-    "Python",
-    "Go",
-    "TypeScript",
-    "Kotlin",
-    "Scala",
-    "Shell",
-    "C++",
-    "Rust",
-    "Groovy",
-    "Ruby",
-    "HTML",
-];
-const TOPICS: &[&str] = &[
-    "java",
-    "microservices",
-    "cloud",
-    "netflixoss",
-    "aws",
-    "distributed-systems",
-    "python",
-    "machine-learning",
-    "observability",
-    "kubernetes",
-    "data-pipeline",
-    "ui",
-    "cli",
-    "library",
-    "testing",
-    "security",
-    "streaming",
-    "graphql",
-    "grpc",
-    "cache",
-];
-const LOCATIONS: &[&str] = &[
-    "Los Gatos, California",
-    "San Francisco, CA",
-    "Seattle, WA",
-    "Amsterdam, Netherlands",
-    "London, UK",
-    "Tokyo, Japan",
-    "Berlin, Germany",
-    "Remote",
-];
-const BIOS: &[&str] = &[
-    "Distributed systems engineer.",
-    "Building the cloud platform.",
-    "Open source enthusiast; JVM and Go.",
-    "Data infrastructure.",
-    "Reliability engineering and chaos.",
-];
-const FIRST_NAMES: &[&str] = &[
-    "alice", "bruno", "chen", "dana", "elena", "farid", "grace", "hiro", "ines", "jamal", "kira",
-    "liam", "maya", "noah", "olga", "priya", "quinn", "rafael", "sara", "tomas", "uma", "victor",
-    "wen", "ximena", "yusuf", "zoe",
-];
-const LAST_NAMES: &[&str] = &[
-    "anders", "baker", "costa", "dubois", "eriksen", "fischer", "garcia", "hughes", "ito",
-    "jansen", "kowalski", "lopez", "meyer", "nakamura", "okafor", "patel", "rossi", "schmidt",
-    "tanaka", "ueda", "vargas", "weber", "young", "zhang",
-];
-const UPSTREAM_ORGS: &[&str] = &["apache", "google", "spotify", "linkedin", "uber", "airbnb"];
 
 #[cfg(test)]
 mod tests {
