@@ -10,11 +10,13 @@ use crate::app_state::AppState;
 /// supervised stop token, as the fetcher's and views' admin listeners.
 pub(crate) use hubcache_admin::livez;
 
-/// 200 once every cached key and the views are loaded (even while Redis is unreachable: the
-/// copies are still served); 503 listing what is missing otherwise. Both carry the Redis state
-/// and the pass-through cache's counters, for operators.
+/// 200 once every cached key and the views are loaded (even while Redis is unreachable, or the
+/// fetcher's polls fail: the copies are still served); 503 listing what is missing otherwise.
+/// Both carry `failing` (each cached key whose latest poll failed, with the fetcher's error: a
+/// stuck endpoint says why), the Redis state and the pass-through cache's counters.
 pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
     let missing = state.served.missing();
+    let failing = state.served.failing();
     let redis = if state.served.is_stale() {
         "unreachable"
     } else {
@@ -37,13 +39,22 @@ pub(crate) async fn healthcheck(state: web::Data<AppState>) -> HttpResponse {
     if missing.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({
             "status": "ok",
+            "failing": failing,
             "redis": redis,
             "pass_through": pass_through,
         }))
     } else {
+        let described: Vec<String> = missing
+            .iter()
+            .map(|path| match failing.get(path) {
+                Some(error) => format!("{path} (failing: {error})"),
+                None => path.clone(),
+            })
+            .collect();
         HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(serde_json::json!({
-            "message": format!("not ready: not loaded yet: {}", missing.join(", ")),
+            "message": format!("not ready: not loaded yet: {}", described.join(", ")),
             "missing": missing,
+            "failing": failing,
             "redis": redis,
             "pass_through": pass_through,
         }))
