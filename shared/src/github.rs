@@ -1,8 +1,9 @@
 //! The GitHub REST client: GitHub's required headers, the token (to the configured upstream
 //! only), conditional requests, Link pagination and rate-limit headers.
 //!
-//! The client never follows a URL outside the configured base: a `Link` or body URL that points at
-//! another host is refused, so the token cannot be sent anywhere else.
+//! The client never sends a request outside the configured base: a `Link` that names another
+//! origin (a proxy in front of GitHub leaving `Link`s naming api.github.com) is followed by taking
+//! its path and query under the configured base, so the token cannot be sent anywhere else.
 
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +17,10 @@ use url::Url;
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
 /// GitHub's JSON media type.
 pub const GITHUB_ACCEPT: &str = "application/vnd.github+json";
+/// `hubcache_github_links_rebased_total`: links naming another origin that were followed under
+/// the configured base ([`GithubClient::resolve_link`]). Steadily rising means the upstream is a
+/// proxy that does not rewrite `Link`s: expected, and worth knowing.
+pub const LINKS_REBASED_METRIC: &str = "hubcache_github_links_rebased_total";
 /// The largest page GitHub serves; list fetches ask for it to spend the fewest requests.
 pub const MAX_PER_PAGE: u32 = 100;
 
@@ -49,6 +54,14 @@ pub enum GithubError {
     /// The target could not be parsed.
     #[error("invalid request target {0:?}")]
     InvalidTarget(String),
+    /// A link an answer named cannot be followed (see [`GithubClient::resolve_link`]).
+    #[error("refusing to follow link {link}: {reason}")]
+    RefusedLink {
+        /// The link without its query.
+        link: String,
+        /// Why (a fixed text).
+        reason: &'static str,
+    },
     /// Connection, timeout or body transfer failure.
     #[error("transport error: {0}")]
     Transport(#[from] reqwest::Error),
@@ -111,8 +124,9 @@ impl GithubResponse {
 /// A URL under the configured upstream base: the only thing [`GithubClient::request`] sends to.
 ///
 /// Only the client's resolver builds one ([`GithubClient::resolve`] from a path relative to the
-/// base, [`GithubClient::resolve_link`] from a link an answer named, checked against the base),
-/// so a request to a foreign host, which would carry the token there, cannot be written:
+/// base, [`GithubClient::resolve_link`] from a link an answer named, re-based under the base when
+/// it names another origin), so a request to a foreign host, which would carry the token there,
+/// cannot be written:
 ///
 /// ```compile_fail
 /// // No constructor outside the resolver: the fields are private and nothing converts into one.
@@ -227,11 +241,28 @@ impl GithubClient {
         })
     }
 
-    /// The URL of a link an upstream answer named (a `Link` header's `next`): absolute links
-    /// only when they are under the configured base (same scheme, host, port and path prefix),
-    /// other links as [`GithubClient::resolve`] takes them. A link to any other host is refused
-    /// ([`GithubError::ForeignTarget`]), so following links cannot leave the upstream.
+    /// The URL of a link an upstream answer named (a `Link` header's `next`).
+    ///
+    /// - A path (`/orgs/x?page=2`) is taken as [`GithubClient::resolve`] takes it.
+    /// - An absolute link under the configured base (same scheme, host, port and path prefix)
+    ///   is followed as it is.
+    /// - An absolute link naming another origin (a proxy in front of GitHub, such as Prow's
+    ///   ghproxy, that leaves `Link`s naming api.github.com) is *re-based*: its path and query
+    ///   are taken under the configured base. A path that already starts with the base's path
+    ///   (GitHub Enterprise's `/api/v3` behind a proxy at `.../api/v3`) keeps it; any other path
+    ///   is appended to the base's path. Re-based links are logged at debug and counted in
+    ///   [`LINKS_REBASED_METRIC`].
+    ///
+    /// Refused: links that are not `http(s)` URLs, carry userinfo, have a `..` segment, or name
+    /// the configured origin outside the base's path. Whatever the link, the result is a URL
+    /// under the configured base, so the token still goes only there.
     pub fn resolve_link(&self, link: &str) -> Result<UpstreamUrl, GithubError> {
+        if has_parent_segment(link) {
+            return Err(GithubError::RefusedLink {
+                link: without_query(link),
+                reason: "a `..` segment",
+            });
+        }
         if link.starts_with('/') && !link.starts_with("//") {
             return self.resolve(link);
         }
@@ -242,10 +273,44 @@ impl GithubClient {
             Url::parse(link)
         }
         .map_err(|_| GithubError::InvalidTarget(without_query(link)))?;
-        let target = self
-            .relative_target(&url)
-            .ok_or_else(|| GithubError::ForeignTarget(redact_query(&url)))?;
-        Ok(UpstreamUrl { url, target })
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(GithubError::RefusedLink {
+                link: redact_query(&url),
+                reason: "not an http(s) URL",
+            });
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(GithubError::RefusedLink {
+                link: redact_query(&url),
+                reason: "userinfo in the URL",
+            });
+        }
+        if let Some(target) = self.relative_target(&url) {
+            return Ok(UpstreamUrl { url, target });
+        }
+        if url.origin() == self.base.origin() {
+            // The configured upstream itself points outside the API: nothing to re-base.
+            return Err(GithubError::ForeignTarget(redact_query(&url)));
+        }
+        let base_path = self.base.path().trim_end_matches('/');
+        let path = url.path();
+        let rest = match path.strip_prefix(base_path) {
+            Some("") if !base_path.is_empty() => "/",
+            Some(rest) if !base_path.is_empty() && rest.starts_with('/') => rest,
+            _ => path,
+        };
+        let target = match url.query() {
+            Some(query) => format!("{rest}?{query}"),
+            None => rest.to_owned(),
+        };
+        let rebased = self.resolve(&target)?;
+        tracing::debug!(
+            link_host = url.host_str().unwrap_or_default(),
+            target = %without_query(&target),
+            "re-based a link naming another origin under the configured GitHub API URL"
+        );
+        metrics::counter!(LINKS_REBASED_METRIC).increment(1);
+        Ok(rebased)
     }
 
     /// The target relative to the base (path and query) of a URL under the base; `None` for
@@ -324,6 +389,24 @@ impl GithubClient {
             body,
         })
     }
+}
+
+/// Registers the HELP text of the client's metrics (a metric without HELP fails
+/// `promtool check metrics`). Call once, after the recorder exists.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        LINKS_REBASED_METRIC,
+        "Links naming another origin (a proxy that does not rewrite them) followed under the configured GitHub API URL."
+    );
+}
+
+/// Whether the path of `link` (before any query or fragment) has a `..` segment, also
+/// percent-encoded or with backslashes (which URL parsers take as slashes): URL parsing would
+/// silently resolve it, so it is refused before.
+fn has_parent_segment(link: &str) -> bool {
+    let path = link.split(['?', '#']).next().unwrap_or_default();
+    path.split(['/', '\\'])
+        .any(|segment| segment.to_ascii_lowercase().replace("%2e", ".") == "..")
 }
 
 /// A target for error messages: the query (which could carry a credential) is dropped.
@@ -716,7 +799,7 @@ mod tests {
     }
 
     #[test]
-    fn links_resolve_only_under_the_base() {
+    fn links_under_the_base_are_followed_as_they_are() {
         let c = client("https://api.github.com");
         let url = c
             .resolve_link("https://api.github.com/organizations/1/repos?page=2")
@@ -726,28 +809,7 @@ mod tests {
             c.resolve_link("/orgs/x?page=2").expect("ok").target(),
             "/orgs/x?page=2"
         );
-        for foreign in [
-            "https://evil.example/x",
-            "http://api.github.com/x",
-            "https://api.github.com:8443/x",
-            "https://api.github.com.evil.example/x",
-            "https://user@evil.example/x",
-            "https://api.github.com@evil.example/x",
-            "https://user:password@api.github.com/x",
-            "//evil.example/x",
-        ] {
-            assert!(
-                matches!(c.resolve_link(foreign), Err(GithubError::ForeignTarget(_))),
-                "{foreign}"
-            );
-        }
-        assert!(matches!(
-            c.resolve_link("not a url"),
-            Err(GithubError::InvalidTarget(_))
-        ));
         let c = client("http://127.0.0.1:3001/api/v3");
-        assert!(c.resolve_link("http://127.0.0.1:3001/other").is_err());
-        assert!(c.resolve_link("http://127.0.0.1:3001/api/v30/x").is_err());
         let url = c
             .resolve_link("http://127.0.0.1:3001/api/v3/organizations/1/repos?page=2")
             .expect("ok");
@@ -759,11 +821,96 @@ mod tests {
     }
 
     #[test]
+    fn links_naming_another_origin_are_rebased_under_the_base() {
+        // A proxy that leaves GitHub's links as they are (Prow's ghproxy).
+        let c = client("http://ghproxy:8888");
+        for (link, expected) in [
+            (
+                "https://api.github.com/organizations/1/repos?per_page=100&page=2",
+                "http://ghproxy:8888/organizations/1/repos?per_page=100&page=2",
+            ),
+            // Same host, other scheme or port: another origin too.
+            ("http://ghproxy/x", "http://ghproxy:8888/x"),
+            ("https://ghproxy:8888/x", "http://ghproxy:8888/x"),
+            // A network-path reference names a host; a fragment is dropped.
+            (
+                "//api.github.com/x?page=3#f",
+                "http://ghproxy:8888/x?page=3",
+            ),
+            ("https://api.github.com", "http://ghproxy:8888/"),
+        ] {
+            let url = c.resolve_link(link).expect(link);
+            assert_eq!(url.as_url().as_str(), expected, "{link}");
+        }
+        // A base with a path: a link path already under it keeps it (GitHub Enterprise behind a
+        // proxy at .../api/v3); any other path is appended to it.
+        let c = client("http://127.0.0.1:3001/api/v3");
+        for (link, target) in [
+            (
+                "https://ghe.example/api/v3/organizations/1/repos?page=2",
+                "/organizations/1/repos?page=2",
+            ),
+            ("https://ghe.example/api/v3", "/"),
+            ("https://api.github.com/orgs/x?page=2", "/orgs/x?page=2"),
+            ("https://api.github.com/api/v30/x", "/api/v30/x"),
+        ] {
+            let url = c.resolve_link(link).expect(link);
+            assert_eq!(url.as_url().host_str(), Some("127.0.0.1"), "{link}");
+            assert_eq!(url.as_url().port(), Some(3001), "{link}");
+            assert!(url.as_url().path().starts_with("/api/v3/"), "{link}");
+            assert_eq!(url.target(), target, "{link}");
+        }
+    }
+
+    #[test]
+    fn links_that_cannot_be_rebased_safely_are_refused() {
+        let c = client("https://api.github.com");
+        for refused in [
+            "https://user@evil.example/x",
+            "https://api.github.com@evil.example/x",
+            "https://user:password@api.github.com/x",
+            "ftp://api.github.com/x",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "https://evil.example/a/../../x",
+            "https://evil.example/a/%2E%2e/x",
+            "https://evil.example/a\\..\\x",
+            "/orgs/../../x",
+        ] {
+            assert!(
+                matches!(
+                    c.resolve_link(refused),
+                    Err(GithubError::RefusedLink { .. })
+                ),
+                "{refused}: {:?}",
+                c.resolve_link(refused)
+            );
+        }
+        assert!(matches!(
+            c.resolve_link("not a url"),
+            Err(GithubError::InvalidTarget(_))
+        ));
+        // The configured origin itself pointing outside the API path is not re-based.
+        let c = client("http://127.0.0.1:3001/api/v3");
+        for outside in [
+            "http://127.0.0.1:3001/other",
+            "http://127.0.0.1:3001/api/v30/x",
+        ] {
+            assert!(
+                matches!(c.resolve_link(outside), Err(GithubError::ForeignTarget(_))),
+                "{outside}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals_never_echo_a_query() {
         let c = client("https://api.github.com");
         for error in [
             c.resolve("https://evil.example/x?access_token=secret"),
-            c.resolve_link("https://evil.example/x?access_token=secret"),
+            c.resolve_link("https://user@evil.example/x?access_token=secret"),
+            c.resolve_link("https://evil.example/../x?access_token=secret"),
+            c.resolve_link("ftp://evil.example/x?access_token=secret"),
             c.resolve_link("::?access_token=secret"),
         ]
         .into_iter()

@@ -74,6 +74,56 @@ pub struct SnapshotStatus {
     pub last_error_at_ms: Option<u64>,
 }
 
+/// The most characters of an error a status keeps: errors name request targets and GitHub's
+/// messages, which come from outside, so a status (and `/healthcheck`, which shows it) stays
+/// small whatever the upstream sends.
+pub const MAX_STATUS_ERROR_CHARS: usize = 400;
+
+impl SnapshotStatus {
+    /// This status after a successful check at `at_ms` (the last error stays, older now).
+    pub fn succeeded(&self, at_ms: u64) -> Self {
+        Self {
+            last_success_at_ms: Some(at_ms),
+            ..self.clone()
+        }
+    }
+
+    /// This status after a check that failed at `at_ms` with `error`, shortened to
+    /// [`MAX_STATUS_ERROR_CHARS`].
+    pub fn failed(&self, at_ms: u64, error: &str) -> Self {
+        Self {
+            last_error: Some(bounded_error(error)),
+            last_error_at_ms: Some(at_ms),
+            ..self.clone()
+        }
+    }
+
+    /// The error of the latest check when it failed (no success since), else `None`: an
+    /// endpoint that is stuck, and why.
+    pub fn failing(&self) -> Option<&str> {
+        let error = self.last_error.as_deref()?;
+        match (self.last_error_at_ms, self.last_success_at_ms) {
+            (Some(error_at), Some(success_at)) if success_at >= error_at => None,
+            _ => Some(error),
+        }
+    }
+
+    /// This status with its error shortened to [`MAX_STATUS_ERROR_CHARS`] (for a status read
+    /// back from Redis, which anything may have written).
+    pub fn bounded(mut self) -> Self {
+        self.last_error = self.last_error.as_deref().map(bounded_error);
+        self
+    }
+}
+
+/// `error` cut to [`MAX_STATUS_ERROR_CHARS`] characters, marked with `…` when cut.
+fn bounded_error(error: &str) -> String {
+    match error.char_indices().nth(MAX_STATUS_ERROR_CHARS) {
+        None => error.to_owned(),
+        Some((cut, _)) => format!("{}…", &error[..cut]),
+    }
+}
+
 /// One snapshot as read from Redis.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -178,4 +228,37 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_failing_until_a_later_success() {
+        let fresh = SnapshotStatus::default();
+        assert_eq!(fresh.failing(), None);
+        let failed = fresh.failed(10, "GET /x: 502");
+        assert_eq!(failed.failing(), Some("GET /x: 502"));
+        let healed = failed.succeeded(11);
+        assert_eq!(healed.failing(), None);
+        assert_eq!(healed.last_error.as_deref(), Some("GET /x: 502"), "kept");
+        assert_eq!(healed.failed(12, "again").failing(), Some("again"));
+    }
+
+    #[test]
+    fn errors_are_bounded_on_a_character_boundary() {
+        let long = "é".repeat(MAX_STATUS_ERROR_CHARS + 50);
+        let status = SnapshotStatus::default().failed(1, &long);
+        let kept = status.failing().expect("failing");
+        assert_eq!(kept.chars().count(), MAX_STATUS_ERROR_CHARS + 1);
+        assert!(kept.ends_with('…'));
+        let raw = SnapshotStatus {
+            last_error: Some(long),
+            ..SnapshotStatus::default()
+        };
+        assert_eq!(raw.bounded().last_error, status.last_error);
+        let short = SnapshotStatus::default().failed(1, "short");
+        assert_eq!(short.last_error.as_deref(), Some("short"));
+    }
 }

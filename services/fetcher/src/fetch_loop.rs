@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hubcache_shared::RedisConnection;
 use hubcache_shared::snapshot::now_ms;
 use hubcache_shared::telemetry::current_traceparent;
-use hubcache_shared::{RefreshEvent, Snapshot, SnapshotStatus};
+use hubcache_shared::{RefreshEvent, Snapshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -242,10 +242,7 @@ impl FetchLoop {
             self.budget.latest(),
         );
         let now = now_ms();
-        let success_status = SnapshotStatus {
-            last_success_at_ms: Some(now),
-            ..stored.status.clone()
-        };
+        let success_status = stored.status.succeeded(now);
         let written = match report.outcome {
             PollOutcome::Changed { body, mut meta } => {
                 // The next version after the stored one, also when the stored snapshot was
@@ -312,11 +309,8 @@ impl FetchLoop {
             },
             PollOutcome::Failed(error) => {
                 let message = error.to_string();
-                let status = SnapshotStatus {
-                    last_error: Some(message.clone()),
-                    last_error_at_ms: Some(now),
-                    ..stored.status.clone()
-                };
+                // Shortened: the message names targets and GitHub's words, from outside.
+                let status = stored.status.failed(now, &message);
                 match error.rate_limit_wait() {
                     Some(wait) => {
                         // GitHub's reset times are whole seconds: wait one more.
@@ -404,6 +398,11 @@ impl FetchLoop {
 /// `hubcache_fetcher_lease_held`: 1 while this process holds the polling lease.
 const LEASE_HELD_METRIC: &str = "hubcache_fetcher_lease_held";
 
+/// `hubcache_fetcher_poll_errors_total{endpoint, reason}`: failed polls by `PollError::kind`.
+const POLL_ERRORS_METRIC: &str = "hubcache_fetcher_poll_errors_total";
+/// `hubcache_fetcher_endpoint_failing{endpoint}`: 1 while the latest poll failed.
+const ENDPOINT_FAILING_METRIC: &str = "hubcache_fetcher_endpoint_failing";
+
 /// Registers the HELP text of every fetcher metric (a metric without HELP fails
 /// `promtool check metrics`). Call once, after the recorder exists.
 pub(crate) fn describe_metrics() {
@@ -416,6 +415,15 @@ pub(crate) fn describe_metrics() {
         "hubcache_fetcher_polls_total",
         "Polls of a cached endpoint, by endpoint and outcome (changed, unchanged, error)."
     );
+    describe_counter!(
+        POLL_ERRORS_METRIC,
+        "Failed polls, by endpoint and reason (rate_limited, status, transport, refused_link, ...); the full error is in the endpoint's status and /healthcheck."
+    );
+    describe_gauge!(
+        ENDPOINT_FAILING_METRIC,
+        "1 while the latest poll of an endpoint failed (stuck: see poll_errors_total's reason), 0 once one succeeds."
+    );
+    hubcache_shared::github::describe_metrics();
     describe_histogram!(
         "hubcache_fetcher_poll_duration_seconds",
         Unit::Seconds,
@@ -480,14 +488,20 @@ fn record_poll(
     elapsed: Duration,
     rate_limit: Option<hubcache_shared::RateLimit>,
 ) {
+    let endpoint = path.to_owned();
     let outcome = match outcome {
         PollOutcome::Changed { .. } => "changed",
         PollOutcome::Unchanged { .. } => "unchanged",
-        PollOutcome::Failed(_) => "error",
+        PollOutcome::Failed(error) => {
+            metrics::counter!(POLL_ERRORS_METRIC, "endpoint" => endpoint.clone(), "reason" => error.kind())
+                .increment(1);
+            "error"
+        }
     };
+    metrics::gauge!(ENDPOINT_FAILING_METRIC, "endpoint" => endpoint.clone())
+        .set(if outcome == "error" { 1.0 } else { 0.0 });
     // Polling means leading: re-assert it (the gauge stays right even if it was reset).
     metrics::gauge!(LEASE_HELD_METRIC).set(1.0);
-    let endpoint = path.to_owned();
     metrics::counter!("hubcache_fetcher_polls_total", "endpoint" => endpoint.clone(), "outcome" => outcome)
         .increment(1);
     metrics::histogram!("hubcache_fetcher_poll_duration_seconds", "endpoint" => endpoint.clone())

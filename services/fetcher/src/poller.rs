@@ -15,7 +15,6 @@ use hubcache_shared::json_array;
 use hubcache_shared::snapshot::{PageMeta, content_hash, now_ms};
 use hubcache_shared::{GithubClient, GithubResponse, Snapshot, SnapshotKind, SnapshotMeta};
 use reqwest::StatusCode;
-use url::Url;
 
 use crate::budget::RateBudget;
 
@@ -107,13 +106,13 @@ pub(crate) enum PollError {
         /// 1-based page number.
         page: usize,
     },
-    /// A `next` link leaves the configured GitHub API base.
-    #[error("GET {target}: next link points outside the GitHub API URL: {link}")]
-    ForeignNext {
+    /// A `next` link the client refuses to follow (see `GithubClient::resolve_link`).
+    #[error("GET {target}: next link refused: {reason}")]
+    RefusedNext {
         /// The page request.
         target: String,
-        /// The link without its query.
-        link: String,
+        /// The client's refusal (names the link without its query).
+        reason: String,
     },
     /// `next` links lead back to a page already fetched.
     #[error("GET {target}: next link loops back to {link}")]
@@ -138,6 +137,23 @@ pub(crate) enum PollError {
 }
 
 impl PollError {
+    /// What kind of failure this is, from a fixed set: the `reason` label of
+    /// `hubcache_fetcher_poll_errors_total` (the full text goes to the status).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            PollError::RateLimited { .. } => "rate_limited",
+            PollError::Status { .. } => "status",
+            PollError::Transport { .. } => "transport",
+            PollError::Refused { .. } => "refused_target",
+            PollError::InvalidJson { .. } => "invalid_json",
+            PollError::NotAnArray { .. } => "not_an_array",
+            PollError::RefusedNext { .. } => "refused_link",
+            PollError::NextLoop { .. } => "link_loop",
+            PollError::TooManyPages { .. } => "too_many_pages",
+            PollError::UnexpectedNotModified { .. } => "unexpected_not_modified",
+        }
+    }
+
     /// The pause GitHub asked for, if this is a rate-limit rejection.
     pub(crate) fn rate_limit_wait(&self) -> Option<std::time::Duration> {
         match self {
@@ -309,14 +325,15 @@ impl Poller {
         })
     }
 
-    /// The target of a `next` link, which must stay under the configured base.
+    /// The target of a `next` link under the configured base (a link naming another origin,
+    /// as a proxy in front of GitHub leaves them, is re-based by the client).
     fn next_target(&self, target: &str, link: &str) -> Result<String, PollError> {
         self.client
             .resolve_link(link)
             .map(UpstreamUrl::into_target)
-            .map_err(|_| PollError::ForeignNext {
+            .map_err(|refused| PollError::RefusedNext {
                 target: target.to_owned(),
-                link: without_query(link),
+                reason: refused.to_string(),
             })
     }
 }
@@ -463,23 +480,12 @@ fn describe(target: &str, error: GithubError) -> PollError {
                 reason: reason.to_owned(),
             }
         }
-        refused @ (GithubError::ForeignTarget(_) | GithubError::InvalidTarget(_)) => {
-            PollError::Refused {
-                target: target.to_owned(),
-                reason: refused.to_string(),
-            }
-        }
-    }
-}
-
-fn without_query(link: &str) -> String {
-    match Url::parse(link) {
-        Ok(mut url) => {
-            url.set_query(None);
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        Err(_) => link.split('?').next().unwrap_or_default().to_owned(),
+        refused @ (GithubError::ForeignTarget(_)
+        | GithubError::InvalidTarget(_)
+        | GithubError::RefusedLink { .. }) => PollError::Refused {
+            target: target.to_owned(),
+            reason: refused.to_string(),
+        },
     }
 }
 
@@ -629,13 +635,5 @@ mod tests {
             vec![page_meta("/p1", "e1", None, 3)],
         );
         assert!(stored_pages(&stored).is_empty());
-    }
-
-    #[test]
-    fn foreign_links_lose_their_query_in_messages() {
-        assert_eq!(
-            without_query("https://evil.example/x?token=abc"),
-            "https://evil.example/x"
-        );
     }
 }

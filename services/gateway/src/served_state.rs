@@ -1,14 +1,16 @@
 //! What the gateway serves from memory: the current version of every cached key and of the
-//! views, plus whether Redis is reachable (to mark answers stale).
+//! views, plus whether Redis is reachable (to mark answers stale) and the fetcher's latest
+//! status of each cached key (for `/healthcheck`: a stuck endpoint and why).
 //!
 //! Built once per process and shared by every worker. Requests read through `arc_swap` (no lock,
 //! no allocation: a guard and an `Arc` clone); the stream listener swaps in new versions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use hubcache_shared::SnapshotStatus;
 
 use crate::served_snapshot::ServedSnapshot;
 use crate::served_views::ServedViews;
@@ -19,6 +21,7 @@ pub(crate) struct ServedState {
     snapshots: ArcSwap<HashMap<String, Arc<ServedSnapshot>>>,
     views: ArcSwapOption<ServedViews>,
     redis_reachable: AtomicBool,
+    statuses: ArcSwap<BTreeMap<String, SnapshotStatus>>,
     cached_paths: Vec<String>,
     org_path: String,
     views_expected: bool,
@@ -34,6 +37,7 @@ impl ServedState {
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             views: ArcSwapOption::empty(),
             redis_reachable: AtomicBool::new(false),
+            statuses: ArcSwap::from_pointee(BTreeMap::new()),
             cached_paths,
             org_path: format!("/orgs/{org}"),
         }
@@ -95,6 +99,21 @@ impl ServedState {
     /// True while Redis is unreachable: answers may be outdated.
     pub(crate) fn is_stale(&self) -> bool {
         !self.redis_reachable.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the fetcher's statuses of the cached keys (as last read from Redis).
+    pub(crate) fn set_statuses(&self, statuses: BTreeMap<String, SnapshotStatus>) {
+        self.statuses.store(Arc::new(statuses));
+    }
+
+    /// The cached keys whose latest poll failed, with the error (bounded in length by the
+    /// reader), in path order.
+    pub(crate) fn failing(&self) -> BTreeMap<String, String> {
+        self.statuses
+            .load()
+            .iter()
+            .filter_map(|(path, status)| Some((path.clone(), status.failing()?.to_owned())))
+            .collect()
     }
 
     /// What is not loaded yet (cached paths, and `views` when expected); empty when ready.

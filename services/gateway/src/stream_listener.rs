@@ -9,12 +9,14 @@
 //! - Any Redis failure marks the state stale, and the listener reconnects every second; after
 //!   reconnecting it reloads everything (events may have been missed or the streams reset).
 //!   Loaded copies are never dropped: a Redis that lost its data does not empty the gateway.
+//! - The fetcher's status of each cached key (its latest poll's outcome, which changes without
+//!   an event) is read on connecting and every [`STATUS_EVERY`], for `/healthcheck`.
 //! - Each reload runs in a span continuing the event's `traceparent`, so a refresh is one trace
 //!   from the fetcher's poll to the gateway serving it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hubcache_shared::RedisConnection;
@@ -35,6 +37,8 @@ use crate::webhook_intake::WebhookStats;
 const BLOCK: Duration = Duration::from_millis(1500);
 /// Events read per `XREAD`.
 const READ_COUNT: usize = 100;
+/// How often the statuses of the cached keys are read again (one `HGET` per key).
+const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// Pause between reconnection attempts while Redis is down.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -92,6 +96,7 @@ impl StreamListener {
             self.reload_snapshot(&mut shared, &path).await?;
         }
         self.reload_views(&mut shared).await?;
+        self.reload_statuses(&mut shared).await?;
         self.state.set_redis_reachable(true);
         tracing::info!(missing = ?self.state.missing(), "loaded cached keys and views from Redis");
         Ok(Connected {
@@ -147,7 +152,12 @@ impl StreamListener {
     ) -> anyhow::Result<()> {
         let refresh_stream = self.keys.refresh_stream();
         let views_stream = self.keys.views_stream();
+        let mut statuses_read = Instant::now();
         loop {
+            if statuses_read.elapsed() >= STATUS_EVERY {
+                self.reload_statuses(&mut session.shared).await?;
+                statuses_read = Instant::now();
+            }
             let read = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(READ_COUNT)
@@ -273,6 +283,26 @@ impl StreamListener {
             "serving new snapshot version"
         );
         self.state.install_snapshot(prepared);
+        Ok(())
+    }
+
+    /// Reads the fetcher's status of every cached key. A status that is not valid JSON is
+    /// reported and left out; a Redis error is returned.
+    async fn reload_statuses(&self, conn: &mut RedisConnection) -> anyhow::Result<()> {
+        let mut statuses = BTreeMap::new();
+        for path in self.state.cached_paths() {
+            match Snapshot::load_status(conn, &self.keys, path).await {
+                // Bounded again: anything may have written it.
+                Ok(status) => {
+                    statuses.insert(path.clone(), status.bounded());
+                }
+                Err(SnapshotError::Corrupt { key, reason }) => {
+                    tracing::warn!(%key, %reason, "stored status is unreadable; not shown");
+                }
+                Err(e) => return Err(e).with_context(|| format!("loading the status of {path}")),
+            }
+        }
+        self.state.set_statuses(statuses);
         Ok(())
     }
 

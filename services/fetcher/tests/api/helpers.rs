@@ -29,6 +29,12 @@ pub struct TestOptions {
     pub request_timeout_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+    /// github-sim's `--base-url`: the base its `Link` headers name, when not its own address
+    /// (a proxy in front of GitHub that leaves them naming api.github.com).
+    pub advertised_base_url: Option<url::Url>,
+    /// Appended to the simulator's address in `GITHUB_API_URL` (e.g. GitHub Enterprise's
+    /// `/api/v3`, which the simulator accepts when its advertised base has that path).
+    pub api_path: &'static str,
 }
 
 impl Default for TestOptions {
@@ -39,6 +45,8 @@ impl Default for TestOptions {
             request_timeout_ms: 2_000,
             backoff_base_ms: 500,
             backoff_max_ms: 2_000,
+            advertised_base_url: None,
+            api_path: "",
         }
     }
 }
@@ -107,6 +115,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         org: ORG.to_owned(),
         generate_repos: REPOS,
         generate_members: 40,
+        base_url: options.advertised_base_url.clone(),
         ..github_sim::SimConfig::default()
     };
     let sim_app = github_sim::Application::build(config)
@@ -134,7 +143,10 @@ impl TestApp {
     pub fn settings(&self, token: Option<&str>) -> Settings {
         let mut vars = vec![
             ("REDIS_URL", self.redis.url()),
-            ("GITHUB_API_URL", self.sim.base_url().to_owned()),
+            (
+                "GITHUB_API_URL",
+                format!("{}{}", self.sim.base_url(), self.options.api_path),
+            ),
             ("GITHUB_ORG", ORG.to_owned()),
             (
                 "REFRESH_INTERVAL_SECS",

@@ -9,5 +9,6 @@ mod helpers;
 mod lease;
 mod lifecycle;
 mod metrics;
+mod proxy;
 mod settings;
 mod steady_state;

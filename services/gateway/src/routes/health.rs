@@ -12,9 +12,11 @@ use crate::webhook_intake::WebhookIntake;
 /// supervised stop token, as the fetcher's and views' admin listeners.
 pub(crate) use hubcache_admin::livez;
 
-/// 200 once every cached key and the views are loaded (even while Redis is unreachable: the
-/// copies are still served); 503 listing what is missing otherwise. Both carry the Redis state
-/// and the pass-through cache's counters, for operators.
+/// 200 once every cached key and the views are loaded (even while Redis is unreachable, or the
+/// fetcher's polls fail: the copies are still served); 503 listing what is missing otherwise.
+/// Both carry `failing` (each cached key whose latest poll failed, with the fetcher's error: a
+/// stuck endpoint says why), the Redis state, the pass-through cache's counters and
+/// (with `GITHUB_WEBHOOK_SECRET`) this replica's webhook deliveries.
 pub(crate) async fn healthcheck(
     state: web::Data<AppState>,
     webhooks: Option<web::Data<WebhookIntake>>,
@@ -22,6 +24,7 @@ pub(crate) async fn healthcheck(
     // Present only with GITHUB_WEBHOOK_SECRET: this replica's deliveries.
     let webhooks = webhooks.map(|intake| intake.stats.view());
     let missing = state.served.missing();
+    let failing = state.served.failing();
     let redis = if state.served.is_stale() {
         "unreachable"
     } else {
@@ -45,14 +48,23 @@ pub(crate) async fn healthcheck(
     if missing.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({
             "status": "ok",
+            "failing": failing,
             "redis": redis,
             "pass_through": pass_through,
             "webhooks": webhooks,
         }))
     } else {
+        let described: Vec<String> = missing
+            .iter()
+            .map(|path| match failing.get(path) {
+                Some(error) => format!("{path} (failing: {error})"),
+                None => path.clone(),
+            })
+            .collect();
         HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(serde_json::json!({
-            "message": format!("not ready: not loaded yet: {}", missing.join(", ")),
+            "message": format!("not ready: not loaded yet: {}", described.join(", ")),
             "missing": missing,
+            "failing": failing,
             "redis": redis,
             "pass_through": pass_through,
             "webhooks": webhooks,
