@@ -8,6 +8,30 @@ use std::collections::HashMap;
 
 use redis::streams::StreamId;
 
+/// The id of the newest entry of `stream` (`0-0` when it is empty or absent): a reader that
+/// must see only what is appended from now on (a gateway after its initial load, the fetcher's
+/// hint reader) starts its `XREAD` after it.
+pub async fn newest_entry_id(
+    conn: &mut crate::RedisConnection,
+    stream: &str,
+) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .with_context(|| format!("reading the newest entry id of {stream}"))?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_owned(), |entry| entry.id))
+}
+
 /// Why a stream entry is not a valid event. Such entries are acknowledged and skipped: a bad
 /// entry must not block a consumer forever.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hubcache_shared::{KeySchema, RedisConnection, RedisConnector, WebhookHint};
+use hubcache_shared::events::newest_entry_id;
+use hubcache_shared::{KeySchema, RedisConnector, WebhookHint};
 use parking_lot::Mutex;
 use redis::streams::StreamReadReply;
 use tokio::sync::Notify;
@@ -105,7 +106,7 @@ impl HintReader {
     async fn follow(&self, last_id: &mut Option<String>) -> anyhow::Result<()> {
         let mut conn = self.connector.blocking(BLOCK).await?;
         if last_id.is_none() {
-            *last_id = Some(self.newest_id(&mut conn).await?);
+            *last_id = Some(newest_entry_id(&mut conn, &self.stream).await?);
         }
         loop {
             let from = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
@@ -128,23 +129,6 @@ impl HintReader {
                 }
             }
         }
-    }
-
-    /// The id of the stream's newest entry (`0-0` when empty): reading starts after it.
-    async fn newest_id(&self, conn: &mut RedisConnection) -> anyhow::Result<String> {
-        let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(&self.stream)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(conn)
-            .await
-            .context("XREVRANGE of the hints stream")?;
-        Ok(newest
-            .ids
-            .first()
-            .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone()))
     }
 
     fn post(&self, hint: &WebhookHint) {

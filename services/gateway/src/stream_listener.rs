@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hubcache_shared::RedisConnection;
+use hubcache_shared::events::newest_entry_id;
 use hubcache_shared::snapshot::SnapshotError;
 use hubcache_shared::telemetry;
 use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot, ViewSet, ViewsEvent};
-use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamId, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -90,8 +91,8 @@ impl StreamListener {
     pub(crate) async fn connect_and_load(&self) -> anyhow::Result<Connected> {
         let mut shared = self.connector.shared().await?;
         let blocking = self.connector.blocking(BLOCK).await?;
-        let refresh_id = last_id(&mut shared, &self.keys.refresh_stream()).await?;
-        let views_id = last_id(&mut shared, &self.keys.views_stream()).await?;
+        let refresh_id = newest_entry_id(&mut shared, &self.keys.refresh_stream()).await?;
+        let views_id = newest_entry_id(&mut shared, &self.keys.views_stream()).await?;
         for path in self.state.cached_paths().to_vec() {
             self.reload_snapshot(&mut shared, &path).await?;
         }
@@ -339,25 +340,6 @@ impl StreamListener {
         }
         Ok(())
     }
-}
-
-/// The id of the newest entry of `stream` (`0-0` when empty or absent).
-async fn last_id(conn: &mut RedisConnection, stream: &str) -> anyhow::Result<String> {
-    let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(stream)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(conn)
-        .await
-        .with_context(|| format!("reading the last id of {stream}"))?;
-    Ok(reply
-        .ids
-        .into_iter()
-        .next()
-        .map(|e| e.id)
-        .unwrap_or_else(|| "0-0".to_owned()))
 }
 
 /// Runs an idempotent Redis read again once if it failed on a dead socket (the connection has
