@@ -504,6 +504,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use futures::future::join_all;
+    use hubcache_testkit::eventually;
     use tokio::sync::{Notify, oneshot};
 
     use super::*;
@@ -760,7 +761,13 @@ mod tests {
         });
         // Poll once (starting the fetch), then drop the caller.
         assert!(futures::poll!(Box::pin(lookup)).is_pending());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        eventually(
+            Duration::from_secs(5),
+            "the abandoned fetch stored",
+            || async { (cache.stats().entries == 1).then_some(()) },
+        )
+        .await
+        .expect("stored without a caller");
         let hit = cache
             .get_or_fetch("k", counted(&calls, "x"))
             .await
@@ -804,6 +811,7 @@ mod tests {
         let cache = TestCache::new(policy());
         let calls = Arc::new(AtomicUsize::new(0));
         fill(&cache, "cached", 10).await;
+        let misses_before = cache.stats().misses;
         let hanging = {
             let cache = cache.clone();
             tokio::spawn(async move {
@@ -814,7 +822,13 @@ mod tests {
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        eventually(
+            Duration::from_secs(5),
+            "the hanging fetch started",
+            || async { (cache.stats().misses == misses_before + 1).then_some(()) },
+        )
+        .await
+        .expect("the hanging key is in flight");
         let other = tokio::time::timeout(Duration::from_secs(2), async {
             let miss = cache
                 .get_or_fetch("other", counted(&calls, "o"))
@@ -1060,8 +1074,13 @@ mod tests {
             .await
             .expect("ok");
         assert_eq!(stale.outcome, Outcome::StaleWhileRevalidate);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(cache.stats().entries, 0, "the outdated entry is gone");
+        eventually(
+            Duration::from_secs(5),
+            "the outdated entry gone",
+            || async { (cache.stats().entries == 0).then_some(()) },
+        )
+        .await
+        .expect("the background refresh evicts the outdated entry");
         let lookup = cache
             .get_or_fetch("k", |_| async { Ok(Fetched::Uncacheable(body("401"))) })
             .await
