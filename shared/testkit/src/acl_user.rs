@@ -1,5 +1,5 @@
 //! [`AclUser`]: a Redis ACL user for a service under test, so that an invariant such as "the
-//! gateway never writes to Redis" is enforced by Redis itself: a command outside the user's
+//! gateway writes only its own cache keys and webhook hints" is enforced by Redis itself: a command outside the user's
 //! rules fails with `NOPERM`, and so does the test.
 //!
 //! The user is declared on the `redis-server` command line ([`AclUser::server_args`]), not with

@@ -227,7 +227,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     assert_eq!(
         app.hash(&app.keys.snapshot(&org_path)).await,
         damaged_org,
-        "the gateway never writes to Redis"
+        "the gateway never writes a snapshot"
     );
 
     // A gateway starting now, over the damage: it serves what is intact, says what is missing,
