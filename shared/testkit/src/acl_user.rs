@@ -1,6 +1,6 @@
 //! [`AclUser`]: a Redis ACL user for a service under test, so that an invariant such as "the
-//! gateway writes only its own cache keys and webhook hints" is enforced by Redis itself: a command outside the user's
-//! rules fails with `NOPERM`, and so does the test.
+//! gateway writes only its own cache keys and webhook hints" is enforced by Redis itself: a
+//! command outside the user's rules fails with `NOPERM`, and so does the test.
 //!
 //! The user is declared on the `redis-server` command line ([`AclUser::server_args`]), not with
 //! `ACL SETUSER`, so it exists again after [`crate::RedisServer::restart`]. The test's own
