@@ -20,18 +20,22 @@ impl RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             // An explicit bus port: the default (port + 10000) may be taken or out of range.
-            let bus_port = free_port()?.to_string();
+            // Picked per attempt, so a port taken meanwhile costs only a retry.
             nodes.push(
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-port",
-                    &bus_port,
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
+                RedisServer::start_picking(|| {
+                    Ok([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-port",
+                        &free_port()?.to_string(),
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec())
+                })
                 .await?,
             );
         }

@@ -55,20 +55,39 @@ impl RedisServer {
 
     /// Starts one with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let dir =
-            std::env::temp_dir().join(format!("hubcache-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).context("creating redis dir")?;
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
-        let child = spawn_redis(port, &dir, &extra)?;
-        let server = Self {
-            port,
-            child,
-            dir,
-            extra,
-        };
-        server.wait_ready().await?;
-        Ok(server)
+        Self::start_picking(|| Ok(extra.clone())).await
+    }
+
+    /// Starts one whose extra arguments `make_extra` builds anew for every attempt. A port that
+    /// was free when picked can be taken before redis-server binds it (other tests bind ports
+    /// all the time): then the process exits at once, and the next attempt picks other ports.
+    pub(crate) async fn start_picking(
+        make_extra: impl Fn() -> anyhow::Result<Vec<String>>,
+    ) -> anyhow::Result<Self> {
+        const ATTEMPTS: usize = 5;
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            let port = free_port()?;
+            let dir =
+                std::env::temp_dir().join(format!("hubcache-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).context("creating redis dir")?;
+            let extra = make_extra()?;
+            let child = spawn_redis(port, &dir, &extra)?;
+            let mut server = Self {
+                port,
+                child,
+                dir,
+                extra,
+            };
+            match server.wait_ready().await {
+                Ok(()) => return Ok(server),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error
+            .expect("at least one attempt ran")
+            .context(format!("redis-server did not start in {ATTEMPTS} attempts")))
     }
 
     /// Starts one that also knows `users` (declared on its command line, so they survive
@@ -95,7 +114,7 @@ impl RedisServer {
         self.wait_ready().await
     }
 
-    async fn wait_ready(&self) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let client = redis::Client::open(self.url())?;
         loop {
@@ -106,6 +125,13 @@ impl RedisServer {
                     .is_ok()
             {
                 return Ok(());
+            }
+            if let Some(status) = self.child.try_wait().context("polling redis-server")? {
+                bail!(
+                    "redis-server on port {} exited before answering PING ({status}); \
+                     its port was probably taken",
+                    self.port
+                );
             }
             if Instant::now() > deadline {
                 bail!(

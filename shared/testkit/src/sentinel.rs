@@ -53,7 +53,7 @@ impl SentinelSet {
         .await?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            sentinels.push(spawn_sentinel(master_name, master.port())?);
+            sentinels.push(start_sentinel(master_name, master.port()).await?);
         }
         let set = Self {
             master_name: master_name.to_owned(),
@@ -183,6 +183,43 @@ async fn info_replication(client: &redis::Client) -> anyhow::Result<HashMap<Stri
         .filter_map(|line| line.trim().split_once(':'))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect())
+}
+
+/// Starts a sentinel and waits until it answers PING. A port that was free when picked can be
+/// taken before the sentinel binds it; the sentinel then exits at once and another port is tried.
+async fn start_sentinel(master_name: &str, master_port: u16) -> anyhow::Result<SentinelProcess> {
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        let mut sentinel = spawn_sentinel(master_name, master_port)?;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", sentinel.port))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return Ok(sentinel);
+            }
+            if sentinel
+                .child
+                .try_wait()
+                .context("polling a sentinel")?
+                .is_some()
+            {
+                break; // its port was taken: try another
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "a sentinel on port {} did not answer PING within 10s",
+                    sentinel.port
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    bail!("no sentinel started in {ATTEMPTS} attempts (each exited at once)")
 }
 
 fn spawn_sentinel(master_name: &str, master_port: u16) -> anyhow::Result<SentinelProcess> {
