@@ -1,17 +1,21 @@
 //! The Redis key and stream schema: the only place in the workspace that spells a key.
 //!
-//! Every name starts with the hash tag `{PREFIX}` (`KEY_PREFIX`, default `hubcache`), so all of
-//! hubcache's keys live in one Redis Cluster slot: the scripts that change a snapshot and append
-//! its refresh event in one step run unchanged on a cluster, and two deployments with different
-//! prefixes share a Redis without touching each other.
+//! Each organisation's pipeline lives under its own hash tag `{PREFIX:org}` ([`OrgKeys`]; the
+//! login lowercased; `KEY_PREFIX` defaults to `hubcache`): the scripts that change a snapshot
+//! and append its refresh event in one step touch one slot, so they run unchanged on a Redis
+//! Cluster, and a cluster spreads the orgs over its masters. The org-independent cached
+//! endpoints (the root document `/`) belong to the first configured org. What is shared by all
+//! orgs (the hints stream, delivery markers, the fetcher membership) lives under `{PREFIX}`.
+//! Two deployments with different prefixes share a Redis without touching each other.
 //!
 //! | name | type | written by | holds |
 //! |---|---|---|---|
-//! | `{p}:snapshot:{path}` | hash | fetcher | `body`, `meta` (JSON [`SnapshotMeta`](crate::SnapshotMeta)), `version`, `status` (JSON [`SnapshotStatus`](crate::SnapshotStatus): last success and last error) |
-//! | `{p}:views` | hash | views | `version`, `source_hash` (the content hash of the repos snapshot ranked), one field per view name (JSON entries) |
-//! | `{p}:stream:refresh` | stream | fetcher | [`RefreshEvent`](crate::RefreshEvent)s |
-//! | `{p}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s |
-//! | `{p}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling |
+//! | `{p:org}:snapshot:{path}` | hash | fetcher | `body`, `meta` (JSON [`SnapshotMeta`](crate::SnapshotMeta)), `version`, `status` (JSON [`SnapshotStatus`](crate::SnapshotStatus): last success and last error) |
+//! | `{p:org}:views` | hash | views | `version`, `source_hash` (the content hash of the repos snapshot ranked), one field per view name (JSON entries) |
+//! | `{p:org}:stream:refresh` | stream | fetcher | [`RefreshEvent`](crate::RefreshEvent)s of the org's endpoints |
+//! | `{p:org}:stream:views` | stream | views | [`ViewsEvent`](crate::ViewsEvent)s of the org |
+//! | `{p:org}:lease:fetcher` | string (PX) | fetcher | the instance id of the one fetcher polling the org |
+//! | `{p}:fetchers` | sorted set | fetcher | live fetcher instance ids, scored by when their registration lapses (Unix ms) |
 //! | `{p}:stream:hints` | stream | gateway | [`WebhookHint`](crate::WebhookHint)s: verified webhook deliveries for the fetcher |
 //! | `{p}:webhook:delivery:{guid}` | string (PX) | gateway | a delivery id seen within the redelivery window |
 //!
@@ -29,9 +33,10 @@
 //! | `p:pt:{id}:result` | hash (PX) | gateway | `token`, `payload`: an error or uncacheable answer for that fetch's waiters |
 //! | `p:pt:done` | pub/sub channel | gateway | the id of each entry whose fetch finished |
 //!
-//! The refresh stream is read by the consumer group [`KeySchema::views_group`]; the gateways read
-//! both streams with plain `XREAD` (each gateway sees every event). The fetcher reads the hints
-//! stream with plain `XREAD` (only the lease holder acts on it).
+//! Each org's refresh stream is read by the consumer group [`OrgKeys::views_group`]; the gateways
+//! read both streams of each org with plain `XREAD` (each gateway sees every event). The fetcher
+//! reads the hints stream with plain `XREAD` (only the holder of the named org's lease acts on
+//! it).
 
 /// Approximate bound (XADD `MAXLEN ~`) of each stream: enough for consumers that were down for
 /// minutes, small enough to keep Redis memory flat.
@@ -46,8 +51,18 @@ pub const HINTS_STREAM_MAX_LEN: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySchema {
     tag: String,
-    /// The prefix without braces: the pass-through cache's keys spread over slots.
+    /// The prefix without braces: the pass-through cache's keys spread over slots and the org
+    /// tags start with it.
     prefix: String,
+}
+
+/// The names of one organisation's pipeline: its snapshots, views, streams and fetcher lease,
+/// all under the org's own hash tag `{p:org}` (the login lowercased, as GitHub logins are
+/// case-insensitive), so one org's keys share a Redis Cluster slot (its scripts run there) and
+/// a cluster spreads different orgs over its masters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgKeys {
+    tag: String,
 }
 
 impl KeySchema {
@@ -59,34 +74,18 @@ impl KeySchema {
         }
     }
 
-    /// The snapshot hash of one cached GitHub path (normalised, e.g. `/orgs/Netflix/repos`).
-    pub fn snapshot(&self, path: &str) -> String {
-        format!("{}:snapshot:{path}", self.tag)
+    /// The names of organisation `org`'s pipeline (any spelling of the login: the tag is
+    /// lowercased).
+    pub fn org(&self, org: &str) -> OrgKeys {
+        OrgKeys {
+            tag: format!("{{{}:{}}}", self.prefix, org.to_ascii_lowercase()),
+        }
     }
 
-    /// The hash holding every computed view of one snapshot version.
-    pub fn views(&self) -> String {
-        format!("{}:views", self.tag)
-    }
-
-    /// The stream the fetcher appends a [`RefreshEvent`](crate::RefreshEvent) to after a change.
-    pub fn refresh_stream(&self) -> String {
-        format!("{}:stream:refresh", self.tag)
-    }
-
-    /// The stream the views service appends a [`ViewsEvent`](crate::ViewsEvent) to after storing.
-    pub fn views_stream(&self) -> String {
-        format!("{}:stream:views", self.tag)
-    }
-
-    /// The consumer group of views workers on the refresh stream.
-    pub fn views_group(&self) -> &'static str {
-        "views"
-    }
-
-    /// The lease that elects the one fetcher allowed to poll GitHub.
-    pub fn fetcher_lease(&self) -> String {
-        format!("{}:lease:fetcher", self.tag)
+    /// The sorted set of live fetcher replicas (member: instance id, score: the Unix ms its
+    /// registration lapses); every replica reads it to share the orgs' leases out evenly.
+    pub fn fetcher_members(&self) -> String {
+        format!("{}:fetchers", self.tag)
     }
 
     /// A shared pass-through cache entry (hash), named by its id: a hex digest of the
@@ -131,25 +130,76 @@ impl KeySchema {
     }
 }
 
+impl OrgKeys {
+    /// The snapshot hash of one cached GitHub path (normalised, e.g. `/orgs/Netflix/repos`).
+    pub fn snapshot(&self, path: &str) -> String {
+        format!("{}:snapshot:{path}", self.tag)
+    }
+
+    /// The hash holding every computed view of one snapshot version of the org's repos.
+    pub fn views(&self) -> String {
+        format!("{}:views", self.tag)
+    }
+
+    /// The stream the fetcher appends a [`RefreshEvent`](crate::RefreshEvent) to after a change.
+    pub fn refresh_stream(&self) -> String {
+        format!("{}:stream:refresh", self.tag)
+    }
+
+    /// The stream the views service appends a [`ViewsEvent`](crate::ViewsEvent) to after storing.
+    pub fn views_stream(&self) -> String {
+        format!("{}:stream:views", self.tag)
+    }
+
+    /// The consumer group of views workers on the refresh stream.
+    pub fn views_group(&self) -> &'static str {
+        "views"
+    }
+
+    /// The lease that elects the one fetcher allowed to poll this org's endpoints.
+    pub fn fetcher_lease(&self) -> String {
+        format!("{}:lease:fetcher", self.tag)
+    }
+
+    /// The org's hash tag with braces (`{p:org}`): every key of the org starts with it.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_key_shares_one_hash_tag() {
+    fn an_orgs_keys_share_its_own_hash_tag_whatever_the_login_spelling() {
+        let k = KeySchema::new("hubcache");
+        let org = k.org("Netflix");
+        for key in [
+            org.snapshot("/orgs/Netflix/repos"),
+            org.views(),
+            org.refresh_stream(),
+            org.views_stream(),
+            org.fetcher_lease(),
+        ] {
+            assert!(key.starts_with("{hubcache:netflix}:"), "{key}");
+        }
+        assert_eq!(org.tag(), "{hubcache:netflix}");
+        assert_eq!(k.org("NETFLIX"), org);
+        assert_eq!(org.snapshot("/"), "{hubcache:netflix}:snapshot:/");
+        assert_ne!(k.org("a").views(), k.org("b").views());
+    }
+
+    #[test]
+    fn keys_shared_by_all_orgs_use_the_prefix_tag() {
         let k = KeySchema::new("hubcache");
         for key in [
-            k.snapshot("/orgs/Netflix/repos"),
-            k.views(),
-            k.refresh_stream(),
-            k.views_stream(),
-            k.fetcher_lease(),
+            k.fetcher_members(),
             k.webhook_hints_stream(),
             k.webhook_delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
         ] {
             assert!(key.starts_with("{hubcache}:"), "{key}");
         }
-        assert_eq!(k.snapshot("/"), "{hubcache}:snapshot:/");
     }
 
     #[test]
@@ -173,6 +223,13 @@ mod tests {
 
     #[test]
     fn prefixes_do_not_collide() {
-        assert_ne!(KeySchema::new("a").views(), KeySchema::new("b").views());
+        assert_ne!(
+            KeySchema::new("a").org("x").views(),
+            KeySchema::new("b").org("x").views()
+        );
+        assert_ne!(
+            KeySchema::new("a").webhook_hints_stream(),
+            KeySchema::new("b").webhook_hints_stream()
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! - [`settings`]: the loader of every service's typed settings (defaults, config file, the
 //!   documented environment) and the settings all services share ([`CommonSettings`]); each
 //!   service declares its own variables ([`settings::ServiceSettings`]).
-//! - [`keys`]: the Redis key and stream schema ([`KeySchema`]); no other crate spells a key.
+//! - [`keys`]: the Redis key and stream schema ([`KeySchema`], per org [`OrgKeys`]); no other
+//!   crate spells a key.
 //! - [`snapshot`]: snapshots of GitHub endpoints as stored in Redis ([`Snapshot`], [`SnapshotMeta`]).
 //! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`],
@@ -38,7 +39,7 @@ pub mod views;
 
 pub use events::{HintTarget, MalformedEvent, RefreshEvent, ViewsEvent, WebhookHint};
 pub use github::{GithubClient, GithubResponse, Links, RateLimit};
-pub use keys::KeySchema;
+pub use keys::{KeySchema, OrgKeys};
 pub use redis_connector::{RedisConnection, RedisConnector, RedisTarget};
 pub use retry::{Backoff, instance_id};
 pub use settings::{CachedEndpoint, CommonSettings, SettingsError, SettingsSource};

@@ -1,6 +1,6 @@
 //! Snapshots: the fetcher's copy of one GitHub endpoint, as stored in Redis.
 //!
-//! A snapshot is one Redis hash (`KeySchema::snapshot`) with three fields written in one step by
+//! A snapshot is one Redis hash (`OrgKeys::snapshot`) with three fields written in one step by
 //! the fetcher's script: `body` (the exact bytes served: GitHub's object, or the pages' elements
 //! merged into one JSON array), `meta` ([`SnapshotMeta`], JSON) and `version`. `status`
 //! ([`SnapshotStatus`]) records the outcome of the latest check and changes without the body.
@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::KeySchema;
+use crate::OrgKeys;
 
 /// Hash field holding the body bytes.
 pub const FIELD_BODY: &str = "body";
@@ -156,7 +156,7 @@ impl Snapshot {
     /// content hash is verified: a damaged value is reported, never served.
     pub async fn load<C>(
         conn: &mut C,
-        keys: &KeySchema,
+        keys: &OrgKeys,
         path: &str,
     ) -> Result<Option<Self>, SnapshotError>
     where
@@ -199,7 +199,7 @@ impl Snapshot {
     /// Reads only the status of `path`'s snapshot (what the latest check found).
     pub async fn load_status<C>(
         conn: &mut C,
-        keys: &KeySchema,
+        keys: &OrgKeys,
         path: &str,
     ) -> Result<SnapshotStatus, SnapshotError>
     where

@@ -1,6 +1,6 @@
 //! Ranked views of the repos snapshot, as stored in Redis by the views service.
 //!
-//! All views of one snapshot version live in one hash (`KeySchema::views`): `version`,
+//! All views of one snapshot version live in one hash (`OrgKeys::views`): `version`,
 //! `source_hash` and one field per [`ViewName`] holding a JSON array of `[full_name, value]`
 //! entries, already sorted (descending value, ties by `full_name` ascending). The gateway slices
 //! them for top-N and bottom-N without sorting.
@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::KeySchema;
+use crate::OrgKeys;
 
 /// Hash field holding the snapshot version the views were computed from.
 pub const FIELD_VIEWS_VERSION: &str = "version";
@@ -138,7 +138,7 @@ impl ViewSet {
     }
 
     /// Reads the stored views; `Ok(None)` when none were stored yet.
-    pub async fn load<C>(conn: &mut C, keys: &KeySchema) -> Result<Option<Self>, ViewsError>
+    pub async fn load<C>(conn: &mut C, keys: &OrgKeys) -> Result<Option<Self>, ViewsError>
     where
         C: redis::aio::ConnectionLike + Send,
     {

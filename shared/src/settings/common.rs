@@ -35,8 +35,12 @@ pub(crate) struct CommonVariables {
     github_api_url: Option<String>,
     /// `GITHUB_API_TOKEN`: optional token sent to the upstream only.
     github_api_token: Option<String>,
-    /// `GITHUB_ORG`: the organisation whose data is cached.
+    /// `GITHUB_ORG`: the organisation whose data is cached (a list of one).
     github_org: Option<String>,
+    /// `GITHUB_ORGS`: comma-separated organisations whose data is cached; the first one is the
+    /// one the seed's endpoints (`/view/top/N/stars`...) serve.
+    #[serde(serialize_with = "comma_list")]
+    github_orgs: Option<String>,
     /// `REFRESH_INTERVAL_SECS`: how often the fetcher polls each endpoint.
     refresh_interval_secs: Option<u64>,
     /// `KEY_PREFIX`: namespace for every Redis key and stream.
@@ -47,6 +51,16 @@ pub(crate) struct CommonVariables {
     cached_endpoints: Option<String>,
     /// `SHUTDOWN_TIMEOUT_SECS`: how long a service drains on SIGTERM.
     shutdown_timeout_secs: Option<u64>,
+}
+
+/// A comma-separated variable as the file's list; blank items are skipped.
+fn comma_list<S: Serializer>(list: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match list {
+        None => serializer.serialize_none(),
+        Some(list) => {
+            serializer.collect_seq(list.split(',').map(str::trim).filter(|org| !org.is_empty()))
+        }
+    }
 }
 
 /// `CACHED_ENDPOINTS` as the file's `cached_endpoints: [{path}, ...]`; blank items are skipped.
@@ -94,9 +108,13 @@ pub struct CommonSettings {
     /// `GITHUB_API_TOKEN`: wrapped so that Debug and logs never show it.
     #[serde(default)]
     pub github_api_token: Option<SecretString>,
-    /// `GITHUB_ORG`.
-    #[serde(default = "default_github_org")]
-    pub github_org: String,
+    /// `GITHUB_ORG`: one organisation; read through [`CommonSettings::orgs`].
+    #[serde(default)]
+    pub github_org: Option<String>,
+    /// `GITHUB_ORGS`: the organisations, first one first; read through
+    /// [`CommonSettings::orgs`].
+    #[serde(default)]
+    pub github_orgs: Vec<String>,
     /// `REFRESH_INTERVAL_SECS`: default poll interval of every cached endpoint.
     #[serde(default = "default_refresh_interval_secs")]
     pub refresh_interval_secs: u64,
@@ -104,7 +122,7 @@ pub struct CommonSettings {
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
     /// The endpoints the fetcher keeps and the gateway serves from Redis (the seed's
-    /// `org.cached`). Empty means the defaults for `github_org`.
+    /// `org.cached`), `{org}` standing for each organisation. Empty means the defaults.
     #[serde(default)]
     pub cached_endpoints: Vec<EndpointSettings>,
     /// `SHUTDOWN_TIMEOUT_SECS`: how long to drain on SIGTERM before giving up.
@@ -115,7 +133,9 @@ pub struct CommonSettings {
 /// One cached endpoint, as written in the config file (`cached_endpoints: [{path, ...}]`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct EndpointSettings {
-    /// The GitHub path, e.g. `/orgs/Netflix/repos`; `{org}` is replaced by `GITHUB_ORG`.
+    /// The GitHub path, e.g. `/orgs/{org}/repos`; a path with `{org}` is cached for every
+    /// organisation, one without for the organisation it names (`/orgs/Netflix/...`) or, naming
+    /// none (`/`), once, in the first organisation's keys.
     pub path: String,
     /// Per-endpoint poll interval overriding `REFRESH_INTERVAL_SECS`.
     #[serde(default)]
@@ -128,9 +148,8 @@ fn default_redis_url() -> String {
 fn default_github_api_url() -> String {
     "https://api.github.com".to_owned()
 }
-fn default_github_org() -> String {
-    "Netflix".to_owned()
-}
+/// The organisation cached when neither `GITHUB_ORG` nor `GITHUB_ORGS` is set (the seed's).
+const DEFAULT_ORG: &str = "Netflix";
 fn default_refresh_interval_secs() -> u64 {
     10
 }
@@ -141,9 +160,13 @@ fn default_shutdown_timeout_secs() -> u64 {
     10
 }
 
-/// A cached endpoint after validation: a normalised path and its poll interval.
+/// A cached endpoint after validation: the organisation whose keys hold it, a normalised path
+/// and its poll interval.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CachedEndpoint {
+    /// The organisation (as configured) whose pipeline polls, stores and announces it: its
+    /// keys are [`KeySchema::org`](crate::KeySchema::org) of this login.
+    pub org: String,
     /// Normalised GitHub path (leading `/`, no trailing `/` except the root, no query).
     pub path: String,
     /// How often the fetcher checks it.
@@ -160,13 +183,7 @@ impl CommonSettings {
         })?;
         self.redis_target()?;
         self.github_base_url()?;
-        if !is_github_login(&self.github_org) {
-            return Err(SettingsError::Invalid {
-                name: "GITHUB_ORG",
-                value: self.github_org.clone(),
-                reason: "expected a GitHub login: letters, digits and single hyphens".to_owned(),
-            });
-        }
+        self.checked_orgs()?;
         if self.refresh_interval_secs == 0 || self.refresh_interval_secs > 86_400 {
             return Err(SettingsError::Invalid {
                 name: "REFRESH_INTERVAL_SECS",
@@ -293,54 +310,141 @@ impl CommonSettings {
         parse_base_url("GITHUB_API_URL", &self.github_api_url)
     }
 
-    /// The cached endpoints, normalised, with `{org}` expanded and intervals resolved.
+    /// The organisations cached, first one first: `GITHUB_ORGS`, else `GITHUB_ORG`, else the
+    /// seed's `Netflix`. Call after [`CommonSettings::validate`] (which checks the logins).
+    pub fn orgs(&self) -> Vec<String> {
+        self.checked_orgs()
+            .unwrap_or_else(|_| vec![DEFAULT_ORG.to_owned()])
+    }
+
+    /// The first organisation: the one the seed's endpoints (`/view/top/N/stars`...) serve.
+    pub fn first_org(&self) -> String {
+        self.orgs().swap_remove(0)
+    }
+
+    fn checked_orgs(&self) -> Result<Vec<String>, SettingsError> {
+        let (name, orgs) = match (&self.github_org, self.github_orgs.is_empty()) {
+            (Some(one), true) => ("GITHUB_ORG", vec![one.trim().to_owned()]),
+            (None, true) => return Ok(vec![DEFAULT_ORG.to_owned()]),
+            (one, false) => {
+                let orgs: Vec<String> = self
+                    .github_orgs
+                    .iter()
+                    .map(|org| org.trim().to_owned())
+                    .collect();
+                if let Some(one) = one
+                    && !orgs
+                        .first()
+                        .is_some_and(|first| first.eq_ignore_ascii_case(one))
+                {
+                    return Err(SettingsError::Invalid {
+                        name: "GITHUB_ORG",
+                        value: one.clone(),
+                        reason: format!(
+                            "GITHUB_ORGS is set too ({}): set one of them",
+                            orgs.join(",")
+                        ),
+                    });
+                }
+                ("GITHUB_ORGS", orgs)
+            }
+        };
+        for (i, org) in orgs.iter().enumerate() {
+            if !is_github_login(org) {
+                return Err(SettingsError::Invalid {
+                    name,
+                    value: org.clone(),
+                    reason: "expected GitHub logins: letters, digits and single hyphens".to_owned(),
+                });
+            }
+            if orgs[..i].iter().any(|o| o.eq_ignore_ascii_case(org)) {
+                return Err(SettingsError::Invalid {
+                    name,
+                    value: org.clone(),
+                    reason: "listed twice (logins are case-insensitive)".to_owned(),
+                });
+            }
+        }
+        Ok(orgs)
+    }
+
+    /// The cached endpoints of every organisation, normalised, intervals resolved: each
+    /// `{org}` path once per organisation; a path naming a configured organisation
+    /// (`/orgs/{login}...`) in that organisation's keys; any other path (`/`) once, in the
+    /// first organisation's keys. Ordered by organisation, then as configured.
     pub fn cached(&self) -> Result<Vec<CachedEndpoint>, SettingsError> {
+        let orgs = self.checked_orgs()?;
         let default_interval = Duration::from_secs(self.refresh_interval_secs);
         let configured: Vec<EndpointSettings> = if self.cached_endpoints.is_empty() {
-            default_endpoints(&self.github_org)
+            default_endpoints()
         } else {
             self.cached_endpoints.clone()
         };
-        let mut out: Vec<CachedEndpoint> = Vec::with_capacity(configured.len());
-        for endpoint in configured {
-            let raw = endpoint.path.replace("{org}", &self.github_org);
-            let path = normalize_endpoint_path(&raw).ok_or_else(|| SettingsError::Invalid {
-                name: "CACHED_ENDPOINTS",
-                value: raw.clone(),
-                reason:
-                    "expected an absolute GitHub API path without query, e.g. /orgs/Netflix/repos"
-                        .to_owned(),
-            })?;
-            let interval = match endpoint.refresh_interval_secs {
-                Some(0) => {
-                    return Err(SettingsError::Invalid {
-                        name: "cached_endpoints[].refresh_interval_secs",
-                        value: "0".to_owned(),
-                        reason: "expected at least 1 second".to_owned(),
+        let mut out: Vec<CachedEndpoint> = Vec::new();
+        for org in &orgs {
+            for endpoint in &configured {
+                let owner = if endpoint.path.contains("{org}") {
+                    org.as_str()
+                } else {
+                    owning_org(&endpoint.path, &orgs)
+                };
+                if owner != org {
+                    continue;
+                }
+                let raw = endpoint.path.replace("{org}", org);
+                let path = normalize_endpoint_path(&raw).ok_or_else(|| SettingsError::Invalid {
+                    name: "CACHED_ENDPOINTS",
+                    value: raw.clone(),
+                    reason:
+                        "expected an absolute GitHub API path without query, e.g. /orgs/{org}/repos"
+                            .to_owned(),
+                })?;
+                let interval = match endpoint.refresh_interval_secs {
+                    Some(0) => {
+                        return Err(SettingsError::Invalid {
+                            name: "cached_endpoints[].refresh_interval_secs",
+                            value: "0".to_owned(),
+                            reason: "expected at least 1 second".to_owned(),
+                        });
+                    }
+                    Some(secs) => Duration::from_secs(secs),
+                    None => default_interval,
+                };
+                if !out.iter().any(|e| e.path.eq_ignore_ascii_case(&path)) {
+                    out.push(CachedEndpoint {
+                        org: org.clone(),
+                        path,
+                        interval,
                     });
                 }
-                Some(secs) => Duration::from_secs(secs),
-                None => default_interval,
-            };
-            if !out.iter().any(|e| e.path == path) {
-                out.push(CachedEndpoint { path, interval });
             }
         }
         Ok(out)
     }
 }
 
-/// The seed's four cached endpoints for an organisation.
-pub fn default_endpoints(org: &str) -> Vec<EndpointSettings> {
+/// The configured organisation a path without `{org}` belongs to: the one it names
+/// (`/orgs/{login}` or below, any case), else the first.
+fn owning_org<'a>(path: &str, orgs: &'a [String]) -> &'a str {
+    let named = path
+        .strip_prefix("/orgs/")
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+    named
+        .and_then(|login| orgs.iter().find(|org| org.eq_ignore_ascii_case(login)))
+        .unwrap_or(&orgs[0])
+}
+
+/// The seed's four cached endpoints (`{org}` standing for each organisation).
+pub fn default_endpoints() -> Vec<EndpointSettings> {
     [
-        "/".to_owned(),
-        format!("/orgs/{org}"),
-        format!("/orgs/{org}/members"),
-        format!("/orgs/{org}/repos"),
+        "/",
+        "/orgs/{org}",
+        "/orgs/{org}/members",
+        "/orgs/{org}/repos",
     ]
     .into_iter()
     .map(|path| EndpointSettings {
-        path,
+        path: path.to_owned(),
         refresh_interval_secs: None,
     })
     .collect()
@@ -375,7 +479,7 @@ mod tests {
         assert_eq!(s.common.redis_url, "redis://127.0.0.1:6379");
         assert_eq!(s.common.github_api_url, "https://api.github.com");
         assert!(s.common.github_api_token.is_none());
-        assert_eq!(s.common.github_org, "Netflix");
+        assert_eq!(s.common.orgs(), ["Netflix"]);
         assert_eq!(s.common.refresh_interval_secs, 10);
         assert_eq!(s.common.key_prefix, "hubcache");
         let paths: Vec<String> = s
@@ -394,6 +498,91 @@ mod tests {
                 "/orgs/Netflix/repos"
             ]
         );
+    }
+
+    #[test]
+    fn github_orgs_caches_every_org_and_the_root_once_in_the_first_orgs_keys() {
+        let s = load_vars(&[("GITHUB_ORGS", "Netflix, octo-org ,acme")]).expect("loads");
+        s.common.validate().expect("valid");
+        assert_eq!(s.common.orgs(), ["Netflix", "octo-org", "acme"]);
+        assert_eq!(s.common.first_org(), "Netflix");
+        let cached: Vec<(String, String)> = s
+            .common
+            .cached()
+            .expect("valid")
+            .into_iter()
+            .map(|e| (e.org, e.path))
+            .collect();
+        let expected: Vec<(String, String)> = [
+            ("Netflix", "/"),
+            ("Netflix", "/orgs/Netflix"),
+            ("Netflix", "/orgs/Netflix/members"),
+            ("Netflix", "/orgs/Netflix/repos"),
+            ("octo-org", "/orgs/octo-org"),
+            ("octo-org", "/orgs/octo-org/members"),
+            ("octo-org", "/orgs/octo-org/repos"),
+            ("acme", "/orgs/acme"),
+            ("acme", "/orgs/acme/members"),
+            ("acme", "/orgs/acme/repos"),
+        ]
+        .into_iter()
+        .map(|(org, path)| (org.to_owned(), path.to_owned()))
+        .collect();
+        assert_eq!(cached, expected);
+    }
+
+    #[test]
+    fn a_path_naming_an_org_belongs_to_that_org() {
+        let s = load_vars(&[
+            ("GITHUB_ORGS", "a,b"),
+            ("CACHED_ENDPOINTS", "/orgs/B/teams,/rate_limit,/orgs/{org}"),
+        ])
+        .expect("loads");
+        let cached: Vec<(String, String)> = s
+            .common
+            .cached()
+            .expect("valid")
+            .into_iter()
+            .map(|e| (e.org, e.path))
+            .collect();
+        assert_eq!(
+            cached,
+            [
+                ("a".to_owned(), "/rate_limit".to_owned()),
+                ("a".to_owned(), "/orgs/a".to_owned()),
+                ("b".to_owned(), "/orgs/B/teams".to_owned()),
+                ("b".to_owned(), "/orgs/b".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn github_org_is_a_list_of_one_and_conflicting_or_repeated_orgs_are_refused() {
+        let one = load_vars(&[("GITHUB_ORG", "octo-org")]).expect("loads");
+        assert_eq!(one.common.orgs(), ["octo-org"]);
+        let same = load_vars(&[("GITHUB_ORG", "a"), ("GITHUB_ORGS", "a,b")]).expect("loads");
+        assert_eq!(
+            same.common.orgs(),
+            ["a", "b"],
+            "agreeing on the first org is fine"
+        );
+        for (vars, name, value) in [
+            (
+                &[("GITHUB_ORG", "x"), ("GITHUB_ORGS", "a,b")][..],
+                "GITHUB_ORG",
+                "x",
+            ),
+            (&[("GITHUB_ORGS", "a,b,A")][..], "GITHUB_ORGS", "A"),
+            (
+                &[("GITHUB_ORGS", "a,bad org")][..],
+                "GITHUB_ORGS",
+                "bad org",
+            ),
+        ] {
+            let s = load_vars(vars).expect("parses");
+            let err = s.common.validate().expect_err(name).to_string();
+            assert!(err.contains(name) && err.contains(value), "{err}");
+        }
     }
 
     #[test]

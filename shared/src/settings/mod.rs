@@ -241,7 +241,7 @@ mod tests {
         ])
         .expect("loads");
         assert_eq!(s.port, 8080);
-        assert_eq!(s.common.github_org, "octo-org");
+        assert_eq!(s.common.orgs(), ["octo-org"]);
         let cached = s.common.cached().expect("valid");
         assert_eq!(cached.len(), 2);
         assert_eq!(cached[1].path, "/orgs/octo-org/repos");
@@ -289,12 +289,13 @@ mod tests {
             env: HashMap::from([("PORT".to_owned(), "5000".to_owned())]),
         };
         let s: TestSettings = load(&source).expect("loads");
-        assert_eq!(s.common.github_org, "FileOrg");
+        assert_eq!(s.common.orgs(), ["FileOrg"]);
         assert_eq!(s.port, 5000, "environment wins over the file");
         let cached = s.common.cached().expect("valid");
         assert_eq!(
             cached,
             [CachedEndpoint {
+                org: "FileOrg".to_owned(),
                 path: "/orgs/FileOrg/repos".to_owned(),
                 interval: Duration::from_secs(30)
             }]
