@@ -40,8 +40,10 @@ enum Stepped {
     Cancelled,
 }
 
-/// The lease-holding poll loop and everything it owns.
+/// The lease-holding poll loop of one org and everything it owns.
 pub(crate) struct FetchLoop {
+    /// The org whose endpoints it polls (as configured).
+    org: String,
     conn: RedisConnection,
     lease: Lease,
     poller: Poller,
@@ -53,8 +55,9 @@ pub(crate) struct FetchLoop {
 }
 
 impl FetchLoop {
-    /// A loop over `schedule`'s endpoints.
+    /// A loop over `schedule`'s endpoints, all of `org`.
     pub(crate) fn new(
+        org: String,
         conn: RedisConnection,
         lease: Lease,
         poller: Poller,
@@ -63,6 +66,7 @@ impl FetchLoop {
         hints: Arc<HintBoard>,
     ) -> Self {
         Self {
+            org,
             conn,
             lease,
             poller,
@@ -76,7 +80,7 @@ impl FetchLoop {
 
     /// Runs until `shutdown`; releases the lease on the way out if it holds it.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let lease_held = metrics::gauge!(LEASE_HELD_METRIC);
+        let lease_held = metrics::gauge!(LEASE_HELD_METRIC, "org" => self.org.clone());
         lease_held.set(0.0);
         loop {
             let acquired = tokio::select! {
@@ -236,6 +240,7 @@ impl FetchLoop {
             .await;
         let changed = matches!(report.outcome, PollOutcome::Changed { .. });
         record_poll(
+            &self.org,
             path,
             &report.outcome,
             started.elapsed(),
@@ -395,7 +400,7 @@ impl FetchLoop {
     }
 }
 
-/// `hubcache_fetcher_lease_held`: 1 while this process holds the polling lease.
+/// `hubcache_fetcher_lease_held{org}`: 1 while this process holds the org's polling lease.
 const LEASE_HELD_METRIC: &str = "hubcache_fetcher_lease_held";
 
 /// `hubcache_fetcher_poll_errors_total{endpoint, reason}`: failed polls by `PollError::kind`.
@@ -409,7 +414,7 @@ pub(crate) fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(
         LEASE_HELD_METRIC,
-        "1 while this fetcher holds the polling lease (exactly one fetcher should)."
+        "1 while this fetcher holds the org's polling lease, by org (exactly one fetcher holds each)."
     );
     describe_counter!(
         "hubcache_fetcher_polls_total",
@@ -442,7 +447,7 @@ pub(crate) fn describe_metrics() {
     describe_counter!(
         "hubcache_fetcher_webhook_hints_total",
         "Webhook hints read from the hints stream, by outcome (posted: names a cached endpoint; \
-         not_cached: names none)."
+         not_cached: names none of its org's; other_org: names an org not configured)."
     );
     describe_counter!(
         "hubcache_fetcher_webhook_hints_deferred_total",
@@ -483,6 +488,7 @@ fn record_snapshot_fetched(path: &str, fetched_at_ms: u64) {
 /// Records one poll's metrics: its outcome and duration by endpoint (a configured path: a
 /// small fixed label set), the last success time, and GitHub's rate-limit budget as last seen.
 fn record_poll(
+    org: &str,
     path: &str,
     outcome: &PollOutcome,
     elapsed: Duration,
@@ -501,7 +507,7 @@ fn record_poll(
     metrics::gauge!(ENDPOINT_FAILING_METRIC, "endpoint" => endpoint.clone())
         .set(if outcome == "error" { 1.0 } else { 0.0 });
     // Polling means leading: re-assert it (the gauge stays right even if it was reset).
-    metrics::gauge!(LEASE_HELD_METRIC).set(1.0);
+    metrics::gauge!(LEASE_HELD_METRIC, "org" => org.to_owned()).set(1.0);
     metrics::counter!("hubcache_fetcher_polls_total", "endpoint" => endpoint.clone(), "outcome" => outcome)
         .increment(1);
     metrics::histogram!("hubcache_fetcher_poll_duration_seconds", "endpoint" => endpoint.clone())

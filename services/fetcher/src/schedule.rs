@@ -256,6 +256,7 @@ mod tests {
 
     fn endpoint(path: &str, secs: u64) -> CachedEndpoint {
         CachedEndpoint {
+            org: "o".to_owned(),
             path: path.to_owned(),
             interval: Duration::from_secs(secs),
         }
