@@ -109,13 +109,15 @@ stop_all() {
 
 # start_stack BIN_DIR RUN_DIR: starts redis-server (unless REDIS_URL is given), github-sim
 # (unless real GitHub is configured), fetcher, views and gateway, and waits for /healthcheck.
-# Reads GITHUB_ORG, GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS (and whatever else the
+# Reads GITHUB_ORGS (or GITHUB_ORG), GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS (and whatever else the
 # services read, e.g. PUBLIC_URL) from the environment; exports
 # what the services need. Sets HUBCACHE_BASE_URL, FETCHER_METRICS_PORT and VIEWS_METRICS_PORT.
 start_stack() {
   local bin="$1" run="$2"
   mkdir -p "$run"
   export GITHUB_ORG="${GITHUB_ORG:-Netflix}"
+  # github-sim generates every org the services cache.
+  local sim_orgs="${GITHUB_ORGS:-$GITHUB_ORG}"
   export RUST_LOG="${RUST_LOG:-info}"
 
   if [ -z "${REDIS_URL:-}" ]; then
@@ -128,11 +130,11 @@ start_stack() {
 
   if [ -n "${GITHUB_API_TOKEN:-}" ] && [ "${GITHUB_API_URL:-https://api.github.com}" = "https://api.github.com" ]; then
     export GITHUB_API_URL="https://api.github.com"
-    log "using real GitHub for org $GITHUB_ORG"
+    log "using real GitHub for org(s) $sim_orgs"
   elif [ -z "${GITHUB_API_URL:-}" ] || [ "${GITHUB_API_URL}" = "https://api.github.com" ]; then
     local sim_port="${SIM_PORT:-$(free_port)}"
     start_bg github-sim "$run/github-sim.log" "$bin/github-sim" --port "$sim_port" \
-      --org "$GITHUB_ORG" --generate-repos "${SIM_REPOS:-150}"
+      --org "$sim_orgs" --generate-repos "${SIM_REPOS:-150}"
     export GITHUB_API_URL="http://127.0.0.1:$sim_port"
     wait_for_http "$GITHUB_API_URL/_sim/stats" 20 || die "github-sim did not start (see $run/github-sim.log)"
   fi
