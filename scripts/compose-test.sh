@@ -30,6 +30,8 @@ cd "$HUBCACHE_ROOT"
 
 PROJECT=hubcache-test
 ORG=Netflix
+# deploy/demo.env's second organisation.
+SECOND_ORG=acme
 T_START=$SECONDS
 TIMINGS=()
 phase_start=$SECONDS
@@ -56,7 +58,7 @@ fi
 
 # The settings a user would have are cleared: the test runs the offline demo exactly as the
 # README's command does (deploy/demo.env selects the demo profile and github-sim as upstream).
-unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL REDIS_SENTINELS REDIS_SENTINEL_MASTER REDIS_CLUSTER_NODES PUBLIC_URL KEY_PREFIX CACHED_ENDPOINTS \
+unset GITHUB_API_TOKEN GITHUB_API_URL GITHUB_ORGS REDIS_URL REDIS_SENTINELS REDIS_SENTINEL_MASTER REDIS_CLUSTER_NODES PUBLIC_URL KEY_PREFIX CACHED_ENDPOINTS \
   COMPOSE_PROFILES COMPOSE_FILE COMPOSE_PROJECT_NAME HUBCACHE_CONFIG METRICS_PORT WORKERS \
   CLIENT_RATE_LIMIT_PER_SEC MAX_UPSTREAM_FETCHES MAX_CONNECTIONS OTEL_EXPORTER_OTLP_ENDPOINT PORT \
   GITHUB_WEBHOOK_SECRET WEBHOOK_DELIVERY_WINDOW_SECS WEBHOOK_MAX_BODY_BYTES WEBHOOK_SAFETY_POLL_SECS
@@ -147,7 +149,7 @@ mapfile -t GATEWAYS < <(compose ps -q gateway)
 
 # --- 4. smoke through the load balancer ------------------------------------------------------
 log "smoke test through the load balancer"
-GITHUB_ORG="$ORG" scripts/smoke.sh "$BASE"
+GITHUB_ORG="$ORG" SECOND_ORG="$SECOND_ORG" scripts/smoke.sh "$BASE"
 phase "smoke.sh through lb"
 
 # --- 5. the replicas agree -------------------------------------------------------------------
@@ -159,7 +161,8 @@ replica_digest() {
     "$(grep -i '^etag:' "$RUN_DIR/headers" | tr -d '\r' | cut -d' ' -f2-)" "$(cut -d' ' -f1 "$RUN_DIR/sum")"
 }
 log "each of the 3 replicas serves identical data"
-for path in "/orgs/$ORG" "/orgs/$ORG/repos" "/orgs/$ORG/members" "/" "/view/top/10/stars" "/view/bottom/5/forks"; do
+for path in "/orgs/$ORG" "/orgs/$ORG/repos" "/orgs/$ORG/members" "/" "/view/top/10/stars" "/view/bottom/5/forks" \
+  "/orgs/$SECOND_ORG/repos" "/orgs/$SECOND_ORG/view/top/10/stars"; do
   first=""
   for cid in "${GATEWAYS[@]}"; do
     d="$(replica_digest "$cid" "$path")" || die "replica ${cid:0:12} did not answer $path"

@@ -13,7 +13,13 @@
 #      deliveries keep webhooks live (hinted endpoints at WEBHOOK_SAFETY_POLL_SECS, default
 #      600), per hour next to the polling-only figure of step 2;
 #   4. lease takeover: the polling fetcher killed with SIGKILL, timed until the other one holds the
-#      lease (its hubcache_fetcher_lease_held gauge), with LEASE_SECS (default 15).
+#      lease (its hubcache_fetcher_lease_held gauge), with LEASE_SECS (default 15);
+#   5. many organisations (issue 16): a new stack caching ORG_COUNT orgs (default 30) of
+#      ORG_REPOS repositories (default 300) with 3 fetcher replicas: the cold refresh (time to
+#      /healthcheck 200, upstream requests and rate-limit units per org), how the orgs' leases
+#      spread over the fetchers, the steady state over STEADY_SECS (requests and units per org:
+#      all 304s, 0 units), and the gateway's memory per org (its RSS next to a gateway caching
+#      the first org only, on the same Redis).
 # Prints a markdown summary (also to FIGURES_OUT if set). Not part of CI; leaves no process behind.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -156,3 +162,80 @@ EOF
 )"
 printf '\n%s\n' "$SUMMARY"
 [ -z "${FIGURES_OUT:-}" ] || printf '%s\n' "$SUMMARY" >"$FIGURES_OUT"
+
+# --- 5. many organisations ---------------------------------------------------------------------
+ORG_COUNT="${ORG_COUNT:-30}"
+ORG_REPOS="${ORG_REPOS:-300}"
+log "many organisations: $ORG_COUNT orgs of $ORG_REPOS repos on 3 fetchers (a new stack)"
+stop_all
+unset REDIS_URL GITHUB_API_URL GITHUB_ORG
+ORG_LIST="Netflix"
+for ((i = 2; i <= ORG_COUNT; i++)); do ORG_LIST+=",$(printf 'org-%02d' "$i")"; done
+export GITHUB_ORGS="$ORG_LIST" SIM_REPOS="$ORG_REPOS" FETCHER_REPLICAS=3 PORT="$(free_port)"
+cold_start=$(now_ms)
+start_stack "$BIN" "$RUN_DIR/orgs"
+COLD_MS=$(($(now_ms) - cold_start))
+COLD_STATS="$(curl -fsS "$GITHUB_API_URL/_sim/stats")"
+ORG_IDS="$(for org in ${ORG_LIST//,/ }; do
+  printf '%s %s\n' "$org" "$(curl -fsS "$GITHUB_API_URL/orgs/$org" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+done)"
+HELD=""
+for port in $FETCHER_METRICS_PORTS; do
+  HELD+="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" |
+    awk '$1 == "hubcache_fetcher_orgs_held" { print $2 }') "
+done
+log "  cold refresh: ${COLD_MS} ms; orgs held per fetcher: $HELD"
+log "  steady state: ${STEADY_SECS}s with no upstream change"
+curl -fsS -o /dev/null -X POST "$GITHUB_API_URL/_sim/stats/reset"
+sleep "$STEADY_SECS"
+ORG_STEADY_STATS="$(curl -fsS "$GITHUB_API_URL/_sim/stats")"
+GATEWAY_PID="${HUBCACHE_PIDS[-1]}"
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+RSS_ALL="$(rss_kib "$GATEWAY_PID")"
+ONE_PORT="$(free_port)"
+start_bg gateway-one-org "$RUN_DIR/orgs/gateway-one.log" env GITHUB_ORGS=Netflix PORT="$ONE_PORT" "$BIN/gateway"
+wait_for_http "http://127.0.0.1:$ONE_PORT/healthcheck" 60 || die "the one-org gateway did not become healthy"
+RSS_ONE="$(rss_kib "${HUBCACHE_PIDS[-1]}")"
+
+ORG_SUMMARY="$(python3 - "$ORG_COUNT" "$ORG_REPOS" "$COLD_MS" "$STEADY_SECS" "$RSS_ALL" "$RSS_ONE" "$HELD" "$COLD_STATS" "$ORG_STEADY_STATS" "$ORG_IDS" <<'EOF'
+import json, statistics, sys
+count, repos, cold_ms, steady, rss_all, rss_one, held, cold, warm, ids = sys.argv[1:11]
+count, steady, rss_all, rss_one = int(count), int(steady), int(rss_all), int(rss_one)
+cold, warm = json.loads(cold), json.loads(warm)
+owner = {}
+for line in ids.strip().splitlines():
+    org, org_id = line.split()
+    owner[f"/orgs/{org}".lower()] = org
+    owner[f"/organizations/{org_id}"] = org
+def per_org(stats):
+    counts = {org: 0 for org in owner.values()}
+    other = 0
+    for path, n in stats.get("by_path", {}).items():
+        key = "/".join(path.lower().split("/")[:3])
+        if key in owner:
+            counts[owner[key]] += n
+        else:
+            other += n
+    return counts, other
+cold_org, cold_other = per_org(cold)
+warm_org, warm_other = per_org(warm)
+def spread(values):
+    values = sorted(values)
+    return f"min {values[0]}, median {statistics.median(values):.0f}, max {values[-1]}"
+units_cold = cold.get("rate_limit_used", 0)
+units_warm = warm.get("rate_limit_used", 0)
+print(f"## Many organisations ({count} orgs of {repos} repositories, 3 fetcher replicas)\n")
+print(f"- cold refresh (start to /healthcheck 200): {int(cold_ms) / 1000:.1f} s; upstream requests per org: "
+      f"{spread(cold_org.values())} ({cold.get('total', 0)} in all, {cold_other} not of one org: the root document); "
+      f"rate-limit units {units_cold} in all = {units_cold / count:.1f} per org")
+print(f"- orgs held per fetcher replica (hubcache_fetcher_orgs_held): {', '.join(held.split())}")
+print(f"- steady state over {steady} s with no upstream change: upstream requests per org {spread(warm_org.values())} "
+      f"({warm.get('not_modified', 0)} of {warm.get('total', 0)} answered 304), rate-limit units "
+      f"{units_warm} in all ({units_warm / count:.1f} per org)")
+per_org_kib = (rss_all - rss_one) / max(count - 1, 1)
+print(f"- gateway memory: RSS {rss_all / 1024:.1f} MiB caching {count} orgs, {rss_one / 1024:.1f} MiB caching one: "
+      f"about {per_org_kib / 1024:.2f} MiB per org of {repos} repositories")
+EOF
+)"
+printf '\n%s\n' "$ORG_SUMMARY"
+[ -z "${FIGURES_OUT:-}" ] || printf '\n%s\n' "$ORG_SUMMARY" >>"$FIGURES_OUT"

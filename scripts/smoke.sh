@@ -2,11 +2,14 @@
 # smoke.sh BASE_URL: checks a running hubcache gateway end to end, as a client would.
 #
 # Used by scripts/test.sh (local stack), by hand against scripts/dev.sh, and against the docker
-# compose stack. Needs curl and python3. GITHUB_ORG (default Netflix) names the cached org.
+# compose stack. Needs curl and python3. GITHUB_ORG (default Netflix) names the first cached org
+# (the one the seed's /view/... routes serve); SECOND_ORG, if set, names another cached org,
+# checked through its org-qualified routes.
 set -euo pipefail
 BASE="${1:?usage: scripts/smoke.sh BASE_URL (e.g. http://127.0.0.1:3000)}"
 BASE="${BASE%/}"
 ORG="${GITHUB_ORG:-Netflix}"
+SECOND_ORG="${SECOND_ORG:-}"
 TMP="$(mktemp -d -t hubcache-smoke.XXXXXX)"
 trap 'rm -rf "$TMP"' EXIT
 failures=0
@@ -89,6 +92,18 @@ done
 expect "  a repeated GET is a cache hit" "$(header pt2 cache-status)" "hubcache; hit"
 expect "pass-through of an unknown path is 404" "$(fetch pt404 "/repos/$ORG/does-not-exist-$$")" 404
 expect "POST without credentials is 405" "$(fetch post /repos/x/y -X POST)" 405
+
+expect "GET /orgs/$ORG/view/top/5/stars is the seed's /view/top/5/stars" \
+  "$(fetch q_top "/orgs/$ORG/view/top/5/stars" >/dev/null; cmp -s "$TMP/q_top.body" "$TMP/top.body" && echo same)" same
+expect "GET /orgs/not-cached-org/view/top/5/stars is 404" "$(fetch q404 /orgs/not-cached-org/view/top/5/stars)" 404
+expect "  with a JSON message" "$(pyjson q404 "'message' in b")" True
+if [ -n "$SECOND_ORG" ]; then
+  expect "GET /orgs/$SECOND_ORG/repos is 200" "$(fetch repos2 "/orgs/$SECOND_ORG/repos")" 200
+  expect "  repos are $SECOND_ORG's" "$(pyjson repos2 "len(b)>0 and all(r['owner']['login'].lower()=='$SECOND_ORG'.lower() for r in b)")" True
+  expect "GET /orgs/$SECOND_ORG/view/top/5/stars is 200" "$(fetch top2 "/orgs/$SECOND_ORG/view/top/5/stars")" 200
+  expect "  ranks $SECOND_ORG's repos" "$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=json.load(open(sys.argv[2])); print(len(t)==5 and t[0][0].lower().startswith('$SECOND_ORG/'.lower()) and max(x['stargazers_count'] for x in r)==t[0][1])" "$TMP/repos2.body" "$TMP/top2.body")" True
+  expect "  differs from $ORG's view" "$(cmp -s "$TMP/top2.body" "$TMP/top.body" && echo same || echo different)" different
+fi
 
 echo "smoke: $((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]

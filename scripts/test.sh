@@ -45,7 +45,10 @@ log "end-to-end: the whole stack against github-sim"
 cargo build --workspace --bins --locked
 (
   unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL
-  export PORT="$(free_port)" REFRESH_INTERVAL_SECS=2 GITHUB_ORG=Netflix
+  # Two organisations: the seed's endpoints serve the first (Netflix); acme is served under
+  # /orgs/acme/... (issue 16).
+  export PORT="$(free_port)" REFRESH_INTERVAL_SECS=2 GITHUB_ORG=Netflix GITHUB_ORGS=Netflix,acme
+  export SECOND_ORG=acme
   # The gateway's own URL: Link headers and upstream URLs in bodies point at it, as PyGithub
   # (which follows URLs found in bodies) needs.
   export PUBLIC_URL="http://127.0.0.1:$PORT"
@@ -55,7 +58,10 @@ cargo build --workspace --bins --locked
   log "PyGithub through the gateway, compared with github-sim"
   venv="$(python_venv "${PYGITHUB_VENV:-$HUBCACHE_ROOT/target/pygithub-venv}" \
     "$HUBCACHE_ROOT/scripts/pygithub-requirements.txt")"
-  "$venv/bin/python" "$HUBCACHE_ROOT/scripts/pygithub-check.py" "$HUBCACHE_BASE_URL" "$GITHUB_API_URL" "$GITHUB_ORG"
+  for org in "$GITHUB_ORG" "$SECOND_ORG"; do
+    log "  org $org"
+    "$venv/bin/python" "$HUBCACHE_ROOT/scripts/pygithub-check.py" "$HUBCACHE_BASE_URL" "$GITHUB_API_URL" "$org"
+  done
   log "metrics of the running stack parse and lint cleanly (promtool)"
   for url in "$HUBCACHE_BASE_URL/metrics" "http://127.0.0.1:$FETCHER_METRICS_PORT/metrics" \
     "http://127.0.0.1:$VIEWS_METRICS_PORT/metrics"; do

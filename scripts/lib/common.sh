@@ -109,13 +109,16 @@ stop_all() {
 
 # start_stack BIN_DIR RUN_DIR: starts redis-server (unless REDIS_URL is given), github-sim
 # (unless real GitHub is configured), fetcher, views and gateway, and waits for /healthcheck.
-# Reads GITHUB_ORG, GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS (and whatever else the
-# services read, e.g. PUBLIC_URL) from the environment; exports
-# what the services need. Sets HUBCACHE_BASE_URL, FETCHER_METRICS_PORT and VIEWS_METRICS_PORT.
+# Reads GITHUB_ORGS (or GITHUB_ORG), GITHUB_API_URL, GITHUB_API_TOKEN, PORT, SIM_REPOS (and whatever else the
+# services read, e.g. PUBLIC_URL) from the environment, and FETCHER_REPLICAS (default 1); exports
+# what the services need. Sets HUBCACHE_BASE_URL, FETCHER_METRICS_PORT (the first fetcher's),
+# FETCHER_METRICS_PORTS (every fetcher's, space-separated) and VIEWS_METRICS_PORT.
 start_stack() {
   local bin="$1" run="$2"
   mkdir -p "$run"
   export GITHUB_ORG="${GITHUB_ORG:-Netflix}"
+  # github-sim generates every org the services cache.
+  local sim_orgs="${GITHUB_ORGS:-$GITHUB_ORG}"
   export RUST_LOG="${RUST_LOG:-info}"
 
   if [ -z "${REDIS_URL:-}" ]; then
@@ -128,11 +131,11 @@ start_stack() {
 
   if [ -n "${GITHUB_API_TOKEN:-}" ] && [ "${GITHUB_API_URL:-https://api.github.com}" = "https://api.github.com" ]; then
     export GITHUB_API_URL="https://api.github.com"
-    log "using real GitHub for org $GITHUB_ORG"
+    log "using real GitHub for org(s) $sim_orgs"
   elif [ -z "${GITHUB_API_URL:-}" ] || [ "${GITHUB_API_URL}" = "https://api.github.com" ]; then
     local sim_port="${SIM_PORT:-$(free_port)}"
     start_bg github-sim "$run/github-sim.log" "$bin/github-sim" --port "$sim_port" \
-      --org "$GITHUB_ORG" --generate-repos "${SIM_REPOS:-150}"
+      --org "$sim_orgs" --generate-repos "${SIM_REPOS:-150}"
     export GITHUB_API_URL="http://127.0.0.1:$sim_port"
     wait_for_http "$GITHUB_API_URL/_sim/stats" 20 || die "github-sim did not start (see $run/github-sim.log)"
   fi
@@ -142,6 +145,14 @@ start_stack() {
   export FETCHER_METRICS_PORT="${FETCHER_METRICS_PORT:-$(free_port)}"
   export VIEWS_METRICS_PORT="${VIEWS_METRICS_PORT:-$(free_port)}"
   start_bg fetcher "$run/fetcher.log" env METRICS_PORT="$FETCHER_METRICS_PORT" "$bin/fetcher"
+  FETCHER_METRICS_PORTS="$FETCHER_METRICS_PORT"
+  local replica port
+  for ((replica = 2; replica <= ${FETCHER_REPLICAS:-1}; replica++)); do
+    port="$(free_port)"
+    start_bg "fetcher-$replica" "$run/fetcher-$replica.log" env METRICS_PORT="$port" "$bin/fetcher"
+    FETCHER_METRICS_PORTS+=" $port"
+  done
+  export FETCHER_METRICS_PORTS
   start_bg views "$run/views.log" env METRICS_PORT="$VIEWS_METRICS_PORT" "$bin/views"
   start_bg gateway "$run/gateway.log" "$bin/gateway"
   HUBCACHE_BASE_URL="http://127.0.0.1:$PORT"

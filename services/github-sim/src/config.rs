@@ -46,7 +46,9 @@ pub struct SimConfig {
     /// Number of members of the generated org.
     #[arg(long, default_value_t = DEFAULT_GENERATED_MEMBERS)]
     pub generate_members: usize,
-    /// Login of the generated org.
+    /// Login of the generated org, or several comma-separated (`Netflix,acme`): each gets
+    /// `--generate-repos` repositories and `--generate-members` members; the first one's data is
+    /// the same as when generated alone.
     #[arg(long, default_value = DEFAULT_ORG)]
     pub org: String,
     /// Seed of the generator (the same seed and sizes give byte-identical data).
@@ -61,7 +63,7 @@ pub struct SimConfig {
     /// HTTP worker threads.
     #[arg(long, default_value_t = DEFAULT_WORKERS)]
     pub workers: usize,
-    /// Register an org webhook for the first org at start, delivering every event here (the
+    /// Register an org webhook for every org at start, delivering every event here (the
     /// same as `POST /_sim/orgs/{org}/hooks` afterwards).
     #[arg(long, env = "SIM_WEBHOOK_URL")]
     pub webhook_url: Option<Url>,
@@ -104,7 +106,7 @@ pub(crate) enum ConfigError {
     NoWorkers,
     #[error("--rate-window-secs must be at least 1")]
     EmptyRateWindow,
-    #[error("--org must be a non-empty login without '/', got {0:?}")]
+    #[error("--org must list non-empty logins without '/', each once, got {0:?}")]
     InvalidOrg(String),
 }
 
@@ -116,10 +118,26 @@ impl SimConfig {
         if self.rate_window_secs == 0 {
             return Err(ConfigError::EmptyRateWindow);
         }
-        if self.dataset.is_none() && !crate::dataset::is_path_segment(&self.org) {
-            return Err(ConfigError::InvalidOrg(self.org.clone()));
+        if self.dataset.is_none() {
+            let orgs = self.orgs();
+            let valid = !orgs.is_empty()
+                && orgs.iter().enumerate().all(|(i, org)| {
+                    crate::dataset::is_path_segment(org)
+                        && !orgs[..i].iter().any(|o| o.eq_ignore_ascii_case(org))
+                });
+            if !valid {
+                return Err(ConfigError::InvalidOrg(self.org.clone()));
+            }
         }
         Ok(())
+    }
+
+    /// The logins of the orgs to generate (`--org`, split at commas).
+    pub(crate) fn orgs(&self) -> Vec<String> {
+        self.org
+            .split(',')
+            .map(|org| org.trim().to_owned())
+            .collect()
     }
 }
 

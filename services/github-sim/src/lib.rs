@@ -67,7 +67,7 @@
 //!
 //! `POST /_sim/orgs/{org}/hooks` registers an org webhook (GitHub's request shape:
 //! `{"config": {"url": "...", "secret": "..."}, "events": ["*"]}`), or `--webhook-url` with
-//! `--webhook-secret` registers one on the first org at start. Every data mutation then sends the
+//! `--webhook-secret` registers one on every org at start. Every data mutation then sends the
 //! matching delivery, signed like GitHub's (`X-GitHub-Event`, `X-GitHub-Delivery`,
 //! `X-Hub-Signature-256`, `User-Agent: GitHub-Hookshot/...`): a repository added → `repository`
 //! `created`, deleted → `deleted`, patched → `renamed`, `archived`/`unarchived`,

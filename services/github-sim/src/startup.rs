@@ -35,13 +35,15 @@ impl Application {
         let body_base_url = url_prefix(&config.body_base_url);
         let dataset = match &config.dataset {
             Some(path) => Dataset::from_file(path)?,
-            None => generate(&GeneratorOptions {
-                org: config.org.clone(),
-                repos: config.generate_repos,
-                members: config.generate_members,
-                seed: config.seed,
-                api_base: body_base_url.clone(),
-            }),
+            None => generate(
+                &GeneratorOptions {
+                    repos: config.generate_repos,
+                    members: config.generate_members,
+                    seed: config.seed,
+                    api_base: body_base_url.clone(),
+                },
+                &config.orgs(),
+            ),
         };
         let catalog = Catalog::new(
             dataset,
@@ -62,16 +64,19 @@ impl Application {
 
         let webhooks = Webhooks::start(url_prefix(&base_url))?;
         if let Some(url) = &config.webhook_url {
-            let context = catalog
-                .first_org()
-                .context("--webhook-url needs an org in the data")?;
-            webhooks
-                .create(
-                    &context,
-                    HookSpec::for_url(url.clone(), config.webhook_secret.clone()),
-                )
-                .context("cannot register --webhook-url")?;
-            tracing::info!(org = %context.login, url = %url, "webhook registered");
+            let contexts = catalog.org_contexts();
+            if contexts.is_empty() {
+                anyhow::bail!("--webhook-url needs an org in the data");
+            }
+            for context in contexts {
+                webhooks
+                    .create(
+                        &context,
+                        HookSpec::for_url(url.clone(), config.webhook_secret.clone()),
+                    )
+                    .context("cannot register --webhook-url")?;
+                tracing::info!(org = %context.login, url = %url, "webhook registered");
+            }
         }
         let state = web::Data::new(SimState::new(
             catalog,

@@ -301,10 +301,13 @@ impl Catalog {
         Ok(removed)
     }
 
-    /// The event context of the first org (where `--webhook-url` registers its hook).
-    pub(crate) fn first_org(&self) -> Option<EventContext> {
-        let login = string_field(&self.orgs.first()?.org, "login")?;
-        self.event_context(login)
+    /// The event context of every org, in dataset order (`--webhook-url` hooks them all).
+    pub(crate) fn org_contexts(&self) -> Vec<EventContext> {
+        self.orgs
+            .iter()
+            .filter_map(|record| string_field(&record.org, "login"))
+            .filter_map(|login| self.event_context(login))
+            .collect()
     }
 
     /// A repository as `GET /repos/{owner}/{name}` serves it.

@@ -37,11 +37,9 @@ const DAY: i64 = 86_400;
 /// What to generate.
 #[derive(Debug, Clone)]
 pub(crate) struct GeneratorOptions {
-    /// The org login.
-    pub(crate) org: String,
-    /// How many repositories.
+    /// How many repositories (each org).
     pub(crate) repos: usize,
-    /// How many members.
+    /// How many members (each org).
     pub(crate) members: usize,
     /// Seed of the pseudo-random stream.
     pub(crate) seed: u64,
@@ -49,17 +47,46 @@ pub(crate) struct GeneratorOptions {
     pub(crate) api_base: String,
 }
 
-/// Builds the whole dataset: the org, its repos and members, a user entry per member and one for
-/// the org itself (GitHub serves orgs at `/users/{org}` too), and the root document.
-pub(crate) fn generate(options: &GeneratorOptions) -> Dataset {
+/// Builds the whole dataset: each org, its repos and members, a user entry per member and one
+/// for the org itself (GitHub serves orgs at `/users/{org}` too), and the root document.
+///
+/// Each org comes from its own seeded stream: the first org's bytes are the same as when it is
+/// generated alone, so adding orgs never changes the first one's data. Member logins are unique
+/// across the orgs (one `/users/{login}` each) and repository ids are kept apart by a billion
+/// per org.
+pub(crate) fn generate(options: &GeneratorOptions, orgs: &[String]) -> Dataset {
     let api = options.api_base.as_str();
-    let mut rng = SplitMix64::new(options.seed ^ stable_hash(&options.org));
-    let org = organization(api, &options.org, options.repos, &mut rng);
+    let mut logins = HashSet::new();
+    let mut records = Vec::with_capacity(orgs.len());
+    let mut users = Vec::new();
+    for (index, login) in orgs.iter().enumerate() {
+        let (record, org_users) = generate_org(options, login, index as u64, &mut logins);
+        records.push(record);
+        users.extend(org_users);
+    }
+    Dataset {
+        root: Some(root_document(api)),
+        orgs: records,
+        users,
+        paths: Default::default(),
+    }
+}
+
+/// One org's record and its users; `index` keeps its repository ids apart from other orgs'.
+fn generate_org(
+    options: &GeneratorOptions,
+    login: &str,
+    index: u64,
+    logins: &mut HashSet<String>,
+) -> (OrgRecord, Vec<UserRecord>) {
+    let api = options.api_base.as_str();
+    let mut rng = SplitMix64::new(options.seed ^ stable_hash(login));
+    let org = organization(api, login, options.repos, &mut rng);
     let owner = owner_from_org(api, &org);
 
     let mut repos: Vec<JsonObject> = Vec::with_capacity(options.repos);
     let mut names = HashSet::new();
-    let mut repo_id = rng.between(2_000_000, 3_000_000);
+    let mut repo_id = rng.between(2_000_000, 3_000_000) + index * 1_000_000_000;
     let span = (LAST_CREATED_AT - FIRST_CREATED_AT) as u64;
     let mean_gap = (span / options.repos.max(1) as u64).max(1);
     let mut created_at = FIRST_CREATED_AT;
@@ -82,9 +109,8 @@ pub(crate) fn generate(options: &GeneratorOptions) -> Dataset {
 
     let mut members = Vec::with_capacity(options.members);
     let mut users = Vec::with_capacity(options.members + 1);
-    let mut logins = HashSet::new();
     for _ in 0..options.members {
-        let (member, user) = member(api, &options.org, &mut logins, &mut rng);
+        let (member, user) = member(api, login, logins, &mut rng);
         members.push(member);
         users.push(UserRecord { user, orgs: None });
     }
@@ -93,16 +119,14 @@ pub(crate) fn generate(options: &GeneratorOptions) -> Dataset {
         orgs: None,
     });
 
-    Dataset {
-        root: Some(root_document(api)),
-        orgs: vec![OrgRecord {
+    (
+        OrgRecord {
             org,
             repos,
             members,
-        }],
+        },
         users,
-        paths: Default::default(),
-    }
+    )
 }
 
 /// A repository for `POST /_sim/orgs/{org}/repos`: generated like the others, its stream derived
@@ -591,13 +615,15 @@ mod tests {
     fn tiny_orgs_generate_valid_dates() {
         for repos in [1, 2, 3, 5, 20] {
             for seed in 1..20 {
-                let dataset = generate(&GeneratorOptions {
-                    org: "Netflix".into(),
-                    repos,
-                    members: 3,
-                    seed,
-                    api_base: "https://api.github.com".into(),
-                });
+                let dataset = generate(
+                    &GeneratorOptions {
+                        repos,
+                        members: 3,
+                        seed,
+                        api_base: "https://api.github.com".into(),
+                    },
+                    &["Netflix".to_owned()],
+                );
                 for repo in &dataset.orgs[0].repos {
                     let updated = repo["updated_at"].as_str().unwrap_or_default();
                     assert!(updated.starts_with("20"), "{updated}");
@@ -607,14 +633,49 @@ mod tests {
     }
 
     #[test]
-    fn generated_repositories_are_unique_and_varied() {
-        let dataset = generate(&GeneratorOptions {
-            org: "Netflix".into(),
-            repos: 300,
-            members: 5,
+    fn several_orgs_keep_the_first_orgs_bytes_and_share_no_login_or_repo_id() {
+        let options = GeneratorOptions {
+            repos: 50,
+            members: 30,
             seed: 1,
             api_base: "https://api.github.com".into(),
-        });
+        };
+        let one = generate(&options, &["Netflix".to_owned()]);
+        let orgs: Vec<String> = ["Netflix", "acme", "octo-org"].map(String::from).to_vec();
+        let three = generate(&options, &orgs);
+        assert_eq!(three.orgs.len(), 3);
+        assert_eq!(
+            three.orgs[0], one.orgs[0],
+            "adding orgs leaves the first unchanged"
+        );
+        let logins: Vec<&str> = three
+            .users
+            .iter()
+            .filter_map(|u| u.user["login"].as_str())
+            .collect();
+        let unique: HashSet<&str> = logins.iter().copied().collect();
+        assert_eq!(unique.len(), logins.len(), "one /users entry per login");
+        let ids: Vec<u64> = three
+            .orgs
+            .iter()
+            .flat_map(|o| o.repos.iter().filter_map(|r| r["id"].as_u64()))
+            .collect();
+        let unique_ids: HashSet<u64> = ids.iter().copied().collect();
+        assert_eq!(unique_ids.len(), ids.len());
+        assert_eq!(three.orgs[1].org["login"], "acme");
+    }
+
+    #[test]
+    fn generated_repositories_are_unique_and_varied() {
+        let dataset = generate(
+            &GeneratorOptions {
+                repos: 300,
+                members: 5,
+                seed: 1,
+                api_base: "https://api.github.com".into(),
+            },
+            &["Netflix".to_owned()],
+        );
         let repos = &dataset.orgs[0].repos;
         let names: HashSet<_> = repos
             .iter()

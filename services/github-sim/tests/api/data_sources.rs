@@ -175,3 +175,61 @@ async fn an_invalid_dataset_is_refused_with_the_offending_entry() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn several_generated_orgs_are_served_each_with_its_own_data_and_unknown_orgs_are_404() {
+    let alone = spawn_app_with(test_config()).await;
+    let three = spawn_app_with(SimConfig {
+        org: format!("{ORG}, acme ,octo-org"),
+        ..test_config()
+    })
+    .await;
+    // The first org is byte-for-byte what it is when generated alone.
+    let first_repos = format!("/orgs/{ORG}/repos?per_page=100");
+    let alone_page = alone.get(&first_repos).await;
+    let three_page = three.get(&first_repos).await;
+    assert_eq!(
+        header(alone_page.headers(), "etag"),
+        header(three_page.headers(), "etag")
+    );
+
+    let mut repo_ids = std::collections::HashSet::new();
+    for org in [ORG, "acme", "octo-org"] {
+        let object = three.get_json(&format!("/orgs/{org}")).await;
+        assert_eq!(object["login"], org);
+        let pages = three
+            .walk_pages(&format!("/orgs/{org}/repos?per_page=100"))
+            .await;
+        let repos: Vec<&Value> = pages.iter().flat_map(|(_, page)| page).collect();
+        assert_eq!(
+            repos.len() as u64,
+            object["public_repos"].as_u64().expect("count")
+        );
+        for repo in repos {
+            assert_eq!(repo["owner"]["login"], org);
+            assert!(
+                repo_ids.insert(repo["id"].as_u64().expect("id")),
+                "ids are unique"
+            );
+        }
+        let members = three.get_json(&format!("/orgs/{org}/members")).await;
+        let login = members[0]["login"].as_str().expect("a member");
+        let user_orgs = three.get_json(&format!("/users/{login}/orgs")).await;
+        assert_eq!(
+            user_orgs[0]["login"], org,
+            "members are not shared across orgs"
+        );
+    }
+    let unknown = three.get("/orgs/not-an-org-here").await;
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.expect("GitHub's error body");
+    assert_eq!(body["message"], "Not Found");
+
+    let repeated = Application::build(SimConfig {
+        org: "acme,ACME".to_owned(),
+        port: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    assert!(repeated.is_err(), "an org listed twice is refused");
+}
