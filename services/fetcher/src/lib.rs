@@ -27,6 +27,8 @@ mod budget;
 mod fetch_loop;
 mod hints;
 mod lease;
+mod membership;
+mod poll_metrics;
 mod poller;
 mod schedule;
 mod snapshot_writer;

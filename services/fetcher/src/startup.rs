@@ -10,13 +10,17 @@ use hubcache_shared::shutdown::{self, CancellationToken, Supervisor};
 use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 
 use crate::Settings;
+use crate::budget::SharedBudget;
 use crate::fetch_loop::FetchLoop;
 use crate::hints::{HintBoard, HintReader, HintRoute};
 use crate::lease::Lease;
+use crate::membership::{Members, Membership};
+use crate::poll_metrics::ORGS_HELD_METRIC;
 use crate::poller::Poller;
 use crate::schedule::Schedule;
 use crate::snapshot_writer::SnapshotWriter;
 use hubcache_shared::{Backoff, CachedEndpoint};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -58,7 +62,7 @@ impl Application {
             .context("building the GitHub client")?;
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let metrics = hubcache_shared::metrics::install();
-        crate::fetch_loop::describe_metrics();
+        crate::poll_metrics::describe_metrics();
         let liveness = Liveness::new();
         let admin = AdminListener::bind(settings.metrics_port, metrics, liveness.clone())?;
         Ok(Self {
@@ -156,6 +160,22 @@ impl Application {
             Duration::from_millis(self.settings.backoff_max_ms),
         );
         let poller = Poller::new(self.client, self.settings.max_pages);
+        let budget = SharedBudget::default();
+        metrics::gauge!(ORGS_HELD_METRIC).set(0.0);
+        let membership = Membership::new(
+            keys.fetcher_members(),
+            self.instance_id.clone(),
+            self.settings.lease(),
+        );
+        let (members_tx, members) = watch::channel(Members::unknown(self.instance_id.clone()));
+        // A JoinSet, not a bare spawn: if this task is dropped (a crash, in tests) the
+        // heartbeat stops with it, as it would with the process.
+        let mut heartbeat = JoinSet::new();
+        heartbeat.spawn(
+            membership
+                .clone()
+                .run(conn.clone(), members_tx, shutdown.clone()),
+        );
         let mut loops = JoinSet::new();
         for plan in orgs {
             let org_keys = keys.org(&plan.org);
@@ -173,6 +193,8 @@ impl Application {
                 poller.clone(),
                 SnapshotWriter::new(org_keys),
                 schedule,
+                budget.clone(),
+                members.clone(),
                 plan.board,
             );
             let span = tracing::info_span!("org", org = %plan.org);
@@ -184,6 +206,11 @@ impl Application {
                 return Err(anyhow::anyhow!("an org's poll loop failed: {e}"));
             }
         }
+        // Every lease is released by now: leave, so the others take the orgs at their next
+        // heartbeat.
+        while heartbeat.join_next().await.is_some() {}
+        let mut conn = conn;
+        membership.leave(&mut conn).await;
         tracing::info!("fetcher stopped");
         Ok(())
     }
