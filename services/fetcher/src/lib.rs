@@ -20,6 +20,7 @@
 //! Architecture Invariant: a stored snapshot is only ever replaced by a complete, valid page set
 //! fetched while holding the lease; every failure is recorded in `status` only.
 
+pub mod membership;
 pub mod settings;
 pub mod startup;
 
@@ -27,11 +28,11 @@ mod budget;
 mod fetch_loop;
 mod hints;
 mod lease;
-mod membership;
 mod poll_metrics;
 mod poller;
 mod schedule;
 mod snapshot_writer;
 
+pub use membership::preferred_fetcher;
 pub use settings::Settings;
 pub use startup::Application;
