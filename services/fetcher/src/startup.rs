@@ -75,7 +75,8 @@ impl Application {
         })
     }
 
-    /// This replica's id: the value it writes into the lease while it polls.
+    /// This replica's id: its member in the membership set and the value it writes into the
+    /// lease of each org it polls.
     pub fn instance_id(&self) -> &str {
         &self.instance_id
     }
