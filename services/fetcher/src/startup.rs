@@ -213,9 +213,13 @@ impl Application {
                 },
                 // It ends by itself only on shutdown; before that, the loops would go on with
                 // a frozen view of the membership while the others count this replica dead.
-                Some(joined) = heartbeat.join_next(), if !shutdown.is_cancelled() => {
-                    shutdown.cancel();
-                    return Err(anyhow::anyhow!("the membership heartbeat ended early: {joined:?}"));
+                Some(joined) = heartbeat.join_next() => {
+                    if !shutdown.is_cancelled() {
+                        shutdown.cancel();
+                        return Err(anyhow::anyhow!(
+                            "the membership heartbeat ended early: {joined:?}"
+                        ));
+                    }
                 }
             }
         }
