@@ -22,7 +22,8 @@
 //!   while deliveries arrive).
 //! - `budget`: the rate-limit budget, one per process shared by the org loops: pauses GitHub
 //!   asks for, interval stretching.
-//! - `poll_metrics`: metric names, HELP texts and what a poll records.
+//! - `poll_metrics`: metric names, HELP texts and what a poll records (per org: lease held;
+//!   per replica: orgs held, live members).
 //!
 //! Architecture Invariant: a stored snapshot is only ever replaced by a complete, valid page set
 //! fetched while holding its org's lease; every failure is recorded in `status` only.

@@ -25,6 +25,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::poll_metrics::MEMBERS_METRIC;
+
 /// How long to wait before retrying a heartbeat Redis refused or did not answer.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -197,6 +199,7 @@ impl Membership {
         loop {
             let wait = match self.beat(&mut conn).await {
                 Ok(seen) => {
+                    metrics::gauge!(MEMBERS_METRIC).set(seen.live.len() as f64);
                     let now = Instant::now();
                     let wait = seen
                         .next_lapse(now)

@@ -15,6 +15,9 @@ pub(crate) const LEASE_HELD_METRIC: &str = "hubcache_fetcher_lease_held";
 /// `hubcache_fetcher_orgs_held`: how many orgs' leases this process holds (polls) now.
 pub(crate) const ORGS_HELD_METRIC: &str = "hubcache_fetcher_orgs_held";
 
+/// `hubcache_fetcher_members`: live fetcher replicas as this one last saw them.
+pub(crate) const MEMBERS_METRIC: &str = "hubcache_fetcher_members";
+
 /// `hubcache_fetcher_poll_errors_total{endpoint, reason}`: failed polls by `PollError::kind`.
 const POLL_ERRORS_METRIC: &str = "hubcache_fetcher_poll_errors_total";
 /// `hubcache_fetcher_endpoint_failing{endpoint}`: 1 while the latest poll failed.
@@ -31,6 +34,10 @@ pub(crate) fn describe_metrics() {
     describe_gauge!(
         ORGS_HELD_METRIC,
         "How many orgs' polling leases this fetcher holds (the replicas share the orgs out)."
+    );
+    describe_gauge!(
+        MEMBERS_METRIC,
+        "Live fetcher replicas in the membership set as this fetcher last saw them (the orgs are shared out between them)."
     );
     describe_counter!(
         "hubcache_fetcher_polls_total",

@@ -236,6 +236,16 @@ async fn an_unknown_org_is_backed_off_and_reported_while_the_others_are_stored()
         Some(3.0),
         "the one fetcher holds every org, the unknown one too"
     );
+    assert_eq!(
+        fetcher
+            .metric_with("hubcache_fetcher_lease_held", &[("org", "nope")])
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        fetcher.metric_with("hubcache_fetcher_members", &[]).await,
+        Some(1.0)
+    );
     fetcher.stop().await;
 }
 
