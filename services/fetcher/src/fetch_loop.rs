@@ -112,6 +112,9 @@ impl FetchLoop {
             lease_held.set(0.0);
             orgs_held.decrement(1.0);
             self.budget.forget(&self.org);
+            // Another replica polls the org now: its bodies need not stay in this one's memory
+            // (a later leadership reads what is stored then).
+            self.cache.clear();
             match stepped {
                 Stepped::Cancelled => {
                     self.release().await;
