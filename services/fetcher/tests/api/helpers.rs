@@ -227,18 +227,25 @@ impl TestApp {
 
     pub async fn start_fetcher_from(&self, settings: Settings) -> RunningFetcher {
         let app = Application::build(settings).await.expect("fetcher builds");
-        let admin_port = app.metrics_port();
-        let instance_id = app.instance_id().to_owned();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run(shutdown.clone()));
-        RunningFetcher {
-            instance_id,
-            admin_port,
-            shutdown,
-            task,
-        }
+        start(app)
     }
+}
 
+/// Runs a built fetcher in a task of the test's runtime.
+pub fn start(app: Application) -> RunningFetcher {
+    let admin_port = app.metrics_port();
+    let instance_id = app.instance_id().to_owned();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run(shutdown.clone()));
+    RunningFetcher {
+        instance_id,
+        admin_port,
+        shutdown,
+        task,
+    }
+}
+
+impl TestApp {
     /// The four default cached paths.
     pub fn paths(&self) -> [String; 4] {
         [

@@ -10,8 +10,10 @@ use hubcache_shared::snapshot::{REASON_NOT_FOUND, now_ms};
 use hubcache_shared::{HintTarget, WebhookHint};
 use hubcache_testkit::eventually;
 
+use fetcher::Application;
+
 use crate::helpers::{
-    ORG, RunningFetcher, TestApp, TestOptions, org_paths, repos_of, spawn_app_with,
+    ORG, RunningFetcher, TOKEN, TestApp, TestOptions, org_paths, repos_of, spawn_app_with, start,
 };
 
 /// Three generated orgs (the first is the single-org tests' [`ORG`]).
@@ -174,6 +176,66 @@ async fn three_replicas_share_three_orgs_and_a_killed_ones_orgs_move_within_a_le
         app.members().await.is_empty(),
         "a graceful stop leaves the set"
     );
+}
+
+#[tokio::test]
+async fn a_joining_replica_takes_its_share_and_nothing_else_moves() {
+    let app = spawn_app_with(TestOptions {
+        sim_orgs: "acme,beta,gamma",
+        ..TestOptions::default()
+    })
+    .await;
+    let first = app.start_fetcher_for(&ORGS).await;
+    let second = app.start_fetcher_for(&ORGS).await;
+    let before = wait_for_spread(&app, &ORGS, &[&first, &second], Duration::from_secs(15)).await;
+    for org in ORGS {
+        app.wait_for_org(org, Duration::from_secs(15)).await;
+    }
+    // A third replica that rendezvous hashing prefers for at least one org (instance ids are
+    // random: build until one is; each try is a cheap build, nothing runs).
+    let joiner = loop {
+        let built = Application::build(app.settings_for(&ORGS, Some(TOKEN)))
+            .await
+            .expect("fetcher builds");
+        let ids = [
+            first.instance_id.as_str(),
+            second.instance_id.as_str(),
+            built.instance_id(),
+        ];
+        if ORGS
+            .iter()
+            .any(|org| preferred_fetcher(org, ids) == Some(built.instance_id()))
+        {
+            break start(built);
+        }
+    };
+    let after = wait_for_spread(
+        &app,
+        &ORGS,
+        &[&first, &second, &joiner],
+        Duration::from_secs(5),
+    )
+    .await;
+    let taken: Vec<&str> = ORGS
+        .into_iter()
+        .filter(|org| after[*org] == joiner.instance_id)
+        .collect();
+    assert!(!taken.is_empty(), "{after:?}");
+    for org in ORGS {
+        if !taken.contains(&org) {
+            assert_eq!(
+                after[org], before[org],
+                "{org} moved between the old replicas"
+            );
+        }
+    }
+    // The handed-over orgs are polled by the joiner alone, revalidated with the stored ETags.
+    let (counts, window) = polls_per_org(&app, &ORGS, 3).await;
+    assert_polled_once_per_interval(&ORGS, &counts, window);
+    assert_eq!(app.sim.stat("rate_limit_used").await, 0);
+    for fetcher in [first, second, joiner] {
+        fetcher.stop().await;
+    }
 }
 
 #[tokio::test]
