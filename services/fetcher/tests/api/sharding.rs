@@ -312,6 +312,45 @@ async fn an_unknown_org_is_backed_off_and_reported_while_the_others_are_stored()
 }
 
 #[tokio::test]
+async fn github_asking_one_org_to_wait_pauses_every_org_of_the_replica() {
+    let app = spawn_app_with(TestOptions {
+        sim_orgs: "acme,beta",
+        ..TestOptions::default()
+    })
+    .await;
+    let fetcher = app.start_fetcher_for(&[ORG, "beta"]).await;
+    app.wait_for_org(ORG, Duration::from_secs(15)).await;
+    app.wait_for_org("beta", Duration::from_secs(15)).await;
+    app.sim.reset_stats().await;
+    app.sim
+        .add_fault(serde_json::json!({ "status": 429, "retry_after": 3, "count": 1, "path_prefix": "/orgs/beta" }))
+        .await;
+    let hit_at = eventually(Duration::from_secs(5), "the 429", || async {
+        (app.sim.stat("faults_served").await == 1).then(Instant::now)
+    })
+    .await
+    .expect("fault served");
+    // An observation window inside the pause, not a wait for something: a poll of the other
+    // org already in flight finishes within a few milliseconds; after that, silence, although
+    // both orgs are due every second.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.sim.reset_stats().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let stats = app.sim.stats().await;
+    assert!(
+        hit_at.elapsed() < Duration::from_secs(3),
+        "the window overran the pause"
+    );
+    assert_eq!(stats["total"], 0, "one credential, one budget: {stats}");
+    for org in [ORG, "beta"] {
+        app.sim
+            .wait_for_requests(&format!("/orgs/{org}"), 1, Duration::from_secs(6))
+            .await;
+    }
+    fetcher.stop().await;
+}
+
+#[tokio::test]
 async fn an_org_added_at_restart_is_polled_and_one_removed_is_dropped() {
     let app = spawn_app_with(TestOptions {
         sim_orgs: "acme,beta",
