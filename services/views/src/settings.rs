@@ -105,7 +105,7 @@ impl Settings {
     /// The normalised path of the repos snapshot the views are computed from
     /// (`/orgs/{GITHUB_ORG}/repos`), spelled exactly as the fetcher stores it.
     pub fn repos_path(&self) -> String {
-        let raw = format!("/orgs/{}/repos", self.common.github_org);
+        let raw = format!("/orgs/{}/repos", self.common.first_org());
         // A validated org is a GitHub login, so the path is always normal; fall back to the raw
         // spelling rather than panic if validation was skipped.
         normalize_endpoint_path(&raw).unwrap_or(raw)

@@ -38,7 +38,7 @@ impl Application {
         let worker = ViewsWorker::new(
             WorkerConfig {
                 connector: connector.clone(),
-                keys: KeySchema::new(&settings.common.key_prefix),
+                keys: KeySchema::new(&settings.common.key_prefix).org(&settings.common.first_org()),
                 repos_path: settings.repos_path(),
                 consumer: consumer.clone(),
                 claim_idle: settings.claim_idle(),

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use hubcache_shared::RedisConnection;
 use hubcache_shared::snapshot::{SnapshotError, now_ms};
 use hubcache_shared::telemetry;
-use hubcache_shared::{Backoff, KeySchema, RedisConnector, RefreshEvent, Snapshot};
+use hubcache_shared::{Backoff, OrgKeys, RedisConnector, RefreshEvent, Snapshot};
 use redis::AsyncCommands as _;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
@@ -72,7 +72,7 @@ impl WorkerError {
 #[derive(Debug)]
 pub(crate) struct ViewsWorker {
     connector: RedisConnector,
-    keys: KeySchema,
+    keys: OrgKeys,
     repos_path: String,
     consumer: String,
     store: ViewsStore,
@@ -86,7 +86,7 @@ pub(crate) struct ViewsWorker {
 #[derive(Debug)]
 pub(crate) struct WorkerConfig {
     pub(crate) connector: RedisConnector,
-    pub(crate) keys: KeySchema,
+    pub(crate) keys: OrgKeys,
     pub(crate) repos_path: String,
     pub(crate) consumer: String,
     pub(crate) claim_idle: Duration,

@@ -7,7 +7,7 @@ use hubcache_shared::events::RefreshEvent;
 use hubcache_shared::settings::SettingsSource;
 use hubcache_shared::shutdown::CancellationToken;
 use hubcache_shared::snapshot::{self, FIELD_BODY, FIELD_META, FIELD_VERSION};
-use hubcache_shared::{KeySchema, SnapshotKind, SnapshotMeta, ViewSet, ViewsEvent};
+use hubcache_shared::{KeySchema, OrgKeys, SnapshotKind, SnapshotMeta, ViewSet, ViewsEvent};
 use hubcache_testkit::{RedisServer, eventually};
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
@@ -23,7 +23,7 @@ pub const SOON: Duration = Duration::from_secs(5);
 /// A Redis with zero or more views workers attached.
 pub struct TestApp {
     pub redis: RedisServer,
-    pub keys: KeySchema,
+    pub keys: OrgKeys,
     pub repos_path: String,
     pub workers: Vec<TestWorker>,
 }
@@ -90,7 +90,7 @@ pub async fn spawn_redis() -> TestApp {
     let redis = RedisServer::start().await.expect("redis-server starts");
     let settings = settings_for(&redis.url());
     TestApp {
-        keys: KeySchema::new(&settings.common.key_prefix),
+        keys: KeySchema::new(&settings.common.key_prefix).org(ORG),
         repos_path: settings.repos_path(),
         redis,
         workers: Vec::new(),
