@@ -3,8 +3,8 @@
 //!
 //! Doing both in one script makes the write idempotent (a redelivered or out-of-order event
 //! cannot move the views back, nor announce the same version twice) and leaves no window where
-//! gateways are told about views that are not stored yet. The script touches only keys with the
-//! `{prefix}` hash tag, so it runs unchanged on Redis Cluster.
+//! gateways are told about views that are not stored yet. The script touches only one
+//! organisation's keys (its `{prefix:org}` hash tag), so it runs unchanged on Redis Cluster.
 
 use anyhow::Context as _;
 use hubcache_shared::keys::{OrgKeys, STREAM_MAX_LEN};
@@ -73,7 +73,7 @@ impl std::fmt::Debug for ViewsStore {
 }
 
 impl ViewsStore {
-    /// A store for the keys of `keys`.
+    /// A store for one organisation's views (`keys`).
     pub(crate) fn new(keys: OrgKeys) -> Self {
         Self {
             keys,

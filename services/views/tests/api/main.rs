@@ -6,6 +6,7 @@ mod group;
 mod helpers;
 mod lifecycle;
 mod metrics;
+mod orgs;
 mod recovery;
 mod refresh;
 mod settings;
