@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Everything the views service is configured with, validated by [`Settings::load`].
 ///
 /// The shared variables (`REDIS_URL`, `GITHUB_ORGS`, `KEY_PREFIX`, `SHUTDOWN_TIMEOUT_SECS`, ...)
-/// and its own `METRICS_PORT` ([`Variables`]) come from the environment; the claim and expiry
+/// and its own `METRICS_PORT` (`Variables`) come from the environment; the claim and expiry
 /// settings are config-file keys, because their defaults suit every deployment and only tests
 /// shorten them.
 #[derive(Debug, Clone, Deserialize)]

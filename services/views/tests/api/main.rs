@@ -2,6 +2,7 @@
 //! events are written exactly as the fetcher writes them, and views workers run in-process.
 
 mod bad_input;
+mod cluster;
 mod group;
 mod helpers;
 mod lifecycle;
