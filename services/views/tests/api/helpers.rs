@@ -173,19 +173,26 @@ pub fn repo(full_name: &str, forks: i64, stars: i64, open_issues: i64, updated_a
 }
 
 impl TestApp {
-    /// Starts another worker in the group.
+    /// Starts another worker in the group, serving every org of the app.
     pub async fn spawn_worker(&mut self) -> &TestWorker {
-        let application = Application::build(self.settings())
+        let orgs: Vec<String> = self.orgs.iter().map(|o| o.org.clone()).collect();
+        let orgs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+        self.spawn_worker_for(&orgs).await
+    }
+
+    /// Starts another worker serving only `orgs` (as a process configured with fewer or other
+    /// orgs than the app's would).
+    pub async fn spawn_worker_for(&mut self, orgs: &[&str]) -> &TestWorker {
+        let application = Application::build(settings_for_orgs(&self.redis.url(), orgs))
             .await
             .expect("application builds");
         let shutdown = CancellationToken::new();
         let stats = application.stats();
-        let org_stats = self
-            .orgs
+        let org_stats = orgs
             .iter()
-            .map(|o| {
-                let stats = application.org_stats(&o.org).expect("a configured org");
-                (o.org.clone(), stats)
+            .map(|org| {
+                let stats = application.org_stats(org).expect("a configured org");
+                ((*org).to_owned(), stats)
             })
             .collect();
         let consumer = application.consumer_name().to_owned();

@@ -1,6 +1,7 @@
 //! Several organisations: each org's views come from its own repos, live under its own keys and
 //! are announced on its own stream; a corrupt snapshot or a failing Redis write in one org does
-//! not stop another; each org's group claims its own dead consumers' entries.
+//! not stop another; each org's group claims its own dead consumers' entries; orgs come and go
+//! at restart without anything done in Redis.
 
 use hubcache_shared::{RefreshEvent, ViewName, ViewSet, snapshot};
 use redis::AsyncCommands as _;
@@ -189,5 +190,44 @@ async fn each_org_claims_the_entries_its_own_dead_consumer_left() {
     // The catch-up at start stored beta's views already; the claimed event found them current.
     assert_eq!(beta.views().await.map(|v| v.version), Some(1));
     assert_eq!(announced(beta).await, [1], "applied exactly once");
+    assert_eq!(announced(acme).await, [1]);
+}
+
+#[tokio::test]
+async fn an_org_added_or_removed_at_restart_needs_nothing_done_in_redis() {
+    let mut app = spawn_redis_with_orgs(&["acme", "beta"]).await;
+    app.spawn_worker_for(&["acme"]).await;
+    let [acme, beta] = [app.org("acme"), app.org("beta")];
+    acme.publish_repos(1, &repos_of("acme", "a", 3)).await;
+    beta.publish_repos(1, &repos_of("beta", "b", 3)).await;
+    acme.wait_for_views(1, SOON).await;
+    // A process without beta leaves beta's keys alone: no group, no views.
+    wait_until(|| app.workers[0].stats.events_acked() == 1).await;
+    assert_eq!(beta.last_delivered().await, None);
+    assert_eq!(beta.views().await, None);
+
+    // Restarted with beta added: beta's group is created from the stream's start and its
+    // views stored (once), acme's left as they were.
+    let first = app.workers.remove(0);
+    first.stop().await.expect("stops cleanly");
+    app.spawn_worker_for(&["acme", "beta"]).await;
+    let [acme, beta] = [app.org("acme"), app.org("beta")];
+    let views = beta.wait_for_views(1, SOON).await;
+    assert_eq!(top_star(&views), "beta/b");
+    let stats = &app.workers[0].org_stats;
+    wait_until(|| stats["beta"].events_acked() == 1).await;
+    assert_eq!(beta.pending().await, 0);
+    assert_eq!(announced(beta).await, [1]);
+    assert_eq!(announced(acme).await, [1]);
+
+    // Restarted with acme removed: beta carries on; acme's keys stay as they were, unread.
+    let second = app.workers.remove(0);
+    second.stop().await.expect("stops cleanly");
+    app.spawn_worker_for(&["beta"]).await;
+    let [acme, beta] = [app.org("acme"), app.org("beta")];
+    acme.publish_repos(2, &repos_of("acme", "a2", 3)).await;
+    beta.publish_repos(2, &repos_of("beta", "b2", 3)).await;
+    beta.wait_for_views(2, SOON).await;
+    assert_eq!(acme.views().await.map(|v| v.version), Some(1));
     assert_eq!(announced(acme).await, [1]);
 }
