@@ -11,6 +11,7 @@ use crate::app_state::AppState;
 use crate::json_error::json_error;
 use crate::paging::CachedQuery;
 use crate::public_base::public_base;
+use crate::served_state::OrgServed;
 
 /// Why a cached key cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +40,16 @@ pub(crate) async fn cached_key(
     state: web::Data<AppState>,
     path: Arc<str>,
 ) -> Result<HttpResponse, CachedKeyError> {
-    serve(req, body, state, &path, &path).await
+    let Some(org) = state.served.owner(&path).cloned() else {
+        // Routes are registered from the cached paths: every one has an org.
+        return Err(CachedKeyError::NotLoaded(path.to_string()));
+    };
+    serve(req, body, state, &org, &path, &path).await
 }
 
 /// `/organizations/{id}/{list}`: GitHub's own Link headers name the org's lists by numeric id.
-/// Served from the snapshot when `id` is the cached org's and the list is cached; otherwise
-/// passed through.
+/// Served from the snapshot when `id` is a cached org's and the list is cached for it;
+/// otherwise passed through.
 pub(crate) async fn organization_list(
     req: HttpRequest,
     body: web::Bytes,
@@ -55,13 +60,13 @@ pub(crate) async fn organization_list(
         .get("id")
         .and_then(|id| id.parse::<u64>().ok());
     let list = req.match_info().get("list").unwrap_or_default();
-    if let (Some(id), Some(org_id)) = (id, state.served.org_id())
-        && id == org_id
+    if let Some(id) = id
+        && let Some(org) = state.served.org_by_id(id).cloned()
     {
-        let snapshot_path = format!("{}/{list}", state.served.org_path());
-        if state.served.is_cached(&snapshot_path) {
+        let snapshot_path = format!("{}/{list}", org.org_path());
+        if org.is_cached(&snapshot_path) {
             let link_path = format!("/organizations/{id}/{list}");
-            return serve(req, body, state, &snapshot_path, &link_path).await;
+            return serve(req, body, state, &org, &snapshot_path, &link_path).await;
         }
     }
     Ok(super::pass_through(req, body, state).await)
@@ -71,6 +76,7 @@ async fn serve(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
+    org: &OrgServed,
     snapshot_path: &str,
     link_path: &str,
 ) -> Result<HttpResponse, CachedKeyError> {
@@ -78,11 +84,10 @@ async fn serve(
     if query == CachedQuery::Other {
         return Ok(super::pass_through(req, body, state).await);
     }
-    let snapshot = state
-        .served
+    let snapshot = org
         .snapshot(snapshot_path)
         .ok_or_else(|| CachedKeyError::NotLoaded(snapshot_path.to_owned()))?;
-    let stale = state.served.is_stale();
+    let stale = org.is_stale();
     if let CachedQuery::Page(page) = query
         && let Some(representation) = snapshot.page(page)
     {
