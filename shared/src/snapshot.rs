@@ -72,7 +72,18 @@ pub struct SnapshotStatus {
     pub last_error: Option<String>,
     /// When `last_error` happened, Unix milliseconds.
     pub last_error_at_ms: Option<u64>,
+    /// What kind of failure `last_error` was, from the fetcher's fixed set (the `reason` label
+    /// of `hubcache_fetcher_poll_errors_total`: `not_found`, `status`, `transport`,
+    /// `refused_link`...), so readers can tell e.g. an unknown org (GitHub's 404,
+    /// [`REASON_NOT_FOUND`]) from an outage without parsing the text. Absent in statuses
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_reason: Option<String>,
 }
+
+/// The [`SnapshotStatus::last_error_reason`] of a poll GitHub answered with 404: on
+/// `/orgs/{org}`, the organisation does not exist (or the token cannot see it).
+pub const REASON_NOT_FOUND: &str = "not_found";
 
 /// The most characters of an error a status keeps: errors name request targets and GitHub's
 /// messages, which come from outside, so a status (and `/healthcheck`, which shows it) stays
@@ -89,13 +100,30 @@ impl SnapshotStatus {
     }
 
     /// This status after a check that failed at `at_ms` with `error`, shortened to
-    /// [`MAX_STATUS_ERROR_CHARS`].
+    /// [`MAX_STATUS_ERROR_CHARS`] (its reason unknown).
     pub fn failed(&self, at_ms: u64, error: &str) -> Self {
         Self {
             last_error: Some(bounded_error(error)),
             last_error_at_ms: Some(at_ms),
+            last_error_reason: None,
             ..self.clone()
         }
+    }
+
+    /// [`SnapshotStatus::failed`], naming the kind of failure (`reason`, e.g.
+    /// [`REASON_NOT_FOUND`]).
+    pub fn failed_because(&self, at_ms: u64, reason: &str, error: &str) -> Self {
+        Self {
+            last_error_reason: Some(reason.to_owned()),
+            ..self.failed(at_ms, error)
+        }
+    }
+
+    /// The reason of the latest check's failure when it failed (no success since): e.g.
+    /// [`REASON_NOT_FOUND`] for an org GitHub does not know.
+    pub fn failing_reason(&self) -> Option<&str> {
+        self.failing()?;
+        self.last_error_reason.as_deref()
     }
 
     /// The error of the latest check when it failed (no success since), else `None`: an
@@ -244,6 +272,18 @@ mod tests {
         assert_eq!(healed.failing(), None);
         assert_eq!(healed.last_error.as_deref(), Some("GET /x: 502"), "kept");
         assert_eq!(healed.failed(12, "again").failing(), Some("again"));
+        let unknown = healed.failed_because(13, REASON_NOT_FOUND, "GET /orgs/x: 404");
+        assert_eq!(unknown.failing_reason(), Some(REASON_NOT_FOUND));
+        assert_eq!(unknown.succeeded(14).failing_reason(), None);
+        assert_eq!(
+            unknown.failed(15, "GET /orgs/x: 502").failing_reason(),
+            None
+        );
+        let old: SnapshotStatus = serde_json::from_str(
+            r#"{"last_success_at_ms":1,"last_error":null,"last_error_at_ms":null}"#,
+        )
+        .expect("a status without a reason reads");
+        assert_eq!(old.last_error_reason, None);
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! The rate-limit budget: what GitHub last told us about it, whether GitHub asked us to stop,
 //! and how much to stretch polling so the budget lasts until its window resets.
 //!
-//! GitHub's limits are per token, not per endpoint, so there is one budget per fetcher.
+//! GitHub's limits are per token, not per endpoint or org, so there is one budget per fetcher
+//! process, shared by its org loops ([`SharedBudget`]): a pause GitHub asks for stops every
+//! org, and the stretch is computed from what all the orgs this replica polls would spend.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hubcache_shared::RateLimit;
+use parking_lot::Mutex;
 
 /// Units kept in reserve: the fetcher never plans to spend the last few requests of a window,
 /// which leaves room for a change on a multi-page list.
 const RESERVE_UNITS: u64 = 5;
 
-/// The one rate-limit budget of this fetcher.
+/// The rate-limit budget of one credential: what GitHub last said and whether it asked for a
+/// pause.
 #[derive(Debug, Default)]
 pub(crate) struct RateBudget {
     latest: Option<RateLimit>,
@@ -51,6 +57,61 @@ impl RateBudget {
             None => Stretch::NONE,
             Some(rl) => stretch_for(demand_per_sec, rl.remaining, rl.until_reset(now)),
         }
+    }
+}
+
+/// The one [`RateBudget`] of this process, shared by every org's loop (cheap to clone), with
+/// what each org polled here would spend per second.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedBudget {
+    inner: Arc<Mutex<Shared>>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    budget: RateBudget,
+    /// Units per second each org's schedule expects to spend, for the orgs polled here now.
+    demand: HashMap<String, f64>,
+}
+
+impl SharedBudget {
+    /// Records a response's `x-ratelimit-*` state (the latest one wins).
+    pub(crate) fn observe(&self, rate_limit: RateLimit) {
+        self.inner.lock().budget.observe(rate_limit);
+    }
+
+    /// The latest state GitHub reported, if any.
+    pub(crate) fn latest(&self) -> Option<RateLimit> {
+        self.inner.lock().budget.latest()
+    }
+
+    /// Stops every org's polling for `wait` (see [`RateBudget::pause`]).
+    pub(crate) fn pause(&self, now: Instant, wait: Duration) {
+        self.inner.lock().budget.pause(now, wait);
+    }
+
+    /// When polling may resume, if a pause is in force.
+    pub(crate) fn paused_until(&self, now: Instant) -> Option<Instant> {
+        self.inner.lock().budget.paused_until(now)
+    }
+
+    /// Records that `org`, polled here, expects to spend `demand_per_sec`, and returns the
+    /// stretch for what every org polled here spends together (one credential, one budget).
+    pub(crate) fn stretch(&self, org: &str, demand_per_sec: f64, now: SystemTime) -> Stretch {
+        let mut shared = self.inner.lock();
+        match shared.demand.get_mut(org) {
+            Some(demand) => *demand = demand_per_sec,
+            None => {
+                shared.demand.insert(org.to_owned(), demand_per_sec);
+            }
+        }
+        let total: f64 = shared.demand.values().sum();
+        shared.budget.stretch(total, now)
+    }
+
+    /// `org` is no longer polled here: its demand no longer counts.
+    pub(crate) fn forget(&self, org: &str) {
+        self.inner.lock().demand.remove(org);
     }
 }
 
@@ -141,6 +202,40 @@ mod tests {
         assert_eq!(
             RateBudget::default().stretch(5.0, SystemTime::now()),
             Stretch::NONE
+        );
+    }
+
+    #[test]
+    fn the_shared_budget_stretches_for_every_org_polled_here() {
+        let shared = SharedBudget::default();
+        let reset = SystemTime::now() + Duration::from_secs(1_000);
+        shared.observe(RateLimit {
+            limit: 5_000,
+            remaining: 205,
+            used: 4_795,
+            reset_epoch_secs: reset
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_secs(),
+        });
+        let now = SystemTime::now();
+        // One org alone (0.1/s for ~1000 s = ~100 units) fits in 200.
+        assert_eq!(shared.stretch("a", 0.1, now).factor, 1.0);
+        // Four orgs together need ~400: every interval doubles.
+        for org in ["b", "c", "d"] {
+            shared.stretch(org, 0.1, now);
+        }
+        let together = shared.stretch("a", 0.1, now).factor;
+        assert!(together > 1.8 && together < 2.2, "{together}");
+        for org in ["b", "c", "d"] {
+            shared.forget(org);
+        }
+        assert_eq!(shared.stretch("a", 0.1, now).factor, 1.0);
+        let pause_start = Instant::now();
+        shared.clone().pause(pause_start, Duration::from_secs(5));
+        assert!(
+            shared.paused_until(pause_start).is_some(),
+            "a pause stops every org"
         );
     }
 

@@ -1,25 +1,33 @@
-//! The fetcher's one long-running task: wait for the lease, then, while holding it, poll the
-//! endpoints as they come due and store what changed.
+//! One org's long-running task: wait until this replica is the org's preferred fetcher
+//! (`membership`) and holds the org's lease, then, while holding it, poll the org's endpoints
+//! as they come due and store what changed.
 //!
-//! Renewal and polling run side by side in the same task; when renewal finds the lease gone,
-//! the poll in flight is dropped on the spot (and whatever it might still have written is fenced
-//! off by the scripts' lease check). Webhook hints (`hints`) wake the loop and make the endpoints
-//! they name due at once.
+//! Renewal, polling and watching the membership run side by side in the same task; when
+//! renewal finds the lease gone, the poll in flight is dropped on the spot (and whatever it
+//! might still have written is fenced off by the scripts' lease check); when another live
+//! fetcher becomes preferred for the org, the lease is released for it. Webhook hints (`hints`)
+//! wake the loop and make the endpoints they name due at once. Each org's loop is its own task,
+//! so a slow or failing org never holds up another; they share the replica's rate-limit budget.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hubcache_shared::RedisConnection;
-use hubcache_shared::snapshot::now_ms;
+use hubcache_shared::snapshot::{REASON_NOT_FOUND, now_ms};
 use hubcache_shared::telemetry::current_traceparent;
 use hubcache_shared::{RefreshEvent, Snapshot};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::budget::{RateBudget, Stretch};
+use crate::budget::{SharedBudget, Stretch};
 use crate::hints::HintBoard;
 use crate::lease::{Acquire, Lease};
+use crate::membership::Members;
+use crate::poll_metrics::{
+    LEASE_HELD_METRIC, ORGS_HELD_METRIC, record_poll, record_snapshot_fetched,
+};
 use crate::poller::{PollOutcome, Poller};
 use crate::schedule::Schedule;
 use crate::snapshot_writer::{Replacement, SnapshotWriter, WriteOutcome};
@@ -36,39 +44,52 @@ const FOLLOWER_CHECK: Duration = Duration::from_millis(250);
 enum Stepped {
     /// The lease is gone (taken, expired, or a write was fenced off).
     LeaseLost,
+    /// Another live fetcher is preferred for this org now: the lease goes to it.
+    HandOver,
     /// Shutdown.
     Cancelled,
 }
 
-/// The lease-holding poll loop and everything it owns.
+/// The lease-holding poll loop of one org and everything it owns.
 pub(crate) struct FetchLoop {
+    /// The org whose endpoints it polls (as configured).
+    org: String,
     conn: RedisConnection,
     lease: Lease,
     poller: Poller,
     writer: SnapshotWriter,
     schedule: Schedule,
-    budget: RateBudget,
+    budget: SharedBudget,
+    members: watch::Receiver<Members>,
     cache: HashMap<String, Snapshot>,
     hints: Arc<HintBoard>,
 }
 
 impl FetchLoop {
-    /// A loop over `schedule`'s endpoints.
+    /// A loop over `schedule`'s endpoints, all of `org`, polling while this replica holds the
+    /// org's lease, which it takes only while `members` prefer it for the org; polls spend
+    /// from `budget`, the replica's one rate-limit budget.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        org: String,
         conn: RedisConnection,
         lease: Lease,
         poller: Poller,
         writer: SnapshotWriter,
         schedule: Schedule,
+        budget: SharedBudget,
+        members: watch::Receiver<Members>,
         hints: Arc<HintBoard>,
     ) -> Self {
         Self {
+            org,
             conn,
             lease,
             poller,
             writer,
             schedule,
-            budget: RateBudget::default(),
+            budget,
+            members,
             cache: HashMap::new(),
             hints,
         }
@@ -76,40 +97,70 @@ impl FetchLoop {
 
     /// Runs until `shutdown`; releases the lease on the way out if it holds it.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let lease_held = metrics::gauge!(LEASE_HELD_METRIC);
+        let lease_held = metrics::gauge!(LEASE_HELD_METRIC, "org" => self.org.clone());
+        let orgs_held = metrics::gauge!(ORGS_HELD_METRIC);
         lease_held.set(0.0);
         loop {
-            let acquired = tokio::select! {
+            tokio::select! {
                 () = shutdown.cancelled() => return,
-                acquired = self.wait_for_lease() => acquired,
+                () = self.wait_for_turn() => {}
             };
-            debug_assert!(acquired);
-            tracing::info!(instance = %self.lease.instance_id(), "fetcher lease acquired; polling");
+            tracing::info!(instance = %self.lease.instance_id(), "org lease acquired; polling");
             lease_held.set(1.0);
+            orgs_held.increment(1.0);
             let stepped = self.lead(&shutdown).await;
             lease_held.set(0.0);
+            orgs_held.decrement(1.0);
+            self.budget.forget(&self.org);
             match stepped {
                 Stepped::Cancelled => {
                     self.release().await;
                     return;
                 }
+                Stepped::HandOver => {
+                    tracing::info!(
+                        preferred = ?self.members.borrow().preferred(&self.org, Instant::now()),
+                        "another fetcher is preferred for this org; handing the lease over"
+                    );
+                    self.release().await;
+                }
                 Stepped::LeaseLost => {
-                    tracing::warn!(instance = %self.lease.instance_id(), "fetcher lease lost; stopped polling");
+                    tracing::warn!(instance = %self.lease.instance_id(), "org lease lost; stopped polling");
                 }
             }
         }
     }
 
-    /// Returns once this instance holds the lease. Standbys look again when the holder's lease
-    /// would expire, or after [`FOLLOWER_CHECK`] if sooner (a released lease is free at once).
-    async fn wait_for_lease(&mut self) -> bool {
+    /// Returns once this instance holds the org's lease. It tries only while the membership
+    /// prefers it for the org; then it looks again when the holder's lease would expire, or
+    /// after [`FOLLOWER_CHECK`] if sooner (a released lease is free at once).
+    async fn wait_for_turn(&mut self) {
         let mut logged_holder = false;
+        let mut logged_preferred = false;
         loop {
+            let preferred = self
+                .members
+                .borrow_and_update()
+                .prefers_me(&self.org, Instant::now());
+            if !preferred {
+                if !logged_preferred {
+                    tracing::info!("another fetcher is preferred for this org; standing by");
+                    logged_preferred = true;
+                }
+                if self.members.changed().await.is_err() {
+                    // The membership task is gone: only shutdown is left.
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            }
             let wait = match self.lease.try_acquire(&mut self.conn).await {
-                Ok(Acquire::Held) => return true,
+                Ok(Acquire::Held) => return,
                 Ok(Acquire::HeldByOther { holder, expires_in }) => {
                     if !logged_holder {
-                        tracing::info!(?holder, "another fetcher holds the lease; standing by");
+                        tracing::info!(
+                            ?holder,
+                            "preferred for this org; waiting for the holder to hand the lease over"
+                        );
                         logged_holder = true;
                     }
                     let jitter = Duration::from_millis(rand::random_range(0..=25));
@@ -120,11 +171,14 @@ impl FetchLoop {
                     REDIS_RETRY
                 }
             };
-            tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+                _ = self.members.changed() => {}
+            }
         }
     }
 
-    /// Polls while the lease holds.
+    /// Polls while the lease holds and no other live fetcher is preferred for the org.
     async fn lead(&mut self, shutdown: &CancellationToken) -> Stepped {
         self.schedule.restart(Instant::now());
         // Everything is due now anyway; hints posted before leadership are answered by that.
@@ -133,11 +187,16 @@ impl FetchLoop {
         let lease = self.lease.clone();
         let renewing = keep_lease(&lease, &mut renew_conn);
         tokio::pin!(renewing);
+        let mut members = self.members.clone();
+        let org = self.org.clone();
+        let preferred_elsewhere = until_preferred_elsewhere(&mut members, &org);
+        tokio::pin!(preferred_elsewhere);
         let polling = self.poll_forever();
         tokio::pin!(polling);
         tokio::select! {
             () = shutdown.cancelled() => Stepped::Cancelled,
             stepped = &mut renewing => stepped,
+            stepped = &mut preferred_elsewhere => stepped,
             stepped = &mut polling => stepped,
         }
     }
@@ -197,9 +256,7 @@ impl FetchLoop {
         if hinted.is_empty() {
             return;
         }
-        let stretch = self
-            .budget
-            .stretch(self.schedule.demand_per_sec(), SystemTime::now());
+        let stretch = self.stretch();
         for (path, received_at_ms) in hinted {
             self.schedule.hinted(&path, received_at_ms, now, stretch);
         }
@@ -210,6 +267,13 @@ impl FetchLoop {
                 "rate-limit budget low: hinted endpoints keep the stretched interval"
             );
         }
+    }
+
+    /// How this replica's budget bends the schedule, with this org's current demand counted
+    /// in with the other orgs polled here.
+    fn stretch(&self) -> Stretch {
+        self.budget
+            .stretch(&self.org, self.schedule.demand_per_sec(), SystemTime::now())
     }
 
     /// One poll of one endpoint, written back. `Some(LeaseLost)` when a write was fenced off.
@@ -232,10 +296,11 @@ impl FetchLoop {
         }
         let report = self
             .poller
-            .poll(path, stored.snapshot.as_ref(), &mut self.budget)
+            .poll(path, stored.snapshot.as_ref(), &self.budget)
             .await;
         let changed = matches!(report.outcome, PollOutcome::Changed { .. });
         record_poll(
+            &self.org,
             path,
             &report.outcome,
             started.elapsed(),
@@ -309,8 +374,9 @@ impl FetchLoop {
             },
             PollOutcome::Failed(error) => {
                 let message = error.to_string();
+                let reason = error.kind();
                 // Shortened: the message names targets and GitHub's words, from outside.
-                let status = stored.status.failed(now, &message);
+                let status = stored.status.failed_because(now, reason, &message);
                 match error.rate_limit_wait() {
                     Some(wait) => {
                         // GitHub's reset times are whole seconds: wait one more.
@@ -318,6 +384,10 @@ impl FetchLoop {
                         self.budget.pause(Instant::now(), wait);
                         self.schedule.rate_limited(index, Instant::now());
                         tracing::warn!(error = %message, pause = ?wait, "rate limited; pausing all polling");
+                    }
+                    None if reason == REASON_NOT_FOUND => {
+                        let delay = self.schedule.not_found(index, Instant::now());
+                        tracing::warn!(error = %message, retry_in = ?delay, "GitHub does not know this endpoint (an unknown org?); trying again after the longest backoff");
                     }
                     None => {
                         let delay = self.schedule.failed(index, Instant::now());
@@ -331,9 +401,7 @@ impl FetchLoop {
                 return self.finish_write(index, written, None);
             }
         };
-        let stretch = self
-            .budget
-            .stretch(self.schedule.demand_per_sec(), SystemTime::now());
+        let stretch = self.stretch();
         // A cold fetch (nothing stored yet) pays for every page once; it says nothing about what
         // polling will cost from now on.
         let learned_units = stored.snapshot.is_some().then_some(report.units);
@@ -395,129 +463,18 @@ impl FetchLoop {
     }
 }
 
-/// `hubcache_fetcher_lease_held`: 1 while this process holds the polling lease.
-const LEASE_HELD_METRIC: &str = "hubcache_fetcher_lease_held";
-
-/// `hubcache_fetcher_poll_errors_total{endpoint, reason}`: failed polls by `PollError::kind`.
-const POLL_ERRORS_METRIC: &str = "hubcache_fetcher_poll_errors_total";
-/// `hubcache_fetcher_endpoint_failing{endpoint}`: 1 while the latest poll failed.
-const ENDPOINT_FAILING_METRIC: &str = "hubcache_fetcher_endpoint_failing";
-
-/// Registers the HELP text of every fetcher metric (a metric without HELP fails
-/// `promtool check metrics`). Call once, after the recorder exists.
-pub(crate) fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!(
-        LEASE_HELD_METRIC,
-        "1 while this fetcher holds the polling lease (exactly one fetcher should)."
-    );
-    describe_counter!(
-        "hubcache_fetcher_polls_total",
-        "Polls of a cached endpoint, by endpoint and outcome (changed, unchanged, error)."
-    );
-    describe_counter!(
-        POLL_ERRORS_METRIC,
-        "Failed polls, by endpoint and reason (rate_limited, status, transport, refused_link, ...); the full error is in the endpoint's status and /healthcheck."
-    );
-    describe_gauge!(
-        ENDPOINT_FAILING_METRIC,
-        "1 while the latest poll of an endpoint failed (stuck: see poll_errors_total's reason), 0 once one succeeds."
-    );
-    hubcache_shared::github::describe_metrics();
-    describe_histogram!(
-        "hubcache_fetcher_poll_duration_seconds",
-        Unit::Seconds,
-        "Time one poll of an endpoint took (all pages), by endpoint."
-    );
-    describe_gauge!(
-        "hubcache_fetcher_last_success_timestamp_seconds",
-        Unit::Seconds,
-        "Unix time of the last successful poll, by endpoint (freshness: time() - this)."
-    );
-    describe_gauge!(
-        "hubcache_snapshot_fetched_timestamp_seconds",
-        Unit::Seconds,
-        "Unix time the stored snapshot's content was fetched, by endpoint (age: time() - this)."
-    );
-    describe_counter!(
-        "hubcache_fetcher_webhook_hints_total",
-        "Webhook hints read from the hints stream, by outcome (posted: names a cached endpoint; \
-         not_cached: names none)."
-    );
-    describe_counter!(
-        "hubcache_fetcher_webhook_hints_deferred_total",
-        "Times webhook hints were held to the stretched interval because the rate-limit budget \
-         was low."
-    );
-    describe_histogram!(
-        "hubcache_fetcher_hint_to_snapshot_seconds",
-        Unit::Seconds,
-        "From the gateway receiving a webhook delivery to the changed snapshot being stored."
-    );
-    describe_gauge!(
-        "hubcache_github_rate_limit_remaining",
-        "GitHub rate-limit requests left in the current window, as last reported."
-    );
-    describe_gauge!(
-        "hubcache_github_rate_limit_used",
-        "GitHub rate-limit requests spent in the current window, as last reported."
-    );
-    describe_gauge!(
-        "hubcache_github_rate_limit_limit",
-        "GitHub rate-limit requests allowed per window, as last reported."
-    );
-    describe_gauge!(
-        "hubcache_github_rate_limit_reset_timestamp_seconds",
-        Unit::Seconds,
-        "Unix time the GitHub rate-limit window resets, as last reported."
-    );
-}
-
-/// `hubcache_snapshot_fetched_timestamp_seconds{endpoint}`: when the stored snapshot's content
-/// was fetched (its age is `time() - x`; it changes only when the content does).
-fn record_snapshot_fetched(path: &str, fetched_at_ms: u64) {
-    metrics::gauge!("hubcache_snapshot_fetched_timestamp_seconds", "endpoint" => path.to_owned())
-        .set(fetched_at_ms as f64 / 1000.0);
-}
-
-/// Records one poll's metrics: its outcome and duration by endpoint (a configured path: a
-/// small fixed label set), the last success time, and GitHub's rate-limit budget as last seen.
-fn record_poll(
-    path: &str,
-    outcome: &PollOutcome,
-    elapsed: Duration,
-    rate_limit: Option<hubcache_shared::RateLimit>,
-) {
-    let endpoint = path.to_owned();
-    let outcome = match outcome {
-        PollOutcome::Changed { .. } => "changed",
-        PollOutcome::Unchanged { .. } => "unchanged",
-        PollOutcome::Failed(error) => {
-            metrics::counter!(POLL_ERRORS_METRIC, "endpoint" => endpoint.clone(), "reason" => error.kind())
-                .increment(1);
-            "error"
+/// Returns [`Stepped::HandOver`] once another live fetcher is preferred for `org`.
+async fn until_preferred_elsewhere(members: &mut watch::Receiver<Members>, org: &str) -> Stepped {
+    loop {
+        if members
+            .borrow_and_update()
+            .prefers_another(org, Instant::now())
+        {
+            return Stepped::HandOver;
         }
-    };
-    metrics::gauge!(ENDPOINT_FAILING_METRIC, "endpoint" => endpoint.clone())
-        .set(if outcome == "error" { 1.0 } else { 0.0 });
-    // Polling means leading: re-assert it (the gauge stays right even if it was reset).
-    metrics::gauge!(LEASE_HELD_METRIC).set(1.0);
-    metrics::counter!("hubcache_fetcher_polls_total", "endpoint" => endpoint.clone(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("hubcache_fetcher_poll_duration_seconds", "endpoint" => endpoint.clone())
-        .record(elapsed.as_secs_f64());
-    if outcome != "error" {
-        // A timestamp rather than an age: Prometheus computes `time() - x` at query time, and
-        // the value stays right between polls.
-        metrics::gauge!("hubcache_fetcher_last_success_timestamp_seconds", "endpoint" => endpoint)
-            .set(now_ms() as f64 / 1000.0);
-    }
-    if let Some(limit) = rate_limit {
-        metrics::gauge!("hubcache_github_rate_limit_remaining").set(limit.remaining as f64);
-        metrics::gauge!("hubcache_github_rate_limit_used").set(limit.used as f64);
-        metrics::gauge!("hubcache_github_rate_limit_limit").set(limit.limit as f64);
-        metrics::gauge!("hubcache_github_rate_limit_reset_timestamp_seconds")
-            .set(limit.reset_epoch_secs as f64);
+        if members.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

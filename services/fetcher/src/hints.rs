@@ -3,9 +3,10 @@
 //! revalidate now.
 //!
 //! The reader runs in every fetcher replica (plain `XREAD BLOCK` from the stream's last id at
-//! start: a fetcher that starts polls everything anyway) and collects hints on a [`HintBoard`]
-//! keyed by endpoint, so any number of deliveries for one endpoint become one pending entry: a
-//! burst coalesces into one revalidation. Only the lease holder takes entries off the board.
+//! start: a fetcher that starts polls everything anyway) and collects hints on the
+//! [`HintBoard`] of the org the hint names (one board per org's poll loop), keyed by endpoint, so
+//! any number of deliveries for one endpoint become one pending entry: a burst coalesces into one
+//! revalidation. Only the holder of that org's lease takes entries off its board.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,31 +57,52 @@ impl HintBoard {
     }
 }
 
-/// Follows the hints stream and posts the cached endpoints each hint names.
-pub(crate) struct HintReader {
-    connector: RedisConnector,
-    stream: String,
-    /// The configured endpoints' paths, lowercased, to their configured spelling.
+/// Where the hints naming one organisation go: its poll loop's board and its endpoints.
+#[derive(Debug)]
+pub(crate) struct HintRoute {
+    /// The board of the org's poll loop.
+    pub(crate) board: Arc<HintBoard>,
+    /// The org's cached endpoints' paths, lowercased, to their configured spelling.
     endpoints: HashMap<String, String>,
-    board: Arc<HintBoard>,
 }
 
-impl HintReader {
-    /// A reader posting to `board` the hints that name one of `endpoints`.
-    pub(crate) fn new(
-        connector: RedisConnector,
-        keys: &KeySchema,
-        endpoints: impl IntoIterator<Item = String>,
-        board: Arc<HintBoard>,
-    ) -> Self {
+impl HintRoute {
+    /// A route posting to `board` the hints that name one of `endpoints`.
+    pub(crate) fn new(board: Arc<HintBoard>, endpoints: impl IntoIterator<Item = String>) -> Self {
         Self {
-            connector,
-            stream: keys.webhook_hints_stream(),
+            board,
             endpoints: endpoints
                 .into_iter()
                 .map(|path| (path.to_ascii_lowercase(), path))
                 .collect(),
-            board,
+        }
+    }
+}
+
+/// Follows the hints stream and posts the cached endpoints each hint names on the board of the
+/// org the hint names (logins are case-insensitive); hints for other orgs are ignored.
+pub(crate) struct HintReader {
+    connector: RedisConnector,
+    stream: String,
+    /// Each configured org, lowercased, to its route.
+    routes: HashMap<String, HintRoute>,
+}
+
+impl HintReader {
+    /// A reader posting each hint on the route of the org it names (`routes`: org login, any
+    /// case, to its route).
+    pub(crate) fn new(
+        connector: RedisConnector,
+        keys: &KeySchema,
+        routes: impl IntoIterator<Item = (String, HintRoute)>,
+    ) -> Self {
+        Self {
+            connector,
+            stream: keys.webhook_hints_stream(),
+            routes: routes
+                .into_iter()
+                .map(|(org, route)| (org.to_ascii_lowercase(), route))
+                .collect(),
         }
     }
 
@@ -132,18 +154,24 @@ impl HintReader {
     }
 
     fn post(&self, hint: &WebhookHint) {
+        let Some(route) = self.routes.get(&hint.org.to_ascii_lowercase()) else {
+            metrics::counter!("hubcache_fetcher_webhook_hints_total", "outcome" => "other_org")
+                .increment(1);
+            tracing::debug!(org = %hint.org, delivery = %hint.delivery, "webhook hint for an org not cached here");
+            return;
+        };
         let mut named = 0;
         for target in &hint.targets {
             let path = target.path(&hint.org).to_ascii_lowercase();
-            if let Some(configured) = self.endpoints.get(&path) {
-                self.board.post(configured.clone(), hint.received_at_ms);
+            if let Some(configured) = route.endpoints.get(&path) {
+                route.board.post(configured.clone(), hint.received_at_ms);
                 named += 1;
             }
         }
         let outcome = if named > 0 { "posted" } else { "not_cached" };
         metrics::counter!("hubcache_fetcher_webhook_hints_total", "outcome" => outcome)
             .increment(1);
-        tracing::debug!(event = %hint.event, delivery = %hint.delivery, endpoints = named, "webhook hint");
+        tracing::debug!(org = %hint.org, event = %hint.event, delivery = %hint.delivery, endpoints = named, "webhook hint");
     }
 }
 

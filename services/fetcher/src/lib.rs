@@ -1,14 +1,15 @@
-//! fetcher: keeps an exact, fresh copy of one GitHub organisation's endpoints in Redis while
-//! spending as little of GitHub's rate limit as possible.
+//! fetcher: keeps an exact, fresh copy of each configured GitHub organisation's endpoints in
+//! Redis while spending as little of GitHub's rate limit as possible.
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`] (shared settings plus `LEASE_SECS` and request limits).
-//! - [`startup`]: [`Application`], built by `main` and the tests; runs the fetch loop and the
-//!   admin listener (`hubcache-admin`) under one supervisor.
-//! - `fetch_loop`: the one task: wait for the lease, then poll due endpoints while holding it.
+//! - [`startup`]: [`Application`], built by `main` and the tests; runs one fetch loop per org,
+//!   the hint reader and the admin listener (`hubcache-admin`) under one supervisor.
+//! - `fetch_loop`: one org's task: wait for the org's lease, then poll its due endpoints while
+//!   holding it.
 //! - `hints`: follows the webhook hints stream the gateway writes; hinted endpoints are polled
-//!   at once (a burst coalesces into one revalidation).
-//! - `lease`: the Redis lease that lets exactly one replica poll.
+//!   at once by the loop of the org the hint names (a burst coalesces into one revalidation).
+//! - `lease`: the per-org Redis lease that lets exactly one replica poll an org.
 //! - `poller`: one poll of one endpoint: conditional requests for every page, merged bytes.
 //! - `snapshot_writer`: the Lua script that replaces a snapshot and appends its event in one
 //!   step, fenced by the lease and the version.
@@ -26,6 +27,8 @@ mod budget;
 mod fetch_loop;
 mod hints;
 mod lease;
+mod membership;
+mod poll_metrics;
 mod poller;
 mod schedule;
 mod snapshot_writer;

@@ -16,7 +16,7 @@ use hubcache_shared::snapshot::{PageMeta, content_hash, now_ms};
 use hubcache_shared::{GithubClient, GithubResponse, Snapshot, SnapshotKind, SnapshotMeta};
 use reqwest::StatusCode;
 
-use crate::budget::RateBudget;
+use crate::budget::SharedBudget;
 
 /// The longest part of GitHub's error message kept in a status.
 const MAX_MESSAGE_CHARS: usize = 200;
@@ -142,6 +142,9 @@ impl PollError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             PollError::RateLimited { .. } => "rate_limited",
+            PollError::Status { status, .. } if *status == StatusCode::NOT_FOUND => {
+                hubcache_shared::snapshot::REASON_NOT_FOUND
+            }
             PollError::Status { .. } => "status",
             PollError::Transport { .. } => "transport",
             PollError::Refused { .. } => "refused_target",
@@ -207,7 +210,7 @@ impl Poller {
         &self,
         path: &str,
         stored: Option<&Snapshot>,
-        budget: &mut RateBudget,
+        budget: &SharedBudget,
     ) -> PollReport {
         let mut units = 0;
         let outcome = match self.fetch_pages(path, stored, budget, &mut units).await {
@@ -221,7 +224,7 @@ impl Poller {
         &self,
         path: &str,
         stored: Option<&Snapshot>,
-        budget: &mut RateBudget,
+        budget: &SharedBudget,
         units: &mut u32,
     ) -> Result<Vec<FetchedPage>, PollError> {
         let stored_pages = stored.map(stored_pages).unwrap_or_default();

@@ -244,6 +244,18 @@ impl Schedule {
         delay
     }
 
+    /// GitHub answered that the endpoint does not exist (404: an unknown org, or one the token
+    /// cannot see): asking again soon would only spend rate limit, so the next try waits the
+    /// longest backoff. Returns the delay.
+    pub(crate) fn not_found(&mut self, index: usize, now: Instant) -> Duration {
+        let slot = &mut self.slots[index];
+        slot.failures = slot.failures.saturating_add(1);
+        slot.last_started = Some(now);
+        let delay = self.backoff.ceiling(u32::MAX);
+        slot.next_due = now + delay;
+        delay
+    }
+
     /// A poll was refused by a rate limit: it is due again as soon as the (global) pause ends.
     pub(crate) fn rate_limited(&mut self, index: usize, now: Instant) {
         self.slots[index].next_due = now;
@@ -256,6 +268,7 @@ mod tests {
 
     fn endpoint(path: &str, secs: u64) -> CachedEndpoint {
         CachedEndpoint {
+            org: "o".to_owned(),
             path: path.to_owned(),
             interval: Duration::from_secs(secs),
         }
@@ -280,6 +293,18 @@ mod tests {
         // Success resets the backoff.
         s.succeeded(0, later, Some(0), Stretch::NONE);
         assert_eq!(s.failed(0, later), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_missing_endpoint_waits_the_longest_backoff_at_once() {
+        let now = Instant::now();
+        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let mut s = Schedule::new(vec![endpoint("/orgs/nope", 10)], b, now);
+        assert_eq!(s.not_found(0, now), Duration::from_secs(300));
+        assert_eq!(s.next(), Some((0, now + Duration::from_secs(300))));
+        // Found again: the normal interval applies.
+        s.succeeded(0, now, Some(1), Stretch::NONE);
+        assert_eq!(s.next(), Some((0, now + Duration::from_secs(10))));
     }
 
     #[test]

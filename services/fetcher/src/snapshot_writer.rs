@@ -2,15 +2,15 @@
 //! checks the lease (fencing) and the version the change was based on, in the same step as the
 //! write and the refresh event.
 //!
-//! Every key a script touches shares the `{prefix}` hash tag, so the scripts also run on Redis
-//! Cluster.
+//! Every key a script touches (the org's lease, snapshot and refresh stream) shares the org's
+//! `{prefix:org}` hash tag, so the scripts also run on Redis Cluster.
 
 use std::collections::HashMap;
 
 use anyhow::Context as _;
 use hubcache_shared::RedisConnection;
 use hubcache_shared::events::RefreshEvent;
-use hubcache_shared::keys::{KeySchema, STREAM_MAX_LEN};
+use hubcache_shared::keys::{OrgKeys, STREAM_MAX_LEN};
 use hubcache_shared::snapshot::{
     FIELD_BODY, FIELD_META, FIELD_STATUS, FIELD_VERSION, SnapshotError,
 };
@@ -99,7 +99,7 @@ pub(crate) struct Stored {
 /// Reads and writes snapshots for this fetcher.
 #[derive(Clone)]
 pub(crate) struct SnapshotWriter {
-    keys: KeySchema,
+    keys: OrgKeys,
     script: Script,
 }
 
@@ -113,7 +113,7 @@ impl std::fmt::Debug for SnapshotWriter {
 
 impl SnapshotWriter {
     /// A writer for the keys of `keys`.
-    pub(crate) fn new(keys: KeySchema) -> Self {
+    pub(crate) fn new(keys: OrgKeys) -> Self {
         Self {
             keys,
             script: Script::new(GUARDED_WRITE),

@@ -10,13 +10,27 @@ use hubcache_shared::shutdown::{self, CancellationToken, Supervisor};
 use hubcache_shared::{GithubClient, KeySchema, RedisConnector};
 
 use crate::Settings;
+use crate::budget::SharedBudget;
 use crate::fetch_loop::FetchLoop;
-use crate::hints::{HintBoard, HintReader};
+use crate::hints::{HintBoard, HintReader, HintRoute};
 use crate::lease::Lease;
+use crate::membership::{Members, Membership};
+use crate::poll_metrics::ORGS_HELD_METRIC;
 use crate::poller::Poller;
 use crate::schedule::Schedule;
 use crate::snapshot_writer::SnapshotWriter;
-use hubcache_shared::Backoff;
+use hubcache_shared::{Backoff, CachedEndpoint};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+/// One configured org: what its poll loop polls and where its webhook hints go.
+#[derive(Debug)]
+struct OrgPlan {
+    org: String,
+    endpoints: Vec<CachedEndpoint>,
+    board: Arc<HintBoard>,
+}
 
 /// A configured fetcher, ready to run.
 ///
@@ -48,7 +62,7 @@ impl Application {
             .context("building the GitHub client")?;
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let metrics = hubcache_shared::metrics::install();
-        crate::fetch_loop::describe_metrics();
+        crate::poll_metrics::describe_metrics();
         let liveness = Liveness::new();
         let admin = AdminListener::bind(settings.metrics_port, metrics, liveness.clone())?;
         Ok(Self {
@@ -71,10 +85,11 @@ impl Application {
         self.admin.as_ref().map(AdminListener::port)
     }
 
-    /// Runs until `shutdown` is cancelled, then releases the lease if it holds it. The fetch
-    /// loop, the webhook hint reader and the admin listener are supervised: if one ends unexpectedly (an error, a panic)
-    /// the other stops too and `run` returns the cause; the admin listener answers `/livez` with
-    /// 503 until the drain (at most `SHUTDOWN_TIMEOUT_SECS`) is over.
+    /// Runs until `shutdown` is cancelled, then releases the leases it holds. The org poll
+    /// loops, the webhook hint reader and the admin listener are supervised: if one ends
+    /// unexpectedly (an error, a panic) the others stop too and `run` returns the cause; the
+    /// admin listener answers `/livez` with 503 until the drain (at most
+    /// `SHUTDOWN_TIMEOUT_SECS`) is over.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let stop = shutdown.child_token();
         self.liveness.follow(&stop);
@@ -84,15 +99,22 @@ impl Application {
         if let Some(admin) = &admin {
             supervisor.spawn("admin listener", admin.watch(stop.clone()));
         }
-        let board = Arc::new(HintBoard::default());
+        let orgs = self.org_plans()?;
         let hints = HintReader::new(
             self.connector.clone(),
             &KeySchema::new(&self.settings.common.key_prefix),
-            self.settings.endpoints()?.into_iter().map(|e| e.path),
-            Arc::clone(&board),
+            orgs.iter().map(|plan| {
+                (
+                    plan.org.clone(),
+                    HintRoute::new(
+                        Arc::clone(&plan.board),
+                        plan.endpoints.iter().map(|e| e.path.clone()),
+                    ),
+                )
+            }),
         );
         supervisor.spawn("webhook hint reader", hints.run(stop.clone()));
-        supervisor.spawn("fetch loop", self.poll_until_cancelled(board, stop));
+        supervisor.spawn("fetch loops", self.poll_until_cancelled(orgs, stop));
         let result = supervisor.supervise(timeout).await;
         if let Some(admin) = admin {
             admin.stop().await;
@@ -100,16 +122,32 @@ impl Application {
         Ok(result?)
     }
 
+    /// Each configured org with its cached endpoints and the board its hints go to.
+    fn org_plans(&self) -> anyhow::Result<Vec<OrgPlan>> {
+        let endpoints = self.settings.endpoints()?;
+        Ok(self
+            .settings
+            .common
+            .orgs()
+            .into_iter()
+            .map(|org| OrgPlan {
+                endpoints: endpoints.iter().filter(|e| e.org == org).cloned().collect(),
+                org,
+                board: Arc::new(HintBoard::default()),
+            })
+            .collect())
+    }
+
+    /// Runs one poll loop per org until `shutdown`; a loop ending early (a panic) ends them all.
     async fn poll_until_cancelled(
         self,
-        board: Arc<HintBoard>,
+        orgs: Vec<OrgPlan>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let endpoints = self.settings.endpoints()?;
         tracing::info!(
             instance = %self.instance_id,
             upstream = %self.client.base_url(),
-            endpoints = ?endpoints.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            orgs = ?orgs.iter().map(|o| o.org.as_str()).collect::<Vec<_>>(),
             lease_secs = self.settings.lease_secs,
             "fetcher starting"
         );
@@ -117,28 +155,62 @@ impl Application {
             return Ok(());
         };
         let keys = KeySchema::new(&self.settings.common.key_prefix);
-        let lease = Lease::new(
-            keys.fetcher_lease(),
-            self.instance_id.clone(),
-            self.settings.lease(),
-        );
         let backoff = Backoff::new(
             Duration::from_millis(self.settings.backoff_base_ms),
             Duration::from_millis(self.settings.backoff_max_ms),
         );
-        let schedule = Schedule::new(endpoints, backoff, std::time::Instant::now())
-            .with_webhook_policy(self.settings.webhook_policy());
         let poller = Poller::new(self.client, self.settings.max_pages);
-        FetchLoop::new(
-            conn,
-            lease,
-            poller,
-            SnapshotWriter::new(keys),
-            schedule,
-            board,
-        )
-        .run(shutdown)
-        .await;
+        let budget = SharedBudget::default();
+        metrics::gauge!(ORGS_HELD_METRIC).set(0.0);
+        let membership = Membership::new(
+            keys.fetcher_members(),
+            self.instance_id.clone(),
+            self.settings.lease(),
+        );
+        let (members_tx, members) = watch::channel(Members::unknown(self.instance_id.clone()));
+        // A JoinSet, not a bare spawn: if this task is dropped (a crash, in tests) the
+        // heartbeat stops with it, as it would with the process.
+        let mut heartbeat = JoinSet::new();
+        heartbeat.spawn(
+            membership
+                .clone()
+                .run(conn.clone(), members_tx, shutdown.clone()),
+        );
+        let mut loops = JoinSet::new();
+        for plan in orgs {
+            let org_keys = keys.org(&plan.org);
+            let lease = Lease::new(
+                org_keys.fetcher_lease(),
+                self.instance_id.clone(),
+                self.settings.lease(),
+            );
+            let schedule = Schedule::new(plan.endpoints, backoff, std::time::Instant::now())
+                .with_webhook_policy(self.settings.webhook_policy());
+            let fetch_loop = FetchLoop::new(
+                plan.org.clone(),
+                conn.clone(),
+                lease,
+                poller.clone(),
+                SnapshotWriter::new(org_keys),
+                schedule,
+                budget.clone(),
+                members.clone(),
+                plan.board,
+            );
+            let span = tracing::info_span!("org", org = %plan.org);
+            loops.spawn(fetch_loop.run(shutdown.clone()).instrument(span));
+        }
+        while let Some(joined) = loops.join_next().await {
+            if let Err(e) = joined {
+                shutdown.cancel();
+                return Err(anyhow::anyhow!("an org's poll loop failed: {e}"));
+            }
+        }
+        // Every lease is released by now: leave, so the others take the orgs at their next
+        // heartbeat.
+        while heartbeat.join_next().await.is_some() {}
+        let mut conn = conn;
+        membership.leave(&mut conn).await;
         tracing::info!("fetcher stopped");
         Ok(())
     }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// Everything the views service is configured with, validated by [`Settings::load`].
 ///
-/// The shared variables (`REDIS_URL`, `GITHUB_ORG`, `KEY_PREFIX`, `SHUTDOWN_TIMEOUT_SECS`, ...)
-/// and its own `METRICS_PORT` ([`Variables`]) come from the environment; the claim and expiry
+/// The shared variables (`REDIS_URL`, `GITHUB_ORGS`, `KEY_PREFIX`, `SHUTDOWN_TIMEOUT_SECS`, ...)
+/// and its own `METRICS_PORT` (`Variables`) come from the environment; the claim and expiry
 /// settings are config-file keys, because their defaults suit every deployment and only tests
 /// shorten them.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +46,16 @@ pub struct Settings {
 pub struct Variables {
     /// `METRICS_PORT`.
     metrics_port: Option<u16>,
+}
+
+/// One organisation the views are computed for, and the snapshot they are computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRepos {
+    /// The login as configured (`GITHUB_ORGS`); its keys are `KeySchema::org` of it, and it is
+    /// the `org` label of the views metrics.
+    pub org: String,
+    /// The normalised path of its repos snapshot, e.g. `/orgs/acme/repos`.
+    pub repos_path: String,
 }
 
 impl ServiceSettings for Settings {
@@ -102,13 +112,28 @@ impl Settings {
         Ok(())
     }
 
-    /// The normalised path of the repos snapshot the views are computed from
-    /// (`/orgs/{GITHUB_ORG}/repos`), spelled exactly as the fetcher stores it.
-    pub fn repos_path(&self) -> String {
-        let raw = format!("/orgs/{}/repos", self.common.github_org);
-        // A validated org is a GitHub login, so the path is always normal; fall back to the raw
-        // spelling rather than panic if validation was skipped.
-        normalize_endpoint_path(&raw).unwrap_or(raw)
+    /// Each organisation's repos snapshot, first organisation first: the cached endpoint of
+    /// that org that is `/orgs/{org}/repos` (any case), spelled exactly as the fetcher stores it
+    /// ([`CommonSettings::cached`]); an org whose endpoints leave it out still gets the
+    /// normalised `/orgs/{org}/repos` (its worker then waits for a snapshot that never comes,
+    /// and says so in its log).
+    pub fn org_repos(&self) -> Vec<OrgRepos> {
+        let cached = self.common.cached().unwrap_or_default();
+        self.common
+            .orgs()
+            .into_iter()
+            .map(|org| {
+                let raw = format!("/orgs/{org}/repos");
+                let repos_path = cached
+                    .iter()
+                    .find(|e| e.org == org && e.path.eq_ignore_ascii_case(&raw))
+                    .map(|e| e.path.clone())
+                    // A validated org is a GitHub login, so the path is always normal; fall
+                    // back to the raw spelling rather than panic if validation was skipped.
+                    .unwrap_or_else(|| normalize_endpoint_path(&raw).unwrap_or(raw));
+                OrgRepos { org, repos_path }
+            })
+            .collect()
     }
 
     /// How long an event may stay pending before another worker claims it.
@@ -134,6 +159,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use hubcache_shared::settings::EndpointSettings;
+
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
@@ -146,13 +173,51 @@ mod tests {
         assert_eq!(s.claim_idle(), Duration::from_secs(30));
         assert_eq!(s.claim_interval(), Duration::from_secs(5));
         assert_eq!(s.consumer_expiry(), Duration::from_secs(3_600));
-        assert_eq!(s.repos_path(), "/orgs/Netflix/repos");
+        assert_eq!(
+            s.org_repos(),
+            [OrgRepos {
+                org: "Netflix".into(),
+                repos_path: "/orgs/Netflix/repos".into()
+            }]
+        );
     }
 
     #[test]
-    fn repos_path_follows_the_org() {
+    fn repos_paths_follow_the_orgs_first_one_first() {
         let s = load(&[("GITHUB_ORG", "octo-org")]).expect("loads");
-        assert_eq!(s.repos_path(), "/orgs/octo-org/repos");
+        let paths: Vec<_> = s.org_repos().into_iter().map(|o| o.repos_path).collect();
+        assert_eq!(paths, ["/orgs/octo-org/repos"]);
+
+        let s = load(&[("GITHUB_ORGS", "Beta,alpha,Gamma-1")]).expect("loads");
+        let orgs: Vec<_> = s
+            .org_repos()
+            .into_iter()
+            .map(|o| (o.org, o.repos_path))
+            .collect();
+        assert_eq!(
+            orgs,
+            [
+                ("Beta".to_owned(), "/orgs/Beta/repos".to_owned()),
+                ("alpha".to_owned(), "/orgs/alpha/repos".to_owned()),
+                ("Gamma-1".to_owned(), "/orgs/Gamma-1/repos".to_owned()),
+            ]
+        );
+
+        // The spelling the fetcher stores (the configured endpoint's), whatever the org's.
+        let mut s = s;
+        s.common.cached_endpoints = vec![EndpointSettings {
+            path: "/orgs/BETA/repos".into(),
+            refresh_interval_secs: None,
+        }];
+        let paths: Vec<_> = s.org_repos().into_iter().map(|o| o.repos_path).collect();
+        assert_eq!(
+            paths,
+            [
+                "/orgs/BETA/repos",
+                "/orgs/alpha/repos",
+                "/orgs/Gamma-1/repos"
+            ]
+        );
     }
 
     #[test]

@@ -1,58 +1,73 @@
-//! Building and running the views service: one consumer task and one claim task sharing a
-//! worker, and the admin listener, supervised together (`hubcache_shared::shutdown`).
+//! Building and running the views service: per organisation, one consumer task and one claim
+//! task sharing that org's worker; and the admin listener; all supervised together
+//! (`hubcache_shared::shutdown`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hubcache_admin::{AdminListener, AdminServer, Liveness};
 use hubcache_shared::shutdown::{self, CancellationToken, Supervisor};
 use hubcache_shared::{KeySchema, RedisConnector};
+use tracing::Instrument as _;
 
 use crate::settings::Settings;
-use crate::stats::ViewsStats;
+use crate::stats::{ViewsStats, WorkerStats};
 use crate::worker::{ViewsWorker, WorkerConfig, consumer_name};
 
-/// A configured views worker, ready to run.
+/// A configured views service (one worker per organisation), ready to run.
 ///
 /// Building does not connect: Redis may come up after the views service (compose, Kubernetes),
 /// and a views worker waits for it rather than exiting. [`Application::run`] connects, retrying
 /// until Redis answers.
 #[derive(Debug)]
 pub struct Application {
-    worker: Arc<ViewsWorker>,
+    /// One worker per organisation, first organisation first, with the org's login.
+    workers: Vec<(String, Arc<ViewsWorker>)>,
     connector: RedisConnector,
     consumer: String,
     stats: ViewsStats,
+    org_stats: BTreeMap<String, ViewsStats>,
     shutdown_timeout: Duration,
     admin: Option<AdminListener>,
     liveness: Liveness,
 }
 
 impl Application {
-    /// Validates `settings` and prepares the worker (its consumer name is chosen here).
+    /// Validates `settings` and prepares one worker per organisation (the consumer name, the
+    /// same in every org's group, is chosen here).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let consumer = consumer_name();
+        let schema = KeySchema::new(&settings.common.key_prefix);
         let stats = ViewsStats::default();
-        let worker = ViewsWorker::new(
-            WorkerConfig {
-                connector: connector.clone(),
-                keys: KeySchema::new(&settings.common.key_prefix),
-                repos_path: settings.repos_path(),
-                consumer: consumer.clone(),
-                claim_idle: settings.claim_idle(),
-                claim_interval: settings.claim_interval(),
-                consumer_expiry: settings.consumer_expiry(),
-            },
-            stats.clone(),
-        );
-        tracing::info!(
-            %consumer,
-            repos_path = %settings.repos_path(),
-            claim_idle = ?settings.claim_idle(),
-            "views worker configured"
-        );
+        let mut org_stats = BTreeMap::new();
+        let mut workers = Vec::new();
+        for source in settings.org_repos() {
+            let own = ViewsStats::default();
+            org_stats.insert(source.org.clone(), own.clone());
+            let worker = ViewsWorker::new(
+                WorkerConfig {
+                    connector: connector.clone(),
+                    keys: schema.org(&source.org),
+                    repos_path: source.repos_path.clone(),
+                    consumer: consumer.clone(),
+                    claim_idle: settings.claim_idle(),
+                    claim_interval: settings.claim_interval(),
+                    consumer_expiry: settings.consumer_expiry(),
+                },
+                WorkerStats::new(&source.org, own, stats.clone()),
+            );
+            tracing::info!(
+                org = %source.org,
+                %consumer,
+                repos_path = %source.repos_path,
+                claim_idle = ?settings.claim_idle(),
+                "views worker configured"
+            );
+            workers.push((source.org, Arc::new(worker)));
+        }
         let metrics = hubcache_shared::metrics::install();
         crate::stats::describe_metrics();
         let liveness = Liveness::new();
@@ -60,15 +75,16 @@ impl Application {
         Ok(Self {
             admin,
             liveness,
-            worker: Arc::new(worker),
+            workers,
             connector,
             consumer,
             stats,
+            org_stats,
             shutdown_timeout: settings.shutdown_timeout(),
         })
     }
 
-    /// This worker's consumer name in the group (`hostname-pid-random`).
+    /// This process's consumer name in every organisation's group (`hostname-pid-random`).
     pub fn consumer_name(&self) -> &str {
         &self.consumer
     }
@@ -78,9 +94,19 @@ impl Application {
         self.admin.as_ref().map(AdminListener::port)
     }
 
-    /// Live counters of what this worker did; stays readable after `run` took `self`.
+    /// Live counters of what this process's workers did, all organisations together; stays
+    /// readable after `run` took `self`.
     pub fn stats(&self) -> ViewsStats {
         self.stats.clone()
+    }
+
+    /// Live counters of one organisation's worker (`org` as configured, any case); `None` for
+    /// an organisation that is not configured.
+    pub fn org_stats(&self, org: &str) -> Option<ViewsStats> {
+        self.org_stats
+            .iter()
+            .find(|(login, _)| login.eq_ignore_ascii_case(org))
+            .map(|(_, stats)| stats.clone())
     }
 
     /// Runs until `shutdown` is cancelled, then lets in-flight work finish (at most
@@ -108,16 +134,31 @@ impl Application {
             supervisor.spawn("admin listener", admin.watch(stop.clone()));
         }
         if let Some(conn) = self.connector.shared_with_retry(&stop).await {
-            let consume = Arc::clone(&self.worker).consume(conn.clone(), stop.clone());
-            supervisor.spawn("consumer", async move {
-                consume.await;
-                Ok(())
-            });
-            let claim = Arc::clone(&self.worker).claim_abandoned(conn, stop.clone());
-            supervisor.spawn("claimer", async move {
-                claim.await;
-                Ok(())
-            });
+            // Every org's tasks are its own: a Redis error, a slow snapshot or a retry backoff
+            // in one org's worker leaves the others running. The shared connection is
+            // multiplexed (one org's command never waits for another's reply); each consumer
+            // opens its own blocking connection for `XREADGROUP ... BLOCK`.
+            for (org, worker) in &self.workers {
+                let span = tracing::info_span!("views.org", %org);
+                let consume = Arc::clone(worker).consume(conn.clone(), stop.clone());
+                supervisor.spawn(
+                    "consumer",
+                    async move {
+                        consume.await;
+                        Ok(())
+                    }
+                    .instrument(span.clone()),
+                );
+                let claim = Arc::clone(worker).claim_abandoned(conn.clone(), stop.clone());
+                supervisor.spawn(
+                    "claimer",
+                    async move {
+                        claim.await;
+                        Ok(())
+                    }
+                    .instrument(span),
+                );
+            }
         }
         supervisor.supervise(self.shutdown_timeout).await?;
         tracing::info!("views stopped");

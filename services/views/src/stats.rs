@@ -1,6 +1,6 @@
-//! Counters of what a views worker did: for logs and tests, mirrored into the process's
-//! Prometheus metrics (`hubcache_views_events_total{result}`,
-//! `hubcache_views_entries_claimed_total`).
+//! Counters of what the views workers did, per organisation and in total: for logs and tests,
+//! mirrored into the process's Prometheus metrics (`hubcache_views_events_total{org,result}`,
+//! `hubcache_views_entries_claimed_total{org}`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +30,8 @@ struct Counters {
     rejected: AtomicU64,
 }
 
-/// A live view of one worker's counters, cheap to clone and read from any task.
+/// A live view of counters of what the views workers did (one organisation's, or every
+/// organisation's together), cheap to clone and read from any task.
 ///
 /// Exists so operators (logs, metrics) and tests can tell how much work each worker did, e.g.
 /// that every refresh event was handled by exactly one worker of the group.
@@ -51,7 +52,7 @@ impl ViewsStats {
         self.counters.entries_claimed.load(Ordering::Relaxed)
     }
 
-    /// View sets this worker stored (each announced by one views event), catch-ups included.
+    /// View sets stored (each announced by one views event), catch-ups included.
     pub fn views_stored(&self) -> u64 {
         self.counters.views_stored.load(Ordering::Relaxed)
     }
@@ -59,6 +60,41 @@ impl ViewsStats {
     /// Events skipped because the entry or the snapshot it named was unusable.
     pub fn rejected(&self) -> u64 {
         self.counters.rejected.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, handled: Handled) {
+        match handled {
+            Handled::Stored => self.counters.views_stored.fetch_add(1, Ordering::Relaxed),
+            Handled::Malformed | Handled::Unusable => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed)
+            }
+            Handled::UpToDate | Handled::OtherPath | Handled::NoSnapshot => 0,
+        };
+    }
+}
+
+/// What one organisation's worker records into: its own counters, the process's totals and
+/// the metrics under its `org` label.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerStats {
+    org: String,
+    own: ViewsStats,
+    total: ViewsStats,
+}
+
+impl WorkerStats {
+    /// Counters of `org`'s worker (`own`), also added to `total`.
+    pub(crate) fn new(org: &str, own: ViewsStats, total: ViewsStats) -> Self {
+        Self {
+            org: org.to_owned(),
+            own,
+            total,
+        }
+    }
+
+    /// The `org` label value of this worker's metrics (the login as configured).
+    pub(crate) fn org(&self) -> &str {
+        &self.org
     }
 
     pub(crate) fn record(&self, handled: Handled) {
@@ -70,25 +106,27 @@ impl ViewsStats {
             Handled::NoSnapshot => "no_snapshot",
             Handled::Unusable => "unusable",
         };
-        metrics::counter!("hubcache_views_events_total", "result" => result).increment(1);
-        match handled {
-            Handled::Stored => self.counters.views_stored.fetch_add(1, Ordering::Relaxed),
-            Handled::Malformed | Handled::Unusable => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed)
-            }
-            Handled::UpToDate | Handled::OtherPath | Handled::NoSnapshot => 0,
-        };
+        metrics::counter!("hubcache_views_events_total", "org" => self.org.clone(), "result" => result)
+            .increment(1);
+        self.own.count(handled);
+        self.total.count(handled);
     }
 
     pub(crate) fn record_ack(&self) {
-        self.counters.events_acked.fetch_add(1, Ordering::Relaxed);
+        for stats in [&self.own, &self.total] {
+            stats.counters.events_acked.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn record_claim(&self) {
-        metrics::counter!("hubcache_views_entries_claimed_total").increment(1);
-        self.counters
-            .entries_claimed
-            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("hubcache_views_entries_claimed_total", "org" => self.org.clone())
+            .increment(1);
+        for stats in [&self.own, &self.total] {
+            stats
+                .counters
+                .entries_claimed
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -98,23 +136,23 @@ pub(crate) fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "hubcache_views_events_total",
-        "Refresh events (and catch-ups) handled, by result: stored, up_to_date, other_path, malformed, no_snapshot, unusable."
+        "Refresh events (and catch-ups) handled, by organisation and result: stored, up_to_date, other_path, malformed, no_snapshot, unusable."
     );
     describe_counter!(
         "hubcache_views_entries_claimed_total",
-        "Refresh events taken over from a dead consumer with XAUTOCLAIM."
+        "Refresh events taken over from a dead consumer with XAUTOCLAIM, by organisation."
     );
     describe_histogram!(
         "hubcache_views_recompute_duration_seconds",
         Unit::Seconds,
-        "Time to rank the repos snapshot into every view."
+        "Time to rank an organisation's repos snapshot into every view."
     );
     describe_gauge!(
         "hubcache_views_pending_entries",
-        "Refresh events delivered to the views group but not yet acknowledged (XPENDING count)."
+        "Refresh events delivered to an organisation's views group but not yet acknowledged (XPENDING count)."
     );
     describe_gauge!(
         "hubcache_views_stream_lag_entries",
-        "Refresh events not yet delivered to the views group (XINFO GROUPS lag)."
+        "Refresh events not yet delivered to an organisation's views group (XINFO GROUPS lag)."
     );
 }

@@ -3,11 +3,11 @@
 //!
 //! Doing both in one script makes the write idempotent (a redelivered or out-of-order event
 //! cannot move the views back, nor announce the same version twice) and leaves no window where
-//! gateways are told about views that are not stored yet. The script touches only keys with the
-//! `{prefix}` hash tag, so it runs unchanged on Redis Cluster.
+//! gateways are told about views that are not stored yet. The script touches only one
+//! organisation's keys (its `{prefix:org}` hash tag), so it runs unchanged on Redis Cluster.
 
 use anyhow::Context as _;
-use hubcache_shared::keys::{KeySchema, STREAM_MAX_LEN};
+use hubcache_shared::keys::{OrgKeys, STREAM_MAX_LEN};
 use hubcache_shared::snapshot::{FIELD_VERSION, now_ms};
 use hubcache_shared::views::FIELD_VIEWS_VERSION;
 use hubcache_shared::{ViewSet, ViewsEvent};
@@ -60,7 +60,7 @@ pub(crate) enum StoreOutcome {
 /// Reads the stored views version and writes new view sets.
 #[derive(Clone)]
 pub(crate) struct ViewsStore {
-    keys: KeySchema,
+    keys: OrgKeys,
     script: Script,
 }
 
@@ -73,8 +73,8 @@ impl std::fmt::Debug for ViewsStore {
 }
 
 impl ViewsStore {
-    /// A store for the keys of `keys`.
-    pub(crate) fn new(keys: KeySchema) -> Self {
+    /// A store for one organisation's views (`keys`).
+    pub(crate) fn new(keys: OrgKeys) -> Self {
         Self {
             keys,
             script: Script::new(WRITE_IF_NEWER),
@@ -190,7 +190,7 @@ mod tests {
             .get_multiplexed_async_connection()
             .await
             .expect("connects");
-        let keys = KeySchema::new("store-test");
+        let keys = hubcache_shared::KeySchema::new("store-test").org("acme");
         let store = ViewsStore::new(keys.clone());
         let events = |mut conn: redis::aio::MultiplexedConnection| {
             let stream = keys.views_stream();
@@ -251,7 +251,7 @@ mod tests {
             .get_multiplexed_async_connection()
             .await
             .expect("connects");
-        let keys = KeySchema::new("store-test");
+        let keys = hubcache_shared::KeySchema::new("store-test").org("acme");
         let store = ViewsStore::new(keys.clone());
         let _: () = conn
             .hset_multiple(

@@ -6,7 +6,7 @@ use fetcher::{Application, Settings};
 use hubcache_shared::events::RefreshEvent;
 use hubcache_shared::github::parse_link_header;
 use hubcache_shared::shutdown::CancellationToken;
-use hubcache_shared::{KeySchema, SettingsSource, Snapshot, SnapshotStatus};
+use hubcache_shared::{KeySchema, OrgKeys, SettingsSource, Snapshot, SnapshotStatus};
 use hubcache_testkit::{RedisServer, SimControl, eventually};
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;
@@ -58,7 +58,8 @@ pub struct TestApp {
     pub sim: SimControl,
     /// A plain client for github-sim's GitHub routes (the ground truth).
     http: reqwest::Client,
-    pub keys: KeySchema,
+    /// The keys of [`ORG`], the org of single-org tests.
+    pub keys: OrgKeys,
     pub conn: MultiplexedConnection,
     pub options: TestOptions,
 }
@@ -132,7 +133,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         redis,
         sim: SimControl::new(address),
         http: reqwest::Client::new(),
-        keys: KeySchema::new(PREFIX),
+        keys: KeySchema::new(PREFIX).org(ORG),
         conn,
         options,
     }

@@ -33,13 +33,13 @@ fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 }
 
 #[tokio::test]
-async fn a_panicking_fetch_loop_makes_the_binary_exit_non_zero_within_the_shutdown_timeout() {
+async fn a_panicking_fetch_loops_task_makes_the_binary_exit_non_zero_within_the_shutdown_timeout() {
     let redis = RedisServer::start().await.expect("redis-server starts");
     let env = env(redis.url(), free_port().expect("a free port"));
     hubcache_testkit::assert_task_panic_exits_non_zero(
         binary(),
         &borrowed(&env),
-        "fetch loop",
+        "fetch loops",
         shutdown_timeout(),
     );
 }

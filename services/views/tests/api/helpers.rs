@@ -1,13 +1,14 @@
 //! Test support: a real redis-server, views workers running in-process, and the fetcher's side
 //! of the contract (snapshots and refresh events written exactly as the fetcher writes them).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hubcache_shared::events::RefreshEvent;
 use hubcache_shared::settings::SettingsSource;
 use hubcache_shared::shutdown::CancellationToken;
 use hubcache_shared::snapshot::{self, FIELD_BODY, FIELD_META, FIELD_VERSION};
-use hubcache_shared::{KeySchema, SnapshotKind, SnapshotMeta, ViewSet, ViewsEvent};
+use hubcache_shared::{KeySchema, OrgKeys, SnapshotKind, SnapshotMeta, ViewSet, ViewsEvent};
 use hubcache_testkit::{RedisServer, eventually};
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
@@ -15,22 +16,45 @@ use redis::streams::{StreamInfoGroupsReply, StreamPendingReply, StreamRangeReply
 use serde_json::{Value, json};
 use views::{Application, Settings, ViewsStats};
 
-/// The organisation the tests cache.
+/// The organisation the tests cache (the first, when there are several).
 pub const ORG: &str = "acme";
 /// How long a test waits for something that should take milliseconds.
 pub const SOON: Duration = Duration::from_secs(5);
 
-/// A Redis with zero or more views workers attached.
+/// A Redis with zero or more views workers attached, serving one or more organisations.
+///
+/// Dereferences to the first organisation's [`TestOrg`], so single-org tests read as before.
 pub struct TestApp {
     pub redis: RedisServer,
-    pub keys: KeySchema,
-    pub repos_path: String,
+    /// Every organisation's pipeline, first organisation first.
+    pub orgs: Vec<TestOrg>,
     pub workers: Vec<TestWorker>,
+}
+
+/// One organisation's side of the contract: its keys and repos path, and the fetcher's writes
+/// and the gateway's reads of them.
+pub struct TestOrg {
+    /// The login as configured.
+    pub org: String,
+    pub keys: OrgKeys,
+    pub repos_path: String,
+    redis_url: String,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestOrg;
+
+    fn deref(&self) -> &TestOrg {
+        &self.orgs[0]
+    }
 }
 
 /// One running views worker.
 pub struct TestWorker {
+    /// All organisations' counters together.
     pub stats: ViewsStats,
+    /// Each organisation's counters, by login as configured.
+    pub org_stats: BTreeMap<String, ViewsStats>,
     pub consumer: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -87,21 +111,37 @@ pub async fn spawn_app() -> TestApp {
 
 /// Redis only: tests that prepare state before any worker starts.
 pub async fn spawn_redis() -> TestApp {
+    spawn_redis_with_orgs(&[ORG]).await
+}
+
+/// Redis only, for workers serving `orgs` (`GITHUB_ORGS`, first one first).
+pub async fn spawn_redis_with_orgs(orgs: &[&str]) -> TestApp {
     let redis = RedisServer::start().await.expect("redis-server starts");
-    let settings = settings_for(&redis.url());
+    let settings = settings_for_orgs(&redis.url(), orgs);
+    let schema = KeySchema::new(&settings.common.key_prefix);
     TestApp {
-        keys: KeySchema::new(&settings.common.key_prefix),
-        repos_path: settings.repos_path(),
+        orgs: settings
+            .org_repos()
+            .into_iter()
+            .map(|source| TestOrg {
+                keys: schema.org(&source.org),
+                org: source.org,
+                repos_path: source.repos_path,
+                redis_url: redis.url(),
+            })
+            .collect(),
         redis,
         workers: Vec::new(),
     }
 }
 
-/// Settings as a deployment would load them, with claim timing shortened for tests.
-pub fn settings_for(redis_url: &str) -> Settings {
+/// Settings as a deployment would load them for `orgs` (`GITHUB_ORGS`), with claim timing
+/// shortened for tests.
+pub fn settings_for_orgs(redis_url: &str, orgs: &[&str]) -> Settings {
+    let orgs = orgs.join(",");
     let mut settings = Settings::load(&SettingsSource::from_vars([
         ("REDIS_URL", redis_url),
-        ("GITHUB_ORG", ORG),
+        ("GITHUB_ORGS", orgs.as_str()),
         ("KEY_PREFIX", "views-test"),
         ("SHUTDOWN_TIMEOUT_SECS", "2"),
         // No admin listener (several workers run in one test); tests/api/metrics.rs turns it on.
@@ -133,17 +173,33 @@ pub fn repo(full_name: &str, forks: i64, stars: i64, open_issues: i64, updated_a
 }
 
 impl TestApp {
-    /// Starts another worker in the group.
+    /// Starts another worker in the group, serving every org of the app.
     pub async fn spawn_worker(&mut self) -> &TestWorker {
-        let application = Application::build(settings_for(&self.redis.url()))
+        let orgs: Vec<String> = self.orgs.iter().map(|o| o.org.clone()).collect();
+        let orgs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+        self.spawn_worker_for(&orgs).await
+    }
+
+    /// Starts another worker serving only `orgs` (as a process configured with fewer or other
+    /// orgs than the app's would).
+    pub async fn spawn_worker_for(&mut self, orgs: &[&str]) -> &TestWorker {
+        let application = Application::build(settings_for_orgs(&self.redis.url(), orgs))
             .await
             .expect("application builds");
         let shutdown = CancellationToken::new();
         let stats = application.stats();
+        let org_stats = orgs
+            .iter()
+            .map(|org| {
+                let stats = application.org_stats(org).expect("a configured org");
+                ((*org).to_owned(), stats)
+            })
+            .collect();
         let consumer = application.consumer_name().to_owned();
         let task = tokio::spawn(application.run(shutdown.clone()));
         self.workers.push(TestWorker {
             stats,
+            org_stats,
             consumer,
             shutdown,
             task,
@@ -158,7 +214,7 @@ impl TestApp {
             .enable_all()
             .build()
             .expect("a runtime");
-        let settings = settings_for(&self.redis.url());
+        let settings = self.settings();
         let (started, ready) = tokio::sync::oneshot::channel();
         runtime.spawn(async move {
             let application = Application::build(settings)
@@ -175,10 +231,31 @@ impl TestApp {
         }
     }
 
+    /// The settings every worker of this app is built with.
+    pub fn settings(&self) -> Settings {
+        let orgs: Vec<&str> = self.orgs.iter().map(|o| o.org.as_str()).collect();
+        settings_for_orgs(&self.redis.url(), &orgs)
+    }
+
+    /// The pipeline of organisation `org` (as configured).
+    pub fn org(&self, org: &str) -> &TestOrg {
+        self.orgs
+            .iter()
+            .find(|o| o.org == org)
+            .expect("a configured org")
+    }
+
+    /// The sum of one counter over every worker.
+    pub fn total(&self, counter: fn(&ViewsStats) -> u64) -> u64 {
+        self.workers.iter().map(|w| counter(&w.stats)).sum()
+    }
+}
+
+impl TestOrg {
     /// A fresh connection (the server may have been restarted since the last one).
     pub async fn conn(&self) -> MultiplexedConnection {
-        self.redis
-            .client()
+        redis::Client::open(self.redis_url.as_str())
+            .expect("a loopback redis URL is valid")
             .get_multiplexed_async_connection()
             .await
             .expect("test connects to redis")
@@ -355,11 +432,6 @@ impl TestApp {
             .await
             .expect("xinfo consumers");
         reply.consumers.into_iter().map(|c| c.name).collect()
-    }
-
-    /// The sum of one counter over every worker.
-    pub fn total(&self, counter: fn(&ViewsStats) -> u64) -> u64 {
-        self.workers.iter().map(|w| counter(&w.stats)).sum()
     }
 }
 

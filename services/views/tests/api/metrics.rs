@@ -1,5 +1,6 @@
-//! The admin listener: `/metrics` is valid Prometheus text (checked by promtool) and reports
-//! the events handled, the recompute time and the group's backlog; `/livez` answers.
+//! The admin listener: `/metrics` is valid Prometheus text (checked by promtool) and reports,
+//! per organisation (`org` label), the events handled, the recompute time and the group's
+//! backlog; `/livez` answers.
 
 use hubcache_shared::shutdown::CancellationToken;
 use hubcache_testkit::prometheus_text::{promtool_check, sample};
@@ -7,12 +8,12 @@ use hubcache_testkit::{eventually, free_port};
 use serde_json::json;
 use views::Application;
 
-use crate::helpers::{SOON, repo, settings_for, spawn_redis};
+use crate::helpers::{SOON, repo, spawn_redis_with_orgs};
 
 #[tokio::test]
 async fn metrics_report_handled_events_recompute_time_and_backlog() {
-    let app = spawn_redis().await;
-    let mut settings = settings_for(&app.redis.url());
+    let app = spawn_redis_with_orgs(&["acme", "Beta"]).await;
+    let mut settings = app.settings();
     settings.metrics_port = free_port().expect("a free port");
     let worker = Application::build(settings).await.expect("views builds");
     let port = worker.metrics_port().expect("admin listener enabled");
@@ -41,16 +42,29 @@ async fn metrics_report_handled_events_recompute_time_and_backlog() {
                 .await
                 .ok()?;
             let text = response.text().await.ok()?;
+            let acme = [("org", "acme")];
             let stored = sample(
                 &text,
                 "hubcache_views_events_total",
-                &[("result", "stored")],
+                &[("org", "acme"), ("result", "stored")],
             )?;
-            // The claim loop (every 200 ms in tests) samples the backlog: once the event is
-            // delivered and acknowledged, nothing is pending or undelivered.
-            let pending = sample(&text, "hubcache_views_pending_entries", &[])?;
-            let lag = sample(&text, "hubcache_views_stream_lag_entries", &[])?;
-            (stored >= 1.0 && pending == 0.0 && lag == 0.0).then_some(text)
+            // Beta has no snapshot: its catch-up found none, under its own label.
+            let waiting = sample(
+                &text,
+                "hubcache_views_events_total",
+                &[("org", "Beta"), ("result", "no_snapshot")],
+            )?;
+            // The claim loops (every 200 ms in tests) sample each org's backlog: once the
+            // event is delivered and acknowledged, nothing is pending or undelivered.
+            let pending = sample(&text, "hubcache_views_pending_entries", &acme)?;
+            let lag = sample(&text, "hubcache_views_stream_lag_entries", &acme)?;
+            let beta_lag = sample(
+                &text,
+                "hubcache_views_stream_lag_entries",
+                &[("org", "Beta")],
+            )?;
+            (stored >= 1.0 && waiting >= 1.0 && pending == 0.0 && lag == 0.0 && beta_lag == 0.0)
+                .then_some(text)
         },
     )
     .await
@@ -60,7 +74,7 @@ async fn metrics_report_handled_events_recompute_time_and_backlog() {
     let recomputes = sample(
         &text,
         "hubcache_views_recompute_duration_seconds_count",
-        &[],
+        &[("org", "acme")],
     );
     assert!(
         recomputes >= Some(1.0),
