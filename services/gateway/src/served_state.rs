@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use hubcache_shared::snapshot::REASON_NOT_FOUND;
 use hubcache_shared::{CachedEndpoint, SnapshotStatus};
 
 use crate::served_snapshot::ServedSnapshot;
@@ -270,10 +271,13 @@ impl OrgServed {
     pub(crate) fn unknown(&self) -> Option<String> {
         let statuses = self.statuses.load();
         let not_found = |status: &SnapshotStatus| {
-            status
-                .failing()
-                .filter(|error| is_not_found(error))
-                .map(str::to_owned)
+            let error = status.failing()?;
+            let not_found = match status.failing_reason() {
+                Some(reason) => reason == REASON_NOT_FOUND,
+                // Written by a fetcher that did not record reasons: GitHub's status in the text.
+                None => is_not_found(error),
+            };
+            not_found.then(|| error.to_owned())
         };
         if self.is_cached(&self.org_path) {
             statuses.get(&self.org_path).and_then(not_found)
@@ -317,10 +321,10 @@ impl OrgServed {
     }
 }
 
-/// Whether a fetcher status error says GitHub answered 404 (`GET /orgs/x: 404 Not Found...`,
-/// or the reason `not_found`).
+/// Whether a status error without a recorded reason says GitHub answered 404
+/// (`GET /orgs/x: 404 Not Found...`).
 fn is_not_found(error: &str) -> bool {
-    error.contains(": 404 ") || error.ends_with(": 404") || error.contains("not_found")
+    error.contains(": 404 ") || error.ends_with(": 404")
 }
 
 #[cfg(test)]
@@ -379,8 +383,11 @@ mod tests {
         );
         let nope = s.org("nope").expect("configured");
         assert_eq!(nope.state(), OrgState::Loading);
-        let failed =
-            SnapshotStatus::default().failed(1, "GET /orgs/nope: 404 Not Found: Not Found");
+        let failed = SnapshotStatus::default().failed_because(
+            1,
+            REASON_NOT_FOUND,
+            "GET /orgs/nope: 404 Not Found: Not Found",
+        );
         nope.set_statuses(BTreeMap::from([("/orgs/nope".to_owned(), failed)]));
         assert_eq!(nope.state(), OrgState::UnknownOrg);
         assert!(nope.unknown().is_some_and(|e| e.contains("404")));
@@ -398,7 +405,6 @@ mod tests {
     fn not_found_is_recognised_from_the_fetchers_error() {
         assert!(is_not_found("GET /orgs/x: 404 Not Found: Not Found"));
         assert!(is_not_found("GET /orgs/x: 404"));
-        assert!(is_not_found("not_found: GET /orgs/x"));
         assert!(!is_not_found("GET /orgs/x?page=404: 502 Bad Gateway"));
     }
 }

@@ -19,12 +19,16 @@ pub(crate) enum CachedKeyError {
     /// The snapshot has not been loaded from Redis yet (cold start, Redis down).
     #[error("{0} is not loaded yet; try again shortly")]
     NotLoaded(String),
+    /// Nothing is loaded and GitHub answered 404 for the org: there is nothing to wait for.
+    #[error("{0}: GitHub does not know the organization ({1})")]
+    OrgUnknown(String, String),
 }
 
 impl ResponseError for CachedKeyError {
     fn status_code(&self) -> StatusCode {
         match self {
             CachedKeyError::NotLoaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CachedKeyError::OrgUnknown(..) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -84,9 +88,12 @@ async fn serve(
     if query == CachedQuery::Other {
         return Ok(super::pass_through(req, body, state).await);
     }
-    let snapshot = org
-        .snapshot(snapshot_path)
-        .ok_or_else(|| CachedKeyError::NotLoaded(snapshot_path.to_owned()))?;
+    let Some(snapshot) = org.snapshot(snapshot_path) else {
+        return Err(match org.unknown() {
+            Some(error) => CachedKeyError::OrgUnknown(snapshot_path.to_owned(), error),
+            None => CachedKeyError::NotLoaded(snapshot_path.to_owned()),
+        });
+    };
     let stale = org.is_stale();
     if let CachedQuery::Page(page) = query
         && let Some(representation) = snapshot.page(page)

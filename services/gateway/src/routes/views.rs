@@ -27,6 +27,9 @@ pub(crate) enum ViewError {
     /// The org of an org-qualified route is not one this gateway serves.
     #[error("organization {0:?} is not served by this gateway")]
     OrgNotServed(String),
+    /// The org is configured but GitHub answered 404 for it: it has no views to wait for.
+    #[error("GitHub does not know organization {0:?}: {1}")]
+    OrgUnknown(String, String),
     /// The views have not been loaded from Redis yet.
     #[error("views are not loaded yet; try again shortly")]
     NotLoaded,
@@ -36,7 +39,9 @@ impl ResponseError for ViewError {
     fn status_code(&self) -> StatusCode {
         match self {
             ViewError::InvalidTopN(_) => StatusCode::BAD_REQUEST,
-            ViewError::UnknownView(_) | ViewError::OrgNotServed(_) => StatusCode::NOT_FOUND,
+            ViewError::UnknownView(_) | ViewError::OrgNotServed(_) | ViewError::OrgUnknown(..) => {
+                StatusCode::NOT_FOUND
+            }
             ViewError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -78,7 +83,12 @@ fn serve(
 ) -> Result<HttpResponse, ViewError> {
     let n: TopN = req.match_info().get("n").unwrap_or_default().parse()?;
     let view: ViewName = req.match_info().get("view").unwrap_or_default().parse()?;
-    let views = org.views().ok_or(ViewError::NotLoaded)?;
+    let Some(views) = org.views() else {
+        return Err(match org.unknown() {
+            Some(error) => ViewError::OrgUnknown(org.login().to_owned(), error),
+            None => ViewError::NotLoaded,
+        });
+    };
     let slice = views
         .slice(view, direction, n)
         .ok_or(ViewError::NotLoaded)?;

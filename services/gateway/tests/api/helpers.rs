@@ -87,6 +87,11 @@ pub struct Options {
     pub redis_aof: bool,
     /// The gateway's `client_stall_timeout_secs` (config file only), if not the default.
     pub client_stall_timeout_secs: Option<u64>,
+    /// Orgs served after the first (`GITHUB_ORGS` lists the test's org, then these); with
+    /// `pipeline`, github-sim generates them too unless named in `unknown_orgs`.
+    pub more_orgs: Vec<&'static str>,
+    /// Of `more_orgs`, those github-sim does not know (it answers 404 for them, as GitHub).
+    pub unknown_orgs: Vec<&'static str>,
 }
 
 /// A running gateway and what it talks to. Everything stops when dropped.
@@ -99,7 +104,7 @@ pub struct TestApp {
     pub redis: RedisServer,
     /// The key schema in use.
     pub keys: KeySchema,
-    /// The org served.
+    /// The org served first (the seed's routes serve it).
     pub org: String,
     /// github-sim's base URL.
     pub sim_url: String,
@@ -170,9 +175,21 @@ pub async fn spawn_with(options: Options) -> TestApp {
         .await
         .expect("redis-server starts");
     let org = if options.pipeline { "Netflix" } else { ORG };
+    let known: Vec<&str> = std::iter::once(org)
+        .chain(
+            options
+                .more_orgs
+                .iter()
+                .copied()
+                .filter(|o| !options.unknown_orgs.contains(o)),
+        )
+        .collect();
+    let orgs: Vec<&str> = std::iter::once(org)
+        .chain(options.more_orgs.iter().copied())
+        .collect();
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
-        org: org.to_owned(),
+        org: known.join(","),
         generate_repos: 150,
         generate_members: 12,
         ..github_sim::SimConfig::default()
@@ -185,7 +202,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let mut vars = vec![
         ("REDIS_URL".to_owned(), redis.url()),
         ("GITHUB_API_URL".to_owned(), sim_url.clone()),
-        ("GITHUB_ORG".to_owned(), org.to_owned()),
+        ("GITHUB_ORGS".to_owned(), orgs.join(",")),
         ("REFRESH_INTERVAL_SECS".to_owned(), "1".to_owned()),
         ("PORT".to_owned(), "0".to_owned()),
         ("WORKERS".to_owned(), "2".to_owned()),
@@ -371,8 +388,22 @@ impl TestApp {
             .expect("redis connection")
     }
 
-    /// Stores a snapshot and appends its refresh event, as the fetcher does.
+    /// Stores a snapshot of the first org and appends its refresh event, as the fetcher does.
     pub async fn seed_snapshot(&self, path: &str, kind: SnapshotKind, body: &str, version: u64) {
+        self.seed_org_snapshot(&self.org, path, kind, body, version)
+            .await;
+    }
+
+    /// Stores a snapshot in `org`'s keys and appends its refresh event to `org`'s stream.
+    pub async fn seed_org_snapshot(
+        &self,
+        org: &str,
+        path: &str,
+        kind: SnapshotKind,
+        body: &str,
+        version: u64,
+    ) {
+        let keys = self.keys.org(org);
         let meta = SnapshotMeta {
             path: path.to_owned(),
             version,
@@ -383,7 +414,7 @@ impl TestApp {
         };
         let mut conn = self.redis_conn().await;
         let _: () = redis::cmd("HSET")
-            .arg(self.keys.snapshot(path))
+            .arg(keys.snapshot(path))
             .arg(FIELD_BODY)
             .arg(body)
             .arg(FIELD_META)
@@ -401,18 +432,25 @@ impl TestApp {
             traceparent: None,
         };
         let mut xadd = redis::cmd("XADD");
-        xadd.arg(self.keys.refresh_stream()).arg("*");
+        xadd.arg(keys.refresh_stream()).arg("*");
         for (k, v) in event.to_fields() {
             xadd.arg(k).arg(v);
         }
         let _: String = xadd.query_async(&mut conn).await.expect("XADD refresh");
     }
 
-    /// Stores a view set and appends its views event, as the views service does.
+    /// Stores a view set of the first org and appends its views event, as the views service
+    /// does.
     pub async fn seed_views(&self, set: &ViewSet) {
+        self.seed_org_views(&self.org, set).await;
+    }
+
+    /// Stores a view set in `org`'s keys and appends its views event to `org`'s stream.
+    pub async fn seed_org_views(&self, org: &str, set: &ViewSet) {
+        let keys = self.keys.org(org);
         let mut conn = self.redis_conn().await;
         let mut hset = redis::cmd("HSET");
-        hset.arg(self.keys.views());
+        hset.arg(keys.views());
         for (k, v) in set.to_fields().expect("fields") {
             hset.arg(k).arg(v);
         }
@@ -423,7 +461,7 @@ impl TestApp {
             traceparent: None,
         };
         let mut xadd = redis::cmd("XADD");
-        xadd.arg(self.keys.views_stream()).arg("*");
+        xadd.arg(keys.views_stream()).arg("*");
         for (k, v) in event.to_fields() {
             xadd.arg(k).arg(v);
         }
@@ -457,6 +495,37 @@ impl TestApp {
         .await;
         self.seed_views(&view_set(version)).await;
     }
+
+    /// Seeds the cached keys of another org (`/orgs/{org}`, with numeric id `id`, its members
+    /// and repos) and its views, at `version`, in that org's keys.
+    pub async fn seed_other_org(&self, org: &str, id: u64, version: u64) {
+        let body = format!(r#"{{"login":"{org}","id":{id},"description":"version {version}"}}"#);
+        self.seed_org_snapshot(
+            org,
+            &format!("/orgs/{org}"),
+            SnapshotKind::Object,
+            &body,
+            version,
+        )
+        .await;
+        self.seed_org_snapshot(
+            org,
+            &format!("/orgs/{org}/repos"),
+            SnapshotKind::List,
+            &repos_body_of(org, version),
+            version,
+        )
+        .await;
+        self.seed_org_snapshot(
+            org,
+            &format!("/orgs/{org}/members"),
+            SnapshotKind::List,
+            &members_body(),
+            version,
+        )
+        .await;
+        self.seed_org_views(org, &view_set_of(org, version)).await;
+    }
 }
 
 /// The seeded `/` body.
@@ -472,10 +541,15 @@ pub fn org_body(version: u64) -> String {
 
 /// The seeded repos list: irregular spacing on purpose (bytes must be served as stored).
 pub fn repos_body(version: u64) -> String {
+    repos_body_of(ORG, version)
+}
+
+/// [`repos_body`] of any org.
+pub fn repos_body_of(org: &str, version: u64) -> String {
     let repos: Vec<String> = (0..REPO_COUNT)
         .map(|i| {
             format!(
-                r#"{{"id": {i}, "full_name":"{ORG}/r{i}", "stargazers_count": {}, "v":{version}, "pad":"{}"}}"#,
+                r#"{{"id": {i}, "full_name":"{org}/r{i}", "stargazers_count": {}, "v":{version}, "pad":"{}"}}"#,
                 100 - i,
                 "x".repeat(200)
             )
@@ -491,20 +565,25 @@ pub fn members_body() -> String {
 
 /// The seeded views: stars are `[acme/r0, 100], ... [acme/r6, 94]`.
 pub fn view_set(version: u64) -> ViewSet {
+    view_set_of(ORG, version)
+}
+
+/// [`view_set`] of any org (`[{org}/r0, 100], ...`).
+pub fn view_set_of(org: &str, version: u64) -> ViewSet {
     let counts: Vec<ViewEntry> = (0..REPO_COUNT)
-        .map(|i| ViewEntry(format!("{ORG}/r{i}"), ViewValue::Count(100 - i as i64)))
+        .map(|i| ViewEntry(format!("{org}/r{i}"), ViewValue::Count(100 - i as i64)))
         .collect();
     let updated: Vec<ViewEntry> = (0..REPO_COUNT)
         .map(|i| {
             ViewEntry(
-                format!("{ORG}/r{i}"),
+                format!("{org}/r{i}"),
                 ViewValue::Timestamp(format!("2024-01-0{}T00:00:00Z", 9 - i)),
             )
         })
         .collect();
     ViewSet {
         version,
-        source_hash: content_hash(repos_body(version).as_bytes()),
+        source_hash: content_hash(repos_body_of(org, version).as_bytes()),
         views: ViewName::ALL
             .into_iter()
             .map(|v| {
@@ -541,7 +620,7 @@ impl TestApp {
         let vars = [
             ("REDIS_URL", self.gateway_redis_url()),
             ("GITHUB_API_URL", self.sim_url.clone()),
-            ("GITHUB_ORG", self.org.clone()),
+            ("GITHUB_ORGS", self.orgs().join(",")),
             ("PORT", "0".to_owned()),
             ("WORKERS", "1".to_owned()),
             ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
@@ -556,6 +635,15 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(application.run(shutdown.clone()));
         OtherGateway { address, shutdown }
+    }
+
+    /// Every org this test's services serve, first one first.
+    pub fn orgs(&self) -> Vec<String> {
+        self.vars
+            .iter()
+            .find(|(name, _)| name == "GITHUB_ORGS" || name == "GITHUB_ORG")
+            .map(|(_, orgs)| orgs.split(',').map(str::to_owned).collect())
+            .unwrap_or_else(|| vec![self.org.clone()])
     }
 
     /// `GET {base}{path}` with this test's client.
@@ -710,8 +798,9 @@ impl TestApp {
     }
 }
 
-/// The whole pipeline (github-sim with a generated `Netflix` org of `repos` repositories, the
-/// fetcher, views and gateway) on the Redis that `redis_vars` name (`REDIS_SENTINELS`,
+/// The whole pipeline (github-sim generating each of `orgs` with `repos` repositories, the
+/// fetcher, views and gateway serving all of them, the first one first) on the Redis that
+/// `redis_vars` name (`REDIS_SENTINELS`,
 /// `REDIS_CLUSTER_NODES`, ...): the high-availability tests' stack. Everything stops when dropped.
 pub struct HaPipeline {
     /// The gateway's base URL.
@@ -726,7 +815,7 @@ pub struct HaPipeline {
     pub stop_everything: tokio_util::sync::DropGuard,
 }
 
-/// The org of [`HaPipeline`].
+/// The (first) org of [`HaPipeline`].
 pub const HA_ORG: &str = "Netflix";
 
 /// Starts an [`HaPipeline`] and waits until the gateway is healthy (everything loaded).
@@ -737,11 +826,12 @@ pub const HA_ORG: &str = "Netflix";
 /// of their own. The single-Redis tests hold the gateway to reading ([`gateway_redis_user`]).
 pub async fn spawn_ha_pipeline(
     redis_vars: Vec<(&'static str, String)>,
+    orgs: &[&str],
     repos: usize,
 ) -> HaPipeline {
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
-        org: HA_ORG.to_owned(),
+        org: orgs.join(","),
         generate_repos: repos,
         generate_members: 5,
         ..github_sim::SimConfig::default()
@@ -754,7 +844,7 @@ pub async fn spawn_ha_pipeline(
     let mut vars = redis_vars;
     vars.extend([
         ("GITHUB_API_URL", sim_url.clone()),
-        ("GITHUB_ORG", HA_ORG.to_owned()),
+        ("GITHUB_ORGS", orgs.join(",")),
         ("REFRESH_INTERVAL_SECS", "1".to_owned()),
         ("PORT", "0".to_owned()),
         ("WORKERS", "2".to_owned()),
