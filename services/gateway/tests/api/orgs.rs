@@ -239,6 +239,14 @@ async fn an_unknown_org_among_known_ones_is_reported_and_does_not_keep_the_gatew
         serde_json::from_str(&app.get_text("/view/top/1/stars").await).expect("json");
     assert!(seed[0].0.starts_with(&format!("{}/", app.org)), "{seed:?}");
 
+    // Measured memory per org (printed with `--no-capture`; ARCHITECTURE.md quotes it): the
+    // list of 150 generated repos with its gzip and brotli copies, the members, the views.
+    for org in [app.org.as_str(), BETA] {
+        let repos = app.get_text(&format!("/orgs/{org}/repos")).await.len();
+        let held = health["orgs"][org]["served_bytes"].as_u64().expect("bytes");
+        println!("{org}: served_bytes {held} for a repos list of {repos} bytes");
+        assert!(held as usize > repos, "the list itself is counted");
+    }
     let metrics = app.get_text("/metrics").await;
     for (org, state, value) in [
         ("nope", "unknown_org", 1.0),
