@@ -57,7 +57,7 @@ start_bg fetcher-2 "$RUN_DIR/fetcher-2.log" env METRICS_PORT="$SECOND_METRICS_PO
 now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 lease_held() { # lease_held PORT: the fetcher's hubcache_fetcher_lease_held gauge (or "?")
   curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
-    awk '$1 == "hubcache_fetcher_lease_held" { print $2; found=1 } END { if (!found) print "?" }'
+    awk '$1 ~ /^hubcache_fetcher_lease_held([{]|$)/ { print $2; found=1; exit } END { if (!found) print "?" }'
 }
 
 REPO="$(curl -fsS "$SIM/orgs/Netflix/repos?per_page=1&page=7" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')"

@@ -45,7 +45,7 @@ return {now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
 /// The rank of `member` for `org` (higher wins): the first 8 bytes of SHA-256 of the
 /// lowercased login, a newline and the instance id. Stable across processes and versions, so
 /// every replica computes the same preferred fetcher from the same members.
-pub(crate) fn rendezvous_weight(org: &str, member: &str) -> u64 {
+pub fn rendezvous_weight(org: &str, member: &str) -> u64 {
     let mut hasher = Sha256::new();
     hasher.update(org.to_ascii_lowercase().as_bytes());
     hasher.update(b"\n");
@@ -54,6 +54,19 @@ pub(crate) fn rendezvous_weight(org: &str, member: &str) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
+}
+
+/// The fetcher among `members` (live instance ids) that polls `org`: the one ranked highest by
+/// [`rendezvous_weight`], as every replica computes it (`None` without members).
+pub fn preferred_fetcher<'a>(
+    org: &str,
+    members: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    members
+        .into_iter()
+        .map(|id| (rendezvous_weight(org, id), id))
+        .max()
+        .map(|(_, id)| id)
 }
 
 /// The live fetchers as last seen, and who this instance is.
@@ -80,12 +93,13 @@ impl Members {
 
     /// The live member preferred for `org` at `now` (none before the first heartbeat).
     pub(crate) fn preferred(&self, org: &str, now: Instant) -> Option<&str> {
-        self.live
-            .iter()
-            .filter(|(_, lapses_at)| *lapses_at > now)
-            .map(|(id, _)| (rendezvous_weight(org, id), id.as_str()))
-            .max()
-            .map(|(_, id)| id)
+        preferred_fetcher(
+            org,
+            self.live
+                .iter()
+                .filter(|(_, lapses_at)| *lapses_at > now)
+                .map(|(id, _)| id.as_str()),
+        )
     }
 
     /// Whether this instance is the one preferred for `org`.

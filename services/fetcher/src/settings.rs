@@ -17,8 +17,9 @@ pub struct Settings {
     /// Redis, GitHub, organisation, cached endpoints, intervals (shared by every service).
     #[serde(flatten)]
     pub common: CommonSettings,
-    /// `LEASE_SECS`: how long the polling fetcher's lease lives without renewal, i.e. how fast
-    /// another replica takes over from one that died.
+    /// `LEASE_SECS`: how long an org's lease (and a replica's registration in the membership
+    /// set) lives without renewal, i.e. how fast the other replicas take over the orgs of one
+    /// that died.
     #[serde(default = "default_lease_secs")]
     pub lease_secs: u64,
     /// `github_request_timeout_ms` (file): the limit for one GitHub request, body included, so a

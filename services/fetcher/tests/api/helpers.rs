@@ -35,6 +35,8 @@ pub struct TestOptions {
     /// Appended to the simulator's address in `GITHUB_API_URL` (e.g. GitHub Enterprise's
     /// `/api/v3`, which the simulator accepts when its advertised base has that path).
     pub api_path: &'static str,
+    /// The orgs github-sim generates (`--org`, comma-separated), each with [`REPOS`] repos.
+    pub sim_orgs: &'static str,
 }
 
 impl Default for TestOptions {
@@ -47,6 +49,7 @@ impl Default for TestOptions {
             backoff_max_ms: 2_000,
             advertised_base_url: None,
             api_path: "",
+            sim_orgs: ORG,
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct TestApp {
     pub sim: SimControl,
     /// A plain client for github-sim's GitHub routes (the ground truth).
     http: reqwest::Client,
+    /// Every key of the test's prefix.
+    pub schema: KeySchema,
     /// The keys of [`ORG`], the org of single-org tests.
     pub keys: OrgKeys,
     pub conn: MultiplexedConnection,
@@ -88,6 +93,18 @@ impl RunningFetcher {
         hubcache_testkit::prometheus_text::sample(&text, name, &[])
     }
 
+    /// One sample of its `/metrics` whose labels include `labels`.
+    pub async fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let port = self.admin_port.expect("started with an admin listener");
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        hubcache_testkit::prometheus_text::sample(&text, name, labels)
+    }
+
     /// Graceful shutdown: cancel and wait (the fetcher releases its lease).
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -113,7 +130,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let config = github_sim::SimConfig {
         port: 0,
         workers: 2,
-        org: ORG.to_owned(),
+        org: options.sim_orgs.to_owned(),
         generate_repos: REPOS,
         generate_members: 40,
         base_url: options.advertised_base_url.clone(),
@@ -133,6 +150,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         redis,
         sim: SimControl::new(address),
         http: reqwest::Client::new(),
+        schema: KeySchema::new(PREFIX),
         keys: KeySchema::new(PREFIX).org(ORG),
         conn,
         options,
@@ -142,13 +160,18 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
 impl TestApp {
     /// The settings a fetcher of this test runs with (`token`: whether it sends one).
     pub fn settings(&self, token: Option<&str>) -> Settings {
+        self.settings_for(&[ORG], token)
+    }
+
+    /// The settings of a fetcher caching `orgs` (`GITHUB_ORGS`, the first one first).
+    pub fn settings_for(&self, orgs: &[&str], token: Option<&str>) -> Settings {
         let mut vars = vec![
             ("REDIS_URL", self.redis.url()),
             (
                 "GITHUB_API_URL",
                 format!("{}{}", self.sim.base_url(), self.options.api_path),
             ),
-            ("GITHUB_ORG", ORG.to_owned()),
+            ("GITHUB_ORGS", orgs.join(",")),
             (
                 "REFRESH_INTERVAL_SECS",
                 self.options.refresh_secs.to_string(),
@@ -189,7 +212,20 @@ impl TestApp {
         self.start_fetcher_from(settings).await
     }
 
-    async fn start_fetcher_from(&self, settings: Settings) -> RunningFetcher {
+    /// Starts a fetcher caching `orgs`, sending the test token.
+    pub async fn start_fetcher_for(&self, orgs: &[&str]) -> RunningFetcher {
+        self.start_fetcher_from(self.settings_for(orgs, Some(TOKEN)))
+            .await
+    }
+
+    /// Starts a fetcher caching `orgs` with an admin listener (one per test).
+    pub async fn start_fetcher_for_with_admin(&self, orgs: &[&str]) -> RunningFetcher {
+        let mut settings = self.settings_for(orgs, Some(TOKEN));
+        settings.metrics_port = hubcache_testkit::free_port().expect("a free port");
+        self.start_fetcher_from(settings).await
+    }
+
+    pub async fn start_fetcher_from(&self, settings: Settings) -> RunningFetcher {
         let app = Application::build(settings).await.expect("fetcher builds");
         let admin_port = app.metrics_port();
         let instance_id = app.instance_id().to_owned();
@@ -214,10 +250,29 @@ impl TestApp {
     }
 
     pub async fn snapshot(&self, path: &str) -> Option<Snapshot> {
+        self.snapshot_of(ORG, path).await
+    }
+
+    /// `path`'s snapshot in `org`'s keys.
+    pub async fn snapshot_of(&self, org: &str, path: &str) -> Option<Snapshot> {
         let mut conn = self.conn.clone();
-        Snapshot::load(&mut conn, &self.keys, path)
+        Snapshot::load(&mut conn, &self.schema.org(org), path)
             .await
             .expect("snapshot readable")
+    }
+
+    /// The fetchers registered in the membership set (live or not yet dropped).
+    pub async fn members(&self) -> Vec<String> {
+        let mut conn = self.conn.clone();
+        let mut members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.schema.fetcher_members())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .expect("ZRANGE members");
+        members.sort();
+        members
     }
 
     /// The stored version (0: none), read cheaply without the body.
@@ -248,8 +303,13 @@ impl TestApp {
     }
 
     pub async fn status(&self, path: &str) -> SnapshotStatus {
+        self.status_of(ORG, path).await
+    }
+
+    /// `path`'s status in `org`'s keys.
+    pub async fn status_of(&self, org: &str, path: &str) -> SnapshotStatus {
         let mut conn = self.conn.clone();
-        Snapshot::load_status(&mut conn, &self.keys, path)
+        Snapshot::load_status(&mut conn, &self.schema.org(org), path)
             .await
             .expect("status readable")
     }
@@ -272,9 +332,14 @@ impl TestApp {
     }
 
     pub async fn lease_holder(&self) -> Option<String> {
+        self.lease_holder_of(ORG).await
+    }
+
+    /// The instance holding `org`'s lease, if any.
+    pub async fn lease_holder_of(&self, org: &str) -> Option<String> {
         let mut conn = self.conn.clone();
         redis::cmd("GET")
-            .arg(self.keys.fetcher_lease())
+            .arg(self.schema.org(org).fetcher_lease())
             .query_async(&mut conn)
             .await
             .expect("GET lease")
@@ -292,6 +357,31 @@ impl TestApp {
         .await
         .expect("snapshots stored")
     }
+}
+
+impl TestApp {
+    /// Waits until `org`'s own endpoints (`/orgs/{org}`, members, repos) have snapshots;
+    /// returns them in that order.
+    pub async fn wait_for_org(&self, org: &str, timeout: Duration) -> Vec<Snapshot> {
+        eventually(timeout, &format!("{org}'s snapshots"), || async {
+            let mut all = Vec::new();
+            for path in org_paths(org) {
+                all.push(self.snapshot_of(org, &path).await?);
+            }
+            Some(all)
+        })
+        .await
+        .expect("the org's snapshots are stored")
+    }
+}
+
+/// An org's own default endpoints: the org, its members, its repos.
+pub fn org_paths(org: &str) -> [String; 3] {
+    [
+        format!("/orgs/{org}"),
+        format!("/orgs/{org}/members"),
+        format!("/orgs/{org}/repos"),
+    ]
 }
 
 pub fn repos_path() -> String {

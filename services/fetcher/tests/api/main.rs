@@ -11,4 +11,5 @@ mod lifecycle;
 mod metrics;
 mod proxy;
 mod settings;
+mod sharding;
 mod steady_state;
