@@ -173,7 +173,11 @@ impl FetchLoop {
             };
             tokio::select! {
                 () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
-                _ = self.members.changed() => {}
+                changed = self.members.changed() => {
+                    if changed.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
             }
         }
     }

@@ -75,7 +75,8 @@ impl Application {
         })
     }
 
-    /// This replica's id: the value it writes into the lease while it polls.
+    /// This replica's id: its member in the membership set and the value it writes into the
+    /// lease of each org it polls.
     pub fn instance_id(&self) -> &str {
         &self.instance_id
     }
@@ -200,10 +201,26 @@ impl Application {
             let span = tracing::info_span!("org", org = %plan.org);
             loops.spawn(fetch_loop.run(shutdown.clone()).instrument(span));
         }
-        while let Some(joined) = loops.join_next().await {
-            if let Err(e) = joined {
-                shutdown.cancel();
-                return Err(anyhow::anyhow!("an org's poll loop failed: {e}"));
+        loop {
+            tokio::select! {
+                joined = loops.join_next() => match joined {
+                    None => break,
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        shutdown.cancel();
+                        return Err(anyhow::anyhow!("an org's poll loop failed: {e}"));
+                    }
+                },
+                // It ends by itself only on shutdown; before that, the loops would go on with
+                // a frozen view of the membership while the others count this replica dead.
+                Some(joined) = heartbeat.join_next() => {
+                    if !shutdown.is_cancelled() {
+                        shutdown.cancel();
+                        return Err(anyhow::anyhow!(
+                            "the membership heartbeat ended early: {joined:?}"
+                        ));
+                    }
+                }
             }
         }
         // Every lease is released by now: leave, so the others take the orgs at their next
