@@ -1,13 +1,17 @@
-//! gateway: hubcache's HTTP front. Serves the cached keys and views from in-process copies kept
-//! current from Redis streams, and passes every other GitHub request through a coalescing cache.
+//! gateway: hubcache's HTTP front. Serves every configured organisation's cached keys and views
+//! from in-process copies kept current from that org's Redis streams (the seed's view routes
+//! serve the first org, `/orgs/{org}/view/...` any of them), and passes every other GitHub
+//! request through a coalescing cache.
 //!
 //! Layout:
 //! - [`settings`]: [`Settings`], the gateway's configuration.
 //! - `startup`: [`Application`]: builds shared state once, runs the server and its tasks (the
 //!   composition root: nothing imports it).
 //! - `app_state`: `AppState`, what every handler reaches.
-//! - `stream_listener`: loads snapshots and views, follows the refresh and views streams.
-//! - `served_state`: the in-process copies (`arc_swap`), read lock-free by every request.
+//! - `stream_listener`: one task per org: loads the org's snapshots and views, follows its
+//!   refresh and views streams (one `XREAD`, one slot).
+//! - `served_state`: the in-process copies per org (`arc_swap`), read lock-free by every
+//!   request; each org's state (ready, loading, unknown to GitHub) and the bytes it holds.
 //! - `served_snapshot`: one snapshot version prepared once: ETag, gzip/br copies, element
 //!   boundaries for paging, the org id.
 //! - `served_views`: views pre-rendered in the seed's text format; `TopN` validation.
@@ -20,15 +24,17 @@
 //!   answered from GitHub through a per-key coalescing, bounded cache.
 //! - `fleet_cache`: the pass-through cache shared by all replicas in Redis (L2), behind the
 //!   in-process one: fleet-wide coalescing, lock takeover, L1-only fallback.
-//! - `routes`: the route table (health, webhooks, views, cached keys, pass-through glue).
+//! - `routes`: the route table (health, webhooks, views of the first org and org-qualified
+//!   views, every org's cached keys, pass-through glue).
 //! - `request_hygiene`, `client_rate_limit`, `request_log`: middleware applied before routing.
 //! - `public_base`: the gateway's own base URL for Link headers.
 //! - `body_urls`: with `PUBLIC_URL`, upstream URLs in bodies (snapshots and pass-through answers)
 //!   pointed at the gateway.
 //! - `json_error`: the `{"message": ...}` error shape.
 //! - `webhook_signature`, `webhook_intake`: GitHub webhook deliveries (`routes::webhooks`):
-//!   `X-Hub-Signature-256` verification, and the hint handed to the fetcher through Redis
-//!   (delivery-id dedup and the hints stream), with the delivery counters.
+//!   `X-Hub-Signature-256` verification, and the hint (naming its org, any configured one)
+//!   handed to the fetcher through Redis (delivery-id dedup and the hints stream), with the
+//!   delivery counters.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
 mod app_state;

@@ -89,6 +89,14 @@ impl Representation {
         &self.identity
     }
 
+    /// Bytes held: the identity body and the compressed copies made so far (the per-org
+    /// memory gauge sums these).
+    pub(crate) fn held_bytes(&self) -> usize {
+        let copy =
+            |c: &OnceLock<Option<Bytes>>| c.get().and_then(Option::as_ref).map_or(0, Bytes::len);
+        self.identity.len() + copy(&self.gzip) + copy(&self.brotli)
+    }
+
     /// The body in `coding`, compressing it on first use. `None` when compression does not
     /// shrink it (then identity is served).
     fn encoded(&self, coding: Coding) -> Option<&Bytes> {

@@ -96,6 +96,17 @@ impl ServedSnapshot {
         }
     }
 
+    /// Bytes held by this version: the body and its compressed copies, the element index and
+    /// the pages rendered so far (at most [`PAGE_CACHE_ENTRIES`]).
+    pub(crate) fn held_bytes(&self) -> usize {
+        let index = self
+            .elements
+            .as_ref()
+            .map_or(0, |e| e.capacity() * std::mem::size_of::<Range<usize>>());
+        let pages: usize = self.pages.iter().map(|(_, page)| page.held_bytes()).sum();
+        self.full.held_bytes() + index + pages
+    }
+
     /// Number of elements when this is a list.
     pub(crate) fn element_count(&self) -> Option<usize> {
         self.elements.as_ref().map(Vec::len)

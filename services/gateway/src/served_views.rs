@@ -140,6 +140,18 @@ impl ServedViews {
         }
     }
 
+    /// Bytes held: every view's rendered text and entry index, and the slices rendered so far
+    /// (at most [`SLICE_CACHE_ENTRIES`]).
+    pub(crate) fn held_bytes(&self) -> usize {
+        let views: usize = self
+            .views
+            .values()
+            .map(|v| v.text.capacity() + v.entries.capacity() * std::mem::size_of::<Range<usize>>())
+            .sum();
+        let slices: usize = self.slices.iter().map(|(_, s)| s.held_bytes()).sum();
+        views + slices
+    }
+
     /// The first or last `n` entries of `view` (the whole view when `n` exceeds it); `None`
     /// if this set lacks the view.
     ///

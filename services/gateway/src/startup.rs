@@ -28,7 +28,7 @@ use crate::request_log::{PathOnlyRootSpan, RequestMetrics, request_log};
 use crate::routes;
 use crate::served_state::ServedState;
 use crate::settings::Settings;
-use crate::stream_listener::{Connected, StreamListener};
+use crate::stream_listener::{Connected, SharedRedis, StreamListener};
 use crate::webhook_intake::{WebhookConfig, WebhookIntake};
 use crate::webhook_signature::WebhookSecret;
 
@@ -46,8 +46,8 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Application {
     port: u16,
     server: Server,
-    listener: StreamListener,
-    connected: Option<Connected>,
+    /// One stream listener per org, with the session opened at build (if Redis was up).
+    listeners: Vec<(StreamListener, Option<Connected>)>,
     rate_limiter: web::Data<ClientRateLimiter>,
     liveness: Liveness,
     /// The pass-through cache shared with the other replicas (its connection and wake-ups).
@@ -95,13 +95,8 @@ impl Application {
     /// (port 0 picks a free port: see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
-        let cached: Vec<String> = settings
-            .common
-            .cached()?
-            .into_iter()
-            .map(|e| e.path)
-            .collect();
-        let served = Arc::new(ServedState::new(cached, &settings.common.github_org));
+        let orgs = settings.common.orgs();
+        let served = Arc::new(ServedState::new(&orgs, &settings.common.cached()?));
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let keys = KeySchema::new(&settings.common.key_prefix);
         let fleet = settings
@@ -116,7 +111,7 @@ impl Application {
             web::Data::new(WebhookIntake::new(
                 WebhookConfig {
                     secret: WebhookSecret::new(secret),
-                    org: settings.common.github_org.clone(),
+                    orgs: orgs.clone(),
                     max_body_bytes: usize::try_from(settings.webhook_max_body_bytes)
                         .unwrap_or(usize::MAX),
                     delivery_window: Duration::from_secs(settings.webhook_delivery_window_secs),
@@ -125,15 +120,29 @@ impl Application {
                 connector.clone(),
             ))
         });
-        let listener = StreamListener::new(connector, keys, Arc::clone(&served), body_urls)
-            .with_webhook_stats(webhooks.as_ref().map(|intake| Arc::clone(&intake.stats)));
-        let connected = match listener.connect_and_load().await {
-            Ok(connected) => Some(connected),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "Redis unavailable at start; serving 503 until it is reachable");
-                None
-            }
-        };
+        let redis = SharedRedis::new(connector);
+        let webhook_stats = webhooks.as_ref().map(|intake| Arc::clone(&intake.stats));
+        let listeners = served.orgs().iter().map(|org| {
+            StreamListener::new(
+                redis.clone(),
+                keys.org(org.login()),
+                Arc::clone(org),
+                body_urls.clone(),
+            )
+            .with_webhook_stats(webhook_stats.clone())
+        });
+        // Every org loads at once: start-up takes as long as the largest org, not the sum.
+        let listeners = futures::future::join_all(listeners.map(|listener| async move {
+            let connected = match listener.connect_and_load().await {
+                Ok(connected) => Some(connected),
+                Err(e) => {
+                    tracing::warn!(org = listener.org(), error = %format!("{e:#}"), "Redis unavailable at start; serving 503 until it is reachable");
+                    None
+                }
+            };
+            (listener, connected)
+        }))
+        .await;
 
         let github = GithubClient::new(
             settings.common.github_base_url()?,
@@ -196,8 +205,7 @@ impl Application {
         Ok(Self {
             port,
             server,
-            listener,
-            connected,
+            listeners,
             rate_limiter,
             fleet,
             liveness,
@@ -211,7 +219,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops the
-    /// background tasks (at most `SHUTDOWN_TIMEOUT_SECS`). The HTTP server, the stream
+    /// background tasks (at most `SHUTDOWN_TIMEOUT_SECS`). The HTTP server, each org's stream
     /// listener, the fleet cache (its connection and wake-ups) and the rate-limit upkeep are
     /// supervised: one that ends unexpectedly (an error, a panic) stops the others and is
     /// returned as the error. `/livez` answers 503 from the moment the drain begins.
@@ -220,11 +228,14 @@ impl Application {
         self.liveness.follow(&stop);
         let mut supervisor = Supervisor::new(stop.clone());
         supervisor.spawn("http server", serve_until(self.server, stop.clone()));
-        let listener = self.listener.run(self.connected, stop.clone());
-        supervisor.spawn("stream listener", async move {
-            listener.await;
-            Ok(())
-        });
+        for (listener, connected) in self.listeners {
+            let listener = listener.run(connected, stop.clone());
+            // One name for every org's listener: a task name is fixed and short.
+            supervisor.spawn("stream listener", async move {
+                listener.await;
+                Ok(())
+            });
+        }
         if let Some(fleet) = self.fleet {
             let run = fleet.run(stop.clone());
             supervisor.spawn("fleet cache", async move {

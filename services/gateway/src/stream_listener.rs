@@ -1,16 +1,20 @@
-//! Keeps [`ServedState`] current: loads every cached key and the views from Redis, then follows
-//! the refresh and views streams and reloads what an event names.
+//! Keeps each organisation's [`OrgServed`] current: one listener task per org loads the org's
+//! cached keys and views from Redis, then follows the org's refresh and views streams and
+//! reloads what an event names.
 //!
+//! - One task per org, each with its own blocking connection: the two streams of an org share
+//!   its hash tag (one slot), so one `XREAD` reads both on a Redis Cluster too, and a slow or
+//!   unreachable org (its master down) never delays another. The connection for ordinary
+//!   commands is shared by all orgs' listeners ([`SharedRedis`]).
 //! - Plain `XREAD BLOCK` (no consumer group): every gateway replica sees every event.
 //! - The streams' last ids are read *before* the initial load, so an event written during the
 //!   load is still seen afterwards (at worst one harmless reload).
-//! - Blocking reads use a dedicated connection ([`RedisConnector::blocking`]); loads use the
-//!   shared [`RedisConnection`].
-//! - Any Redis failure marks the state stale, and the listener reconnects every second; after
-//!   reconnecting it reloads everything (events may have been missed or the streams reset).
+//! - Any Redis failure marks the org's copies stale, and its listener reconnects every second;
+//!   after reconnecting it reloads the org (events may have been missed or the streams reset).
 //!   Loaded copies are never dropped: a Redis that lost its data does not empty the gateway.
-//! - The fetcher's status of each cached key (its latest poll's outcome, which changes without
-//!   an event) is read on connecting and every [`STATUS_EVERY`], for `/healthcheck`.
+//! - The fetcher's status of each of the org's cached keys (its latest poll's outcome, which
+//!   changes without an event) is read on connecting and every [`STATUS_EVERY`], for
+//!   `/healthcheck` (a stuck endpoint, an org GitHub does not know).
 //! - Each reload runs in a span continuing the event's `traceparent`, so a refresh is one trace
 //!   from the fetcher's poll to the gateway serving it.
 
@@ -23,14 +27,14 @@ use hubcache_shared::RedisConnection;
 use hubcache_shared::events::newest_entry_id;
 use hubcache_shared::snapshot::SnapshotError;
 use hubcache_shared::telemetry;
-use hubcache_shared::{KeySchema, RedisConnector, RefreshEvent, Snapshot, ViewSet, ViewsEvent};
+use hubcache_shared::{OrgKeys, RedisConnector, RefreshEvent, Snapshot, ViewSet, ViewsEvent};
 use redis::streams::{StreamId, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::body_urls::BodyUrlRewriter;
 use crate::served_snapshot::ServedSnapshot;
-use crate::served_state::ServedState;
+use crate::served_state::OrgServed;
 use crate::served_views::ServedViews;
 use crate::webhook_intake::WebhookStats;
 
@@ -43,12 +47,52 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// Pause between reconnection attempts while Redis is down.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Follows Redis and updates the served copies.
+/// The connection for ordinary commands, shared by every org's listener: made on first use,
+/// and made again after a listener saw it fail (it heals by itself in most cases; a fresh one
+/// also covers a Sentinel failover seen mid-command).
+#[derive(Clone)]
+pub(crate) struct SharedRedis {
+    connector: RedisConnector,
+    slot: Arc<tokio::sync::Mutex<Option<RedisConnection>>>,
+}
+
+impl SharedRedis {
+    /// Connections to the Redis behind `connector`, not opened yet.
+    pub(crate) fn new(connector: RedisConnector) -> Self {
+        Self {
+            connector,
+            slot: Arc::default(),
+        }
+    }
+
+    /// The shared connection, opening it if needed.
+    async fn get(&self) -> anyhow::Result<RedisConnection> {
+        let mut slot = self.slot.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self.connector.shared().await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the shared connection after a failure: the next `get` opens a new one.
+    async fn discard(&self) {
+        self.slot.lock().await.take();
+    }
+
+    /// A dedicated connection for one org's blocking reads.
+    async fn blocking(&self) -> anyhow::Result<RedisConnection> {
+        self.connector.blocking(BLOCK).await
+    }
+}
+
+/// Follows one org's streams and updates its served copies.
 #[derive(Clone)]
 pub(crate) struct StreamListener {
-    connector: RedisConnector,
-    keys: KeySchema,
-    state: Arc<ServedState>,
+    redis: SharedRedis,
+    keys: OrgKeys,
+    state: Arc<OrgServed>,
     body_urls: Option<BodyUrlRewriter>,
     /// With webhooks on: told when new views are served (delivery-to-view latency).
     webhook_stats: Option<Arc<WebhookStats>>,
@@ -63,16 +107,17 @@ pub(crate) struct Connected {
 }
 
 impl StreamListener {
-    /// A listener updating `state` from the Redis behind `connector`; `body_urls` (set with
-    /// `PUBLIC_URL`) points the upstream URLs in each loaded snapshot at the gateway.
+    /// A listener updating `state` (one org, whose keys are `keys`) through `redis`;
+    /// `body_urls` (set with `PUBLIC_URL`) points the upstream URLs in each loaded snapshot at
+    /// the gateway.
     pub(crate) fn new(
-        connector: RedisConnector,
-        keys: KeySchema,
-        state: Arc<ServedState>,
+        redis: SharedRedis,
+        keys: OrgKeys,
+        state: Arc<OrgServed>,
         body_urls: Option<BodyUrlRewriter>,
     ) -> Self {
         Self {
-            connector,
+            redis,
             keys,
             state,
             body_urls,
@@ -86,11 +131,24 @@ impl StreamListener {
         self
     }
 
-    /// Connects, records the streams' positions, then loads every cached key and the views.
-    /// Marks the state reachable on success.
+    /// The login of the org this listener follows.
+    pub(crate) fn org(&self) -> &str {
+        self.state.login()
+    }
+
+    /// Connects, records the streams' positions, then loads every cached key of the org and
+    /// its views. Marks the org reachable on success.
     pub(crate) async fn connect_and_load(&self) -> anyhow::Result<Connected> {
-        let mut shared = self.connector.shared().await?;
-        let blocking = self.connector.blocking(BLOCK).await?;
+        let attempt = self.try_connect_and_load().await;
+        if attempt.is_err() {
+            self.redis.discard().await;
+        }
+        attempt
+    }
+
+    async fn try_connect_and_load(&self) -> anyhow::Result<Connected> {
+        let mut shared = self.redis.get().await?;
+        let blocking = self.redis.blocking().await?;
         let refresh_id = newest_entry_id(&mut shared, &self.keys.refresh_stream()).await?;
         let views_id = newest_entry_id(&mut shared, &self.keys.views_stream()).await?;
         for path in self.state.cached_paths().to_vec() {
@@ -99,7 +157,7 @@ impl StreamListener {
         self.reload_views(&mut shared).await?;
         self.reload_statuses(&mut shared).await?;
         self.state.set_redis_reachable(true);
-        tracing::info!(missing = ?self.state.missing(), "loaded cached keys and views from Redis");
+        tracing::info!(org = self.org(), missing = ?self.state.missing(), "loaded the org's cached keys and views from Redis");
         Ok(Connected {
             shared,
             blocking,
@@ -123,7 +181,7 @@ impl StreamListener {
                         Ok(session) => session,
                         Err(e) => {
                             self.state.set_redis_reachable(false);
-                            tracing::warn!(error = %format!("{e:#}"), "Redis unavailable; serving in-memory copies, retrying");
+                            tracing::warn!(org = self.org(), error = %format!("{e:#}"), "Redis unavailable; serving in-memory copies, retrying");
                             if sleep_or_cancel(&shutdown).await {
                                 return;
                             }
@@ -136,7 +194,8 @@ impl StreamListener {
                 Ok(()) => return,
                 Err(e) => {
                     self.state.set_redis_reachable(false);
-                    tracing::warn!(error = %format!("{e:#}"), "lost Redis; serving in-memory copies marked stale");
+                    self.redis.discard().await;
+                    tracing::warn!(org = self.org(), error = %format!("{e:#}"), "lost Redis; serving in-memory copies marked stale");
                     if sleep_or_cancel(&shutdown).await {
                         return;
                     }
@@ -196,14 +255,15 @@ impl StreamListener {
                 }
             }
             for (path, traceparent) in paths {
-                let span = tracing::info_span!("gateway.reload_snapshot", path = %path);
+                let span =
+                    tracing::info_span!("gateway.reload_snapshot", org = self.org(), path = %path);
                 telemetry::continue_trace(&span, traceparent.as_deref());
                 self.reload_snapshot(&mut session.shared, &path)
                     .instrument(span)
                     .await?;
             }
             if let Some(traceparent) = views_changed {
-                let span = tracing::info_span!("gateway.reload_views");
+                let span = tracing::info_span!("gateway.reload_views", org = self.org());
                 telemetry::continue_trace(&span, traceparent.as_deref());
                 self.reload_views(&mut session.shared)
                     .instrument(span)
@@ -278,6 +338,7 @@ impl StreamListener {
         .await
         .context("preparing a snapshot")?;
         tracing::info!(
+            org = self.org(),
             path,
             version = prepared.version,
             bytes = prepared.full.identity().len(),
@@ -319,7 +380,7 @@ impl StreamListener {
             Ok(Some(set)) => set,
             Ok(None) => return Ok(()),
             Err(hubcache_shared::views::ViewsError::Corrupt(reason)) => {
-                tracing::error!(%reason, "stored views are corrupt; keeping the served copy");
+                tracing::error!(org = self.org(), %reason, "stored views are corrupt; keeping the served copy");
                 return Ok(());
             }
             Err(e) => return Err(e).context("loading views"),
@@ -333,7 +394,11 @@ impl StreamListener {
         let prepared = tokio::task::spawn_blocking(move || ServedViews::prepare(&set))
             .await
             .context("preparing views")?;
-        tracing::info!(version = prepared.version, "serving new views");
+        tracing::info!(
+            org = self.org(),
+            version = prepared.version,
+            "serving new views"
+        );
         self.state.install_views(prepared);
         if let Some(stats) = &self.webhook_stats {
             stats.views_installed();

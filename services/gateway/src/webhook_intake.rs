@@ -42,8 +42,8 @@ return 1
 pub(crate) struct WebhookConfig {
     /// `GITHUB_WEBHOOK_SECRET`.
     pub(crate) secret: WebhookSecret,
-    /// The one org whose deliveries are used (`GITHUB_ORG`).
-    pub(crate) org: String,
+    /// The orgs whose deliveries are used (`GITHUB_ORGS`), matched case-insensitively.
+    pub(crate) orgs: Vec<String>,
     /// Bodies larger than this are refused with 413.
     pub(crate) max_body_bytes: usize,
     /// A delivery id seen within this is acknowledged and ignored.
@@ -125,7 +125,7 @@ impl WebhookIntake {
 /// What happened to a delivery, as the `outcome` label of `hubcache_webhook_deliveries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Verified, new, for the cached org: handed to the fetcher.
+    /// Verified, new, for a cached org: handed to the fetcher.
     Accepted,
     /// A delivery id already seen within the window.
     Duplicate,

@@ -11,6 +11,7 @@ use crate::app_state::AppState;
 use crate::json_error::json_error;
 use crate::paging::CachedQuery;
 use crate::public_base::public_base;
+use crate::served_state::OrgServed;
 
 /// Why a cached key cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -18,12 +19,16 @@ pub(crate) enum CachedKeyError {
     /// The snapshot has not been loaded from Redis yet (cold start, Redis down).
     #[error("{0} is not loaded yet; try again shortly")]
     NotLoaded(String),
+    /// Nothing is loaded and GitHub answered 404 for the org: there is nothing to wait for.
+    #[error("{0}: GitHub does not know the organization ({1})")]
+    OrgUnknown(String, String),
 }
 
 impl ResponseError for CachedKeyError {
     fn status_code(&self) -> StatusCode {
         match self {
             CachedKeyError::NotLoaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CachedKeyError::OrgUnknown(..) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -39,12 +44,16 @@ pub(crate) async fn cached_key(
     state: web::Data<AppState>,
     path: Arc<str>,
 ) -> Result<HttpResponse, CachedKeyError> {
-    serve(req, body, state, &path, &path).await
+    let Some(org) = state.served.owner(&path).cloned() else {
+        // Routes are registered from the cached paths: every one has an org.
+        return Err(CachedKeyError::NotLoaded(path.to_string()));
+    };
+    serve(req, body, state, &org, &path, &path).await
 }
 
 /// `/organizations/{id}/{list}`: GitHub's own Link headers name the org's lists by numeric id.
-/// Served from the snapshot when `id` is the cached org's and the list is cached; otherwise
-/// passed through.
+/// Served from the snapshot when `id` is a cached org's and the list is cached for it;
+/// otherwise passed through.
 pub(crate) async fn organization_list(
     req: HttpRequest,
     body: web::Bytes,
@@ -55,13 +64,13 @@ pub(crate) async fn organization_list(
         .get("id")
         .and_then(|id| id.parse::<u64>().ok());
     let list = req.match_info().get("list").unwrap_or_default();
-    if let (Some(id), Some(org_id)) = (id, state.served.org_id())
-        && id == org_id
+    if let Some(id) = id
+        && let Some(org) = state.served.org_by_id(id).cloned()
     {
-        let snapshot_path = format!("{}/{list}", state.served.org_path());
-        if state.served.is_cached(&snapshot_path) {
+        let snapshot_path = format!("{}/{list}", org.org_path());
+        if org.is_cached(&snapshot_path) {
             let link_path = format!("/organizations/{id}/{list}");
-            return serve(req, body, state, &snapshot_path, &link_path).await;
+            return serve(req, body, state, &org, &snapshot_path, &link_path).await;
         }
     }
     Ok(super::pass_through(req, body, state).await)
@@ -71,6 +80,7 @@ async fn serve(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
+    org: &OrgServed,
     snapshot_path: &str,
     link_path: &str,
 ) -> Result<HttpResponse, CachedKeyError> {
@@ -78,11 +88,13 @@ async fn serve(
     if query == CachedQuery::Other {
         return Ok(super::pass_through(req, body, state).await);
     }
-    let snapshot = state
-        .served
-        .snapshot(snapshot_path)
-        .ok_or_else(|| CachedKeyError::NotLoaded(snapshot_path.to_owned()))?;
-    let stale = state.served.is_stale();
+    let Some(snapshot) = org.snapshot(snapshot_path) else {
+        return Err(match org.unknown() {
+            Some(error) => CachedKeyError::OrgUnknown(snapshot_path.to_owned(), error),
+            None => CachedKeyError::NotLoaded(snapshot_path.to_owned()),
+        });
+    };
+    let stale = org.is_stale();
     if let CachedQuery::Page(page) = query
         && let Some(representation) = snapshot.page(page)
     {

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the Prometheus scrape. Counters and histograms are recorded where things
 //! happen (request log, pass-through cache, upstream client, rate limiter); the gauges that
-//! describe current state (cache size, served versions and their age, Redis reachability) are
-//! sampled here, at scrape time.
+//! describe current state (cache size, served versions and their age, each org's state and
+//! memory, Redis reachability) are sampled here, at scrape time.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -13,17 +13,22 @@ use crate::coalescing_cache::{EVICTIONS_METRIC, LOOKUPS_METRIC};
 use crate::fleet_cache::FLEET_METRIC;
 use crate::passthrough::UPSTREAM_METRIC;
 use crate::request_log::{DURATION_METRIC, REQUESTS_METRIC};
+use crate::served_state::OrgState;
 
 /// `hubcache_passthrough_cache_entries`: entries in the pass-through cache.
 const CACHE_ENTRIES_METRIC: &str = "hubcache_passthrough_cache_entries";
 /// `hubcache_passthrough_cache_bytes`: bytes held by the pass-through cache.
 const CACHE_BYTES_METRIC: &str = "hubcache_passthrough_cache_bytes";
-/// `hubcache_served_snapshot_version{path}`.
+/// `hubcache_served_snapshot_version{org,path}`.
 const SNAPSHOT_VERSION_METRIC: &str = "hubcache_served_snapshot_version";
-/// `hubcache_served_snapshot_age_seconds{path}`.
+/// `hubcache_served_snapshot_age_seconds{org,path}`.
 const SNAPSHOT_AGE_METRIC: &str = "hubcache_served_snapshot_age_seconds";
-/// `hubcache_served_views_version`.
+/// `hubcache_served_views_version{org}`.
 const VIEWS_VERSION_METRIC: &str = "hubcache_served_views_version";
+/// `hubcache_gateway_org_state{org,state}`: 1 for the org's current state, 0 for the others.
+const ORG_STATE_METRIC: &str = "hubcache_gateway_org_state";
+/// `hubcache_gateway_org_served_bytes{org}`: memory held by the org's served copies.
+const ORG_BYTES_METRIC: &str = "hubcache_gateway_org_served_bytes";
 /// `hubcache_redis_reachable`.
 const REDIS_REACHABLE_METRIC: &str = "hubcache_redis_reachable";
 
@@ -32,17 +37,28 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats = state.pass_through.stats();
     ::metrics::gauge!(CACHE_ENTRIES_METRIC).set(stats.cache.entries as f64);
     ::metrics::gauge!(CACHE_BYTES_METRIC).set(stats.cache.bytes as f64);
-    for path in state.served.cached_paths() {
-        if let Some(snapshot) = state.served.snapshot(path) {
-            // Label values are the configured cached paths: a fixed, small set.
-            ::metrics::gauge!(SNAPSHOT_VERSION_METRIC, "path" => path.clone())
-                .set(snapshot.version as f64);
-            ::metrics::gauge!(SNAPSHOT_AGE_METRIC, "path" => path.clone())
-                .set(age_seconds(snapshot.fetched_at_ms));
+    // Label values are the configured orgs and cached paths: a fixed set.
+    for org in state.served.orgs() {
+        let login = org.login().to_owned();
+        for path in org.cached_paths() {
+            if let Some(snapshot) = org.snapshot(path) {
+                let labels = [("org", login.clone()), ("path", path.clone())];
+                ::metrics::gauge!(SNAPSHOT_VERSION_METRIC, &labels).set(snapshot.version as f64);
+                ::metrics::gauge!(SNAPSHOT_AGE_METRIC, &labels)
+                    .set(age_seconds(snapshot.fetched_at_ms));
+            }
         }
-    }
-    if let Some(views) = state.served.views() {
-        ::metrics::gauge!(VIEWS_VERSION_METRIC).set(views.version as f64);
+        if let Some(views) = org.views() {
+            ::metrics::gauge!(VIEWS_VERSION_METRIC, "org" => login.clone())
+                .set(views.version as f64);
+        }
+        let current = org.state();
+        for candidate in OrgState::ALL {
+            let value = if candidate == current { 1.0 } else { 0.0 };
+            ::metrics::gauge!(ORG_STATE_METRIC, "org" => login.clone(), "state" => candidate.as_str())
+                .set(value);
+        }
+        ::metrics::gauge!(ORG_BYTES_METRIC, "org" => login).set(org.held_bytes() as f64);
     }
     ::metrics::gauge!(REDIS_REACHABLE_METRIC).set(if state.served.is_stale() { 0.0 } else { 1.0 });
     HttpResponse::Ok()
@@ -96,19 +112,28 @@ pub(crate) fn describe() {
     );
     describe_gauge!(
         SNAPSHOT_VERSION_METRIC,
-        "Version of the snapshot this gateway serves, by cached path."
+        "Version of the snapshot this gateway serves, by org and cached path."
     );
     describe_gauge!(
         SNAPSHOT_AGE_METRIC,
         Unit::Seconds,
-        "Time since the fetcher fetched the content this gateway serves, by cached path."
+        "Time since the fetcher fetched the content this gateway serves, by org and cached path."
     );
     describe_gauge!(
         VIEWS_VERSION_METRIC,
-        "Repos snapshot version of the views this gateway serves."
+        "Repos snapshot version of the views this gateway serves, by org."
+    );
+    describe_gauge!(
+        ORG_STATE_METRIC,
+        "1 for each configured org's current state (ready: everything served; loading: something not loaded yet, keeping the gateway unready; unknown_org: GitHub answered 404 for the org, reported but not awaited), 0 for the other states."
+    );
+    describe_gauge!(
+        ORG_BYTES_METRIC,
+        Unit::Bytes,
+        "Memory held by each org's served copies: snapshot bodies with their gzip and brotli copies, element indexes, rendered pages, rendered views and slices."
     );
     describe_gauge!(
         REDIS_REACHABLE_METRIC,
-        "1 while this gateway follows the Redis streams, 0 while it serves possibly stale copies."
+        "1 while this gateway follows every org's Redis streams, 0 while it serves possibly stale copies."
     );
 }

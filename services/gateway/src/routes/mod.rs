@@ -1,6 +1,7 @@
 //! The gateway's routes, registered in one place so the table reads top to bottom:
-//! health, metrics, the webhook receiver, views, the org's lists by numeric id, every cached key,
-//! then the pass-through for everything else.
+//! health, metrics, the webhook receiver, views (the seed's, for the first org, and the
+//! org-qualified `/orgs/{org}/view/...` for every org), the orgs' lists by numeric id, every
+//! org's cached keys, then the pass-through for everything else.
 
 mod cached_keys;
 mod health;
@@ -29,7 +30,8 @@ const SERVED_COPY_METRIC: &str = "hubcache_served_copy_responses_total";
 /// Where GitHub's org webhook delivers (`POST`, on the gateway's port and `PUBLIC_URL`).
 pub(crate) const WEBHOOK_PATH: &str = "/webhooks/github";
 
-/// Registers every route. `served` tells which cached paths exist (fixed at start).
+/// Registers every route. `served` tells which cached paths exist, every org's (fixed at
+/// start).
 ///
 /// The hot resources are named after their first pattern: the request log labels requests with
 /// the route template, and reading a matched resource's name costs nothing, while asking actix for
@@ -62,6 +64,17 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
                 .route(web::route().guard(get_or_head()).to(
                     move |req: HttpRequest, state: web::Data<AppState>| {
                         views::view(req, state, direction)
+                    },
+                ))
+                .default_service(web::to(pass_through)),
+        );
+        let pattern = format!("/orgs/{{org}}/view/{prefix}/{{n}}/{{view}}");
+        cfg.service(
+            web::resource([pattern.clone(), format!("{pattern}/")])
+                .name(&pattern)
+                .route(web::route().guard(get_or_head()).to(
+                    move |req: HttpRequest, state: web::Data<AppState>| {
+                        views::org_view(req, state, direction)
                     },
                 ))
                 .default_service(web::to(pass_through)),

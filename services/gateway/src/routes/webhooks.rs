@@ -4,8 +4,9 @@
 //! In order: 404 when `GITHUB_WEBHOOK_SECRET` is unset; 413 for a body over the cap; 401 for a
 //! missing or wrong `X-Hub-Signature-256` (checked before the body is parsed); 400 for a signed
 //! delivery without `X-GitHub-Event`/`X-GitHub-Delivery` or with a body that is not JSON; 200 for
-//! `ping` and for a delivery id already seen; 202 for events hubcache does not use and other
-//! orgs' deliveries (ignored) and for accepted ones; 503 when Redis cannot take the hint.
+//! `ping` and for a delivery id already seen; 202 for events hubcache does not use and the
+//! deliveries of orgs not configured (ignored) and for accepted ones (any configured org's, the
+//! hint naming it); 503 when Redis cannot take the hint.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -120,8 +121,16 @@ async fn handle(
         .organization
         .map(|org| org.login)
         .or_else(|| owner.repository.map(|repo| repo.owner.login));
-    let Some(org) = org.filter(|org| org.eq_ignore_ascii_case(&intake.config.org)) else {
-        let message = "the delivery is not for the cached organization; ignored";
+    // The hint names the org as the payload spells it; the fetcher matches it in any case.
+    let configured = |org: &String| {
+        intake
+            .config
+            .orgs
+            .iter()
+            .any(|cached| cached.eq_ignore_ascii_case(org))
+    };
+    let Some(org) = org.filter(configured) else {
+        let message = "the delivery is not for a cached organization; ignored";
         return (
             acknowledged(StatusCode::ACCEPTED, message),
             Outcome::Ignored,

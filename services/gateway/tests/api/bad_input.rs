@@ -17,7 +17,7 @@ use crate::helpers::{ORG, members_body, org_body, spawn_app};
 async fn hostile_targets_and_headers_get_clear_errors_and_change_nothing() {
     let app = spawn_app().await;
     app.wait_ready().await;
-    let org_key = app.keys.snapshot(&format!("/orgs/{ORG}"));
+    let org_key = app.keys.org(&app.org).snapshot(&format!("/orgs/{ORG}"));
     let stored_before = app.hash(&org_key).await;
 
     // Each: the raw request, and whether our JSON error is expected (heads that the HTTP parser
@@ -123,7 +123,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     // A snapshot whose body no longer matches its hash, announced by a well-formed event.
     app.redis_cmd(
         redis::cmd("HSET")
-            .arg(app.keys.snapshot(&org_path))
+            .arg(app.keys.org(&app.org).snapshot(&org_path))
             .arg(FIELD_BODY)
             .arg("{\"login\":\"tampered\""),
     )
@@ -131,7 +131,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     // A snapshot whose meta is not JSON.
     app.redis_cmd(
         redis::cmd("HSET")
-            .arg(app.keys.snapshot("/"))
+            .arg(app.keys.org(&app.org).snapshot("/"))
             .arg(FIELD_META)
             .arg("{not json"),
     )
@@ -160,7 +160,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
         ],
     ] {
         let mut xadd = redis::cmd("XADD");
-        xadd.arg(app.keys.refresh_stream()).arg("*");
+        xadd.arg(app.keys.org(&app.org).refresh_stream()).arg("*");
         for (k, v) in fields {
             xadd.arg(k).arg(v);
         }
@@ -169,7 +169,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     // Views that are not JSON, announced twice (once garbled).
     app.redis_cmd(
         redis::cmd("HSET")
-            .arg(app.keys.views())
+            .arg(app.keys.org(&app.org).views())
             .arg("stars")
             .arg("[[\"acme/x\",")
             .arg("version")
@@ -178,7 +178,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     .await;
     app.redis_cmd(
         redis::cmd("XADD")
-            .arg(app.keys.views_stream())
+            .arg(app.keys.org(&app.org).views_stream())
             .arg("*")
             .arg("version")
             .arg("2")
@@ -188,13 +188,13 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     .await;
     app.redis_cmd(
         redis::cmd("XADD")
-            .arg(app.keys.views_stream())
+            .arg(app.keys.org(&app.org).views_stream())
             .arg("*")
             .arg("version")
             .arg("-1"),
     )
     .await;
-    let damaged_org = app.hash(&app.keys.snapshot(&org_path)).await;
+    let damaged_org = app.hash(&app.keys.org(&app.org).snapshot(&org_path)).await;
 
     // A good change after the damage: the listener went past every bad entry.
     let members_v2 = members_body().replace("cy", "dee");
@@ -225,7 +225,7 @@ async fn damaged_snapshots_views_and_events_in_redis_are_skipped_and_the_served_
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["redis"], "reachable", "{health}");
     assert_eq!(
-        app.hash(&app.keys.snapshot(&org_path)).await,
+        app.hash(&app.keys.org(&app.org).snapshot(&org_path)).await,
         damaged_org,
         "the gateway never writes a snapshot"
     );

@@ -565,7 +565,7 @@ async fn at_maxmemory_with_volatile_lru_redis_evicts_fleet_entries_never_pipelin
         used <= limit + 64 * 1024,
         "used {used} B over the limit {limit} B"
     );
-    let snapshot = app.hash(&app.keys.snapshot("/")).await;
+    let snapshot = app.hash(&app.keys.org(&app.org).snapshot("/")).await;
     assert!(!snapshot.is_empty(), "a key without TTL is never evicted");
     let entries = entry_keys(&app).await.len();
     assert!((1..1200).contains(&entries), "{entries} entries kept");

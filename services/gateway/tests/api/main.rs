@@ -13,6 +13,7 @@ mod hygiene;
 mod lifecycle;
 mod load_balancer;
 mod metrics;
+mod orgs;
 mod overload;
 mod passthrough;
 mod pipeline;

@@ -47,7 +47,7 @@ async fn the_gateway_serves_everything_as_a_redis_user_that_may_write_only_pass_
         .get_multiplexed_async_connection()
         .await
         .expect("the gateway's user connects");
-    let snapshot = app.keys.snapshot(&format!("/orgs/{ORG}"));
+    let snapshot = app.keys.org(&app.org).snapshot(&format!("/orgs/{ORG}"));
     let version: u64 = redis::cmd("HGET")
         .arg(&snapshot)
         .arg(FIELD_VERSION)
@@ -77,14 +77,16 @@ async fn the_gateway_serves_everything_as_a_redis_user_that_may_write_only_pass_
             .arg(2)
             .clone(),
         redis::cmd("XADD")
-            .arg(app.keys.refresh_stream())
+            .arg(app.keys.org(&app.org).refresh_stream())
             .arg("*")
             .arg("path")
             .arg("/")
             .clone(),
-        redis::cmd("DEL").arg(app.keys.views()).clone(),
+        redis::cmd("DEL")
+            .arg(app.keys.org(&app.org).views())
+            .clone(),
         redis::cmd("SET")
-            .arg(app.keys.fetcher_lease())
+            .arg(app.keys.org(&app.org).fetcher_lease())
             .arg("gateway")
             .clone(),
         redis::cmd("EVAL")

@@ -35,8 +35,8 @@ async fn stored_versions(app: &TestApp) -> Vec<u64> {
     let mut versions = Vec::new();
     for key in cached_paths(app)
         .iter()
-        .map(|p| app.keys.snapshot(p))
-        .chain([app.keys.views()])
+        .map(|p| app.keys.org(&app.org).snapshot(p))
+        .chain([app.keys.org(&app.org).views()])
     {
         let version: Option<u64> = redis::cmd("HGET")
             .arg(key)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use hubcache_shared::snapshot::FIELD_VERSION;
 use hubcache_shared::views::FIELD_VIEWS_VERSION;
-use hubcache_shared::{KeySchema, RedisConnection, RedisConnector, RedisTarget};
+use hubcache_shared::{KeySchema, OrgKeys, RedisConnection, RedisConnector, RedisTarget};
 use hubcache_testkit::prometheus_text::sample;
 use hubcache_testkit::{SentinelSet, SimControl, eventually};
 use parking_lot::Mutex;
@@ -81,6 +81,7 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
             ("REDIS_SENTINELS", redis.sentinel_addresses()),
             ("REDIS_SENTINEL_MASTER", redis.master_name().to_owned()),
         ],
+        &[ORG],
         60,
     )
     .await;
@@ -99,7 +100,7 @@ async fn the_pipeline_survives_a_sentinel_failover_without_failed_requests_or_lo
 
     let observed = Arc::new(Observed::default());
     let stop_load = Arc::new(AtomicBool::new(false));
-    let keys = KeySchema::new("hubcache");
+    let keys = KeySchema::new("hubcache").org(ORG);
     let cached_paths = [
         "/".to_owned(),
         format!("/orgs/{ORG}"),
@@ -342,7 +343,7 @@ async fn monitor_once(
     client: &reqwest::Client,
     address: &str,
     conn: &mut RedisConnection,
-    keys: &KeySchema,
+    keys: &OrgKeys,
     paths: &[String],
     observed: &Observed,
 ) {

@@ -408,3 +408,49 @@ async fn with_redis_down_a_delivery_gets_503_and_the_safety_poll_still_brings_th
         restarted.elapsed()
     );
 }
+
+#[tokio::test]
+async fn deliveries_for_any_configured_org_are_handed_on_naming_their_org_and_others_ignored() {
+    let app = spawn_with(Options {
+        seed: true,
+        more_orgs: vec!["beta"],
+        vars: vec![("GITHUB_WEBHOOK_SECRET", SECRET.to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let guid = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
+    // The second org, spelled in another case: accepted, the hint names it.
+    let accepted = signed(&app, "repository", &guid(1), payload("BETA", "created")).await;
+    assert_eq!(accepted.status(), 202);
+    let first = signed(&app, "member", &guid(2), payload(&app.org, "added")).await;
+    assert_eq!(first.status(), 202);
+    // An org not configured: acknowledged, ignored.
+    let other = signed(&app, "repository", &guid(3), payload("gamma", "created")).await;
+    assert_eq!(other.status(), 202);
+    let body: Value = other.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ignored")),
+        "{body}"
+    );
+    let mut conn = app
+        .redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(app.keys.webhook_hints_stream())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    let orgs: Vec<String> = entries
+        .ids
+        .iter()
+        .map(|entry| entry.get::<String>("org").expect("an org field"))
+        .collect();
+    assert_eq!(orgs, ["BETA", app.org.as_str()]);
+}

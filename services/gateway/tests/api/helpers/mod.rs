@@ -6,17 +6,24 @@
 //!   shared schema, field constants, `SnapshotMeta`, `ViewSet::to_fields`) and appends their
 //!   stream events: fast, and the data is chosen by the test;
 //! - `spawn_pipeline` runs the fetcher and views against github-sim: the real thing end to end.
+//!
+//! `passthrough` starts a gateway for the pass-through tests, `ha` the whole pipeline on a
+//! Sentinel or Cluster Redis.
 
 use std::time::Duration;
 
-use hubcache_shared::events::{RefreshEvent, ViewsEvent};
-use hubcache_shared::snapshot::{FIELD_BODY, FIELD_META, FIELD_VERSION, content_hash, now_ms};
-use hubcache_shared::{
-    KeySchema, SettingsSource, SnapshotKind, SnapshotMeta, ViewEntry, ViewName, ViewSet, ViewValue,
-};
+use hubcache_shared::{KeySchema, SettingsSource};
 use hubcache_testkit::{AclUser, RedisServer, SimControl, eventually};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
+
+mod ha;
+mod passthrough;
+mod seed;
+
+pub use ha::{HA_ORG, HaPipeline, spawn_ha_pipeline};
+pub use passthrough::spawn_passthrough;
+pub use seed::{members_body, org_body, repos_body, repos_body_of, root_body};
 
 /// The org of seeded tests.
 pub const ORG: &str = "acme";
@@ -87,6 +94,11 @@ pub struct Options {
     pub redis_aof: bool,
     /// The gateway's `client_stall_timeout_secs` (config file only), if not the default.
     pub client_stall_timeout_secs: Option<u64>,
+    /// Orgs served after the first (`GITHUB_ORGS` lists the test's org, then these); with
+    /// `pipeline`, github-sim generates them too unless named in `unknown_orgs`.
+    pub more_orgs: Vec<&'static str>,
+    /// Of `more_orgs`, those github-sim does not know (it answers 404 for them, as GitHub).
+    pub unknown_orgs: Vec<&'static str>,
 }
 
 /// A running gateway and what it talks to. Everything stops when dropped.
@@ -99,7 +111,7 @@ pub struct TestApp {
     pub redis: RedisServer,
     /// The key schema in use.
     pub keys: KeySchema,
-    /// The org served.
+    /// The org served first (the seed's routes serve it).
     pub org: String,
     /// github-sim's base URL.
     pub sim_url: String,
@@ -170,9 +182,21 @@ pub async fn spawn_with(options: Options) -> TestApp {
         .await
         .expect("redis-server starts");
     let org = if options.pipeline { "Netflix" } else { ORG };
+    let known: Vec<&str> = std::iter::once(org)
+        .chain(
+            options
+                .more_orgs
+                .iter()
+                .copied()
+                .filter(|o| !options.unknown_orgs.contains(o)),
+        )
+        .collect();
+    let orgs: Vec<&str> = std::iter::once(org)
+        .chain(options.more_orgs.iter().copied())
+        .collect();
     let sim = github_sim::Application::build(github_sim::SimConfig {
         port: 0,
-        org: org.to_owned(),
+        org: known.join(","),
         generate_repos: 150,
         generate_members: 12,
         ..github_sim::SimConfig::default()
@@ -185,7 +209,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let mut vars = vec![
         ("REDIS_URL".to_owned(), redis.url()),
         ("GITHUB_API_URL".to_owned(), sim_url.clone()),
-        ("GITHUB_ORG".to_owned(), org.to_owned()),
+        ("GITHUB_ORGS".to_owned(), orgs.join(",")),
         ("REFRESH_INTERVAL_SECS".to_owned(), "1".to_owned()),
         ("PORT".to_owned(), "0".to_owned()),
         ("WORKERS".to_owned(), "2".to_owned()),
@@ -363,161 +387,12 @@ impl TestApp {
         .expect("gateway becomes ready");
     }
 
-    async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+    pub(crate) async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
         self.redis
             .client()
             .get_multiplexed_async_connection()
             .await
             .expect("redis connection")
-    }
-
-    /// Stores a snapshot and appends its refresh event, as the fetcher does.
-    pub async fn seed_snapshot(&self, path: &str, kind: SnapshotKind, body: &str, version: u64) {
-        let meta = SnapshotMeta {
-            path: path.to_owned(),
-            version,
-            content_hash: content_hash(body.as_bytes()),
-            kind,
-            fetched_at_ms: now_ms(),
-            pages: vec![],
-        };
-        let mut conn = self.redis_conn().await;
-        let _: () = redis::cmd("HSET")
-            .arg(self.keys.snapshot(path))
-            .arg(FIELD_BODY)
-            .arg(body)
-            .arg(FIELD_META)
-            .arg(serde_json::to_string(&meta).expect("meta"))
-            .arg(FIELD_VERSION)
-            .arg(version)
-            .query_async(&mut conn)
-            .await
-            .expect("HSET snapshot");
-        let event = RefreshEvent {
-            path: path.to_owned(),
-            version,
-            content_hash: meta.content_hash.clone(),
-            at_ms: now_ms(),
-            traceparent: None,
-        };
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(self.keys.refresh_stream()).arg("*");
-        for (k, v) in event.to_fields() {
-            xadd.arg(k).arg(v);
-        }
-        let _: String = xadd.query_async(&mut conn).await.expect("XADD refresh");
-    }
-
-    /// Stores a view set and appends its views event, as the views service does.
-    pub async fn seed_views(&self, set: &ViewSet) {
-        let mut conn = self.redis_conn().await;
-        let mut hset = redis::cmd("HSET");
-        hset.arg(self.keys.views());
-        for (k, v) in set.to_fields().expect("fields") {
-            hset.arg(k).arg(v);
-        }
-        let _: () = hset.query_async(&mut conn).await.expect("HSET views");
-        let event = ViewsEvent {
-            version: set.version,
-            at_ms: now_ms(),
-            traceparent: None,
-        };
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(self.keys.views_stream()).arg("*");
-        for (k, v) in event.to_fields() {
-            xadd.arg(k).arg(v);
-        }
-        let _: String = xadd.query_async(&mut conn).await.expect("XADD views");
-    }
-
-    /// Seeds every cached key of the seeded org and its views, at `version`.
-    pub async fn seed_all(&self, version: u64) {
-        self.seed_snapshot("/", SnapshotKind::Object, &root_body(), version)
-            .await;
-        self.seed_snapshot(
-            &format!("/orgs/{ORG}"),
-            SnapshotKind::Object,
-            &org_body(version),
-            version,
-        )
-        .await;
-        self.seed_snapshot(
-            &format!("/orgs/{ORG}/repos"),
-            SnapshotKind::List,
-            &repos_body(version),
-            version,
-        )
-        .await;
-        self.seed_snapshot(
-            &format!("/orgs/{ORG}/members"),
-            SnapshotKind::List,
-            &members_body(),
-            version,
-        )
-        .await;
-        self.seed_views(&view_set(version)).await;
-    }
-}
-
-/// The seeded `/` body.
-pub fn root_body() -> String {
-    r#"{"current_user_url":"https://api.github.com/user","organization_url":"https://api.github.com/orgs/{org}"}"#
-        .to_owned()
-}
-
-/// The seeded `/orgs/acme` body (its description names the version).
-pub fn org_body(version: u64) -> String {
-    format!(r#"{{"login":"{ORG}","id":{ORG_ID},"description":"version {version}"}}"#)
-}
-
-/// The seeded repos list: irregular spacing on purpose (bytes must be served as stored).
-pub fn repos_body(version: u64) -> String {
-    let repos: Vec<String> = (0..REPO_COUNT)
-        .map(|i| {
-            format!(
-                r#"{{"id": {i}, "full_name":"{ORG}/r{i}", "stargazers_count": {}, "v":{version}, "pad":"{}"}}"#,
-                100 - i,
-                "x".repeat(200)
-            )
-        })
-        .collect();
-    format!("[{}]", repos.join(",\n "))
-}
-
-/// The seeded members list.
-pub fn members_body() -> String {
-    r#"[{"login":"ann","id":1},{"login":"bob","id":2},{"login":"cy","id":3}]"#.to_owned()
-}
-
-/// The seeded views: stars are `[acme/r0, 100], ... [acme/r6, 94]`.
-pub fn view_set(version: u64) -> ViewSet {
-    let counts: Vec<ViewEntry> = (0..REPO_COUNT)
-        .map(|i| ViewEntry(format!("{ORG}/r{i}"), ViewValue::Count(100 - i as i64)))
-        .collect();
-    let updated: Vec<ViewEntry> = (0..REPO_COUNT)
-        .map(|i| {
-            ViewEntry(
-                format!("{ORG}/r{i}"),
-                ViewValue::Timestamp(format!("2024-01-0{}T00:00:00Z", 9 - i)),
-            )
-        })
-        .collect();
-    ViewSet {
-        version,
-        source_hash: content_hash(repos_body(version).as_bytes()),
-        views: ViewName::ALL
-            .into_iter()
-            .map(|v| {
-                (
-                    v,
-                    if v == ViewName::LastUpdated {
-                        updated.clone()
-                    } else {
-                        counts.clone()
-                    },
-                )
-            })
-            .collect(),
     }
 }
 
@@ -541,7 +416,7 @@ impl TestApp {
         let vars = [
             ("REDIS_URL", self.gateway_redis_url()),
             ("GITHUB_API_URL", self.sim_url.clone()),
-            ("GITHUB_ORG", self.org.clone()),
+            ("GITHUB_ORGS", self.orgs().join(",")),
             ("PORT", "0".to_owned()),
             ("WORKERS", "1".to_owned()),
             ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
@@ -556,6 +431,15 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(application.run(shutdown.clone()));
         OtherGateway { address, shutdown }
+    }
+
+    /// Every org this test's services serve, first one first.
+    pub fn orgs(&self) -> Vec<String> {
+        self.vars
+            .iter()
+            .find(|(name, _)| name == "GITHUB_ORGS" || name == "GITHUB_ORG")
+            .map(|(_, orgs)| orgs.split(',').map(str::to_owned).collect())
+            .unwrap_or_else(|| vec![self.org.clone()])
     }
 
     /// `GET {base}{path}` with this test's client.
@@ -603,205 +487,6 @@ impl TestApp {
     pub async fn redis_cmd(&self, cmd: &redis::Cmd) {
         let mut conn = self.redis_conn().await;
         let _: redis::Value = cmd.query_async(&mut conn).await.expect("redis command");
-    }
-}
-
-// -------------------------------------------------------------------------------------------
-// Pass-through helpers (used by tests/api/passthrough.rs; added below, existing ones unchanged).
-// -------------------------------------------------------------------------------------------
-
-/// A gateway (over an unseeded Redis) whose upstream is `upstream`, or a fresh github-sim
-/// (org `acme`, 5 repos) when `None`; `vars` are extra environment variables and `configure`
-/// adjusts settings that have no variable (stale windows, negative TTL, upstream timeout).
-pub async fn spawn_passthrough(
-    upstream: Option<&str>,
-    vars: &[(&str, &str)],
-    configure: impl FnOnce(&mut gateway::Settings),
-) -> TestApp {
-    let gateway_user = gateway_redis_user();
-    let redis = RedisServer::start_with_users(&[&gateway_user], &[])
-        .await
-        .expect("redis-server starts");
-    let sim_url = match upstream {
-        Some(url) => url.to_owned(),
-        None => {
-            let sim = github_sim::Application::build(github_sim::SimConfig {
-                port: 0,
-                org: ORG.to_owned(),
-                generate_repos: 5,
-                generate_members: 3,
-                workers: 2,
-                ..github_sim::SimConfig::default()
-            })
-            .await
-            .expect("github-sim builds");
-            let url = sim.base_url().to_owned();
-            tokio::spawn(sim.run_until_stopped());
-            url
-        }
-    };
-    let mut all: Vec<(String, String)> = vec![
-        ("REDIS_URL".to_owned(), redis.url()),
-        ("GITHUB_API_URL".to_owned(), sim_url.clone()),
-        ("GITHUB_ORG".to_owned(), ORG.to_owned()),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("WORKERS".to_owned(), "2".to_owned()),
-        ("SHUTDOWN_TIMEOUT_SECS".to_owned(), "2".to_owned()),
-    ];
-    all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let mut gateway_vars: Vec<_> = all
-        .iter()
-        .filter(|(k, _)| k != "REDIS_URL")
-        .cloned()
-        .collect();
-    gateway_vars.push(("REDIS_URL".to_owned(), gateway_user.url(redis.port())));
-    let mut settings = gateway::Settings::load(&SettingsSource::from_vars(gateway_vars))
-        .expect("gateway settings");
-    settings.host = "127.0.0.1".to_owned();
-    configure(&mut settings);
-    let shutdown = CancellationToken::new();
-    let application = gateway::Application::build(settings)
-        .await
-        .expect("gateway builds");
-    let port = application.port();
-    tokio::spawn(application.run(shutdown.clone()));
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        redis,
-        keys: KeySchema::new("hubcache"),
-        org: ORG.to_owned(),
-        sim: SimControl::new(sim_url.clone()),
-        sim_url,
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client"),
-        services: Vec::new(),
-        vars: all,
-        shutdown,
-    }
-}
-
-impl TestApp {
-    /// github-sim's own answer to `GET {path}` as JSON (the ground truth the gateway is
-    /// compared with).
-    pub async fn sim_json(&self, path: &str) -> serde_json::Value {
-        self.client
-            .get(format!("{}{path}", self.sim_url))
-            .send()
-            .await
-            .expect("sim")
-            .json()
-            .await
-            .expect("json")
-    }
-
-    /// The gateway paths of the org's repos (`/repos/{org}/{name}`), in github-sim's order (its
-    /// first page of the repos list).
-    pub async fn sim_repo_paths(&self) -> Vec<String> {
-        let repos = self.sim_json(&format!("/orgs/{}/repos", self.org)).await;
-        repos
-            .as_array()
-            .expect("a list")
-            .iter()
-            .map(|r| format!("/repos/{}/{}", self.org, r["name"].as_str().expect("name")))
-            .collect()
-    }
-}
-
-/// The whole pipeline (github-sim with a generated `Netflix` org of `repos` repositories, the
-/// fetcher, views and gateway) on the Redis that `redis_vars` name (`REDIS_SENTINELS`,
-/// `REDIS_CLUSTER_NODES`, ...): the high-availability tests' stack. Everything stops when dropped.
-pub struct HaPipeline {
-    /// The gateway's base URL.
-    pub address: String,
-    /// github-sim's base URL.
-    pub sim_url: String,
-    /// A client with a 10 s timeout and no proxy.
-    pub client: reqwest::Client,
-    /// What the Redis settings resolved to.
-    pub target: hubcache_shared::RedisTarget,
-    /// Stops every service when dropped: keep it bound for the whole test.
-    pub stop_everything: tokio_util::sync::DropGuard,
-}
-
-/// The org of [`HaPipeline`].
-pub const HA_ORG: &str = "Netflix";
-
-/// Starts an [`HaPipeline`] and waits until the gateway is healthy (everything loaded).
-///
-/// Every service here, the gateway included, connects as the default Redis user: an ACL user
-/// would have to be declared on each master, replica and cluster node (ACL rules are not
-/// replicated), and the gateway also asks the Sentinels (`SENTINEL`, `ROLE`), which have users
-/// of their own. The single-Redis tests hold the gateway to reading ([`gateway_redis_user`]).
-pub async fn spawn_ha_pipeline(
-    redis_vars: Vec<(&'static str, String)>,
-    repos: usize,
-) -> HaPipeline {
-    let sim = github_sim::Application::build(github_sim::SimConfig {
-        port: 0,
-        org: HA_ORG.to_owned(),
-        generate_repos: repos,
-        generate_members: 5,
-        ..github_sim::SimConfig::default()
-    })
-    .await
-    .expect("github-sim builds");
-    let sim_url = sim.base_url().to_owned();
-    tokio::spawn(sim.run_until_stopped());
-
-    let mut vars = redis_vars;
-    vars.extend([
-        ("GITHUB_API_URL", sim_url.clone()),
-        ("GITHUB_ORG", HA_ORG.to_owned()),
-        ("REFRESH_INTERVAL_SECS", "1".to_owned()),
-        ("PORT", "0".to_owned()),
-        ("WORKERS", "2".to_owned()),
-        ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
-        ("METRICS_PORT", "0".to_owned()),
-    ]);
-    let source = SettingsSource::from_vars(vars);
-    let shutdown = CancellationToken::new();
-    let fetcher =
-        fetcher::Application::build(fetcher::Settings::load(&source).expect("fetcher settings"))
-            .await
-            .expect("fetcher builds");
-    tokio::spawn(fetcher.run(shutdown.clone()));
-    let views = views::Application::build(views::Settings::load(&source).expect("views settings"))
-        .await
-        .expect("views builds");
-    tokio::spawn(views.run(shutdown.clone()));
-    let mut settings = gateway::Settings::load(&source).expect("gateway settings");
-    settings.host = "127.0.0.1".to_owned();
-    let target = settings.common.redis_target().expect("a Redis target");
-    let gateway = gateway::Application::build(settings)
-        .await
-        .expect("gateway builds");
-    let address = format!("http://127.0.0.1:{}", gateway.port());
-    tokio::spawn(gateway.run(shutdown.clone()));
-
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    eventually(Duration::from_secs(30), "gateway ready", || async {
-        let r = client
-            .get(format!("{address}/healthcheck"))
-            .send()
-            .await
-            .ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await
-    .expect("the fetcher, views and gateway fill and load everything");
-    HaPipeline {
-        address,
-        sim_url,
-        client,
-        target,
-        stop_everything: shutdown.drop_guard(),
     }
 }
 
