@@ -247,7 +247,9 @@ impl FetchLoop {
                 continue;
             }
             let path = self.schedule.endpoint(index).path.clone();
-            let span = tracing::info_span!("poll", path = %path);
+            // A root span: each poll is the start of its own trace (poll -> views -> gateway),
+            // not a child of the org loop's long-lived span, which never ends.
+            let span = tracing::info_span!(parent: None, "poll", org = %self.org, path = %path);
             if self.poll_one(index, &path).instrument(span).await == Some(Stepped::LeaseLost) {
                 return Stepped::LeaseLost;
             }
