@@ -396,6 +396,10 @@ mod tests {
             ServerTokenScope::All
         );
         assert_eq!(
+            scope(&[("PASSTHROUGH_SERVER_TOKEN_SCOPE", "")]).expect("blank: compose's unset"),
+            ServerTokenScope::Orgs
+        );
+        assert_eq!(
             scope(&[("PASSTHROUGH_USE_SERVER_TOKEN", "false")]).expect("old false"),
             ServerTokenScope::None
         );
