@@ -129,7 +129,7 @@ impl TokenScope {
         };
         // A trailing slash leaves one empty last segment: GitHub treats it as the same path.
         let checked = match segments.split_last() {
-            Some((last, init)) if last.is_empty() => init,
+            Some((&"", init)) => init,
             _ => &segments[..],
         };
         if !checked.iter().all(plain) {
