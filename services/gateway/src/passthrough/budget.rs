@@ -8,8 +8,9 @@
 //! each org has its own), each client's own `Authorization` (by its hash) and anonymous
 //! upstream requests (the gateway's address). Primary limits pause until `x-ratelimit-reset`;
 //! secondary limits for `retry-after`, or without it at least a minute, doubling while they
-//! repeat. Per replica: each replica learns of a spent budget from its own first refused
-//! request (README "Respecting GitHub's rate limits").
+//! repeat. Kept in each replica's memory and shared through the fleet cache (Redis) when it is
+//! on, so one replica's refused request pauses the credential for all (README "Respecting
+//! GitHub's rate limits in the pass-through").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::upstream::UpstreamFailure;
+use crate::fleet_cache::{SharedPause, fleet_id};
 
 /// `hubcache_gateway_budget_paused{partition_kind}`: credential partitions currently paused.
 pub(crate) const PAUSED_METRIC: &str = "hubcache_gateway_budget_paused";
@@ -42,6 +44,16 @@ pub(super) enum BudgetPartition {
 }
 
 impl BudgetPartition {
+    /// The partition's id in the fleet cache: a digest, so no credential (or its hash) is
+    /// readable from Redis.
+    pub(super) fn fleet_id(&self) -> String {
+        match self {
+            BudgetPartition::Anonymous => fleet_id(&[b"budget", b"anonymous"]),
+            BudgetPartition::Server(name) => fleet_id(&[b"budget", b"server", name.as_bytes()]),
+            BudgetPartition::Client(hash) => fleet_id(&[b"budget", b"client", hash]),
+        }
+    }
+
     /// The metric label and health kind (never the credential or its hash).
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -105,16 +117,34 @@ impl Budgets {
         }
     }
 
+    /// Takes on a pause another replica shared (unless this one knows a later one).
+    pub(super) fn adopt(&self, partition: &BudgetPartition, shared: SharedPause) {
+        let until = Instant::now() + shared.left;
+        let mut paused = self.paused.lock();
+        if paused.get(partition).is_some_and(|p| p.until >= until) {
+            return;
+        }
+        paused.insert(
+            partition.clone(),
+            Pause {
+                until,
+                status: shared.status,
+                primary: shared.primary,
+                streak: shared.streak,
+            },
+        );
+    }
+
     /// Learns from an upstream answer: a rate-limit refusal (`wait` from GitHub's headers, see
-    /// `freshness::rate_limit_wait`) pauses the partition; any other answer ends a secondary
-    /// limit's back-off streak.
+    /// `freshness::rate_limit_duration`) pauses the partition, and the pause is returned to be
+    /// shared with the fleet; any other answer ends a secondary limit's back-off streak.
     pub(super) fn observe(
         &self,
         partition: &BudgetPartition,
         status: u16,
         headers: &reqwest::header::HeaderMap,
         wait: Option<Duration>,
-    ) {
+    ) -> Option<SharedPause> {
         let mut paused = self.paused.lock();
         let Some(wait) = wait else {
             if paused
@@ -123,7 +153,7 @@ impl Budgets {
             {
                 paused.remove(partition);
             }
-            return;
+            return None;
         };
         let primary = header_str(headers, "x-ratelimit-remaining") == Some("0");
         let has_retry_after = headers.contains_key(reqwest::header::RETRY_AFTER);
@@ -152,6 +182,12 @@ impl Budgets {
                 streak,
             },
         );
+        Some(SharedPause {
+            status,
+            primary,
+            streak,
+            left: wait,
+        })
     }
 
     /// The budgets paused now.

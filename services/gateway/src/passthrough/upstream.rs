@@ -128,6 +128,12 @@ impl Upstream {
         outgoing: OutgoingRequest,
     ) -> Result<RawAnswer, UpstreamFailure> {
         self.budgets.check(&outgoing.budget)?;
+        if let Some(fleet) = &self.fleet
+            && let Some(shared) = fleet.shared_pause(&outgoing.budget.fleet_id()).await
+        {
+            self.budgets.adopt(&outgoing.budget, shared);
+            self.budgets.check(&outgoing.budget)?;
+        }
         let url = self
             .github
             .resolve(&outgoing.target)
@@ -161,8 +167,13 @@ impl Upstream {
             .await
             .map_err(|e| UpstreamFailure::transport(&e))?;
         let wait = super::freshness::rate_limit_duration(status, &headers, &body);
-        self.budgets
+        let paused = self
+            .budgets
             .observe(&outgoing.budget, status.as_u16(), &headers, wait);
+        // Shared before the refusal is answered, so no other replica's next request goes out.
+        if let (Some(pause), Some(fleet)) = (paused, &self.fleet) {
+            fleet.share_pause(&outgoing.budget.fleet_id(), pause).await;
+        }
         Ok(RawAnswer {
             status,
             headers,

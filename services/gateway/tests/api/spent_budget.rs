@@ -217,3 +217,34 @@ async fn a_secondary_limit_pauses_for_its_retry_after() {
     .expect("the credential is used again after retry-after");
     assert_eq!(app.sim.requests_to(&repo).await, 1);
 }
+
+#[tokio::test]
+async fn a_pause_one_replica_learns_is_shared_with_the_others() {
+    let patient = |s: &mut gateway::Settings| s.l2_timeout_ms = 2_000;
+    let app = spawn_passthrough(None, &[("GITHUB_API_TOKEN", SERVER_TOKEN)], patient).await;
+    let other = app
+        .other_gateway_with(&[("GITHUB_API_TOKEN", SERVER_TOKEN)], patient)
+        .await;
+    let repo = app.sim_repo_paths().await.swap_remove(2);
+    let teams = format!("/orgs/{ORG}/teams");
+    app.sim
+        .add_fault(json!({"status": 403, "primary": true, "count": 1, "path_prefix": teams}))
+        .await;
+    assert_eq!(app.get(&teams).await.status(), 503);
+
+    // The other replica never saw the 403, yet sends nothing with the spent credential.
+    let refused = app.get_from(&other.address, &repo).await;
+    assert_eq!(refused.status(), 503);
+    assert!(retry_after(&refused) >= 1);
+    assert_eq!(app.sim.requests_to(&repo).await, 0);
+    let health: Value = app
+        .get_from(&other.address, "/healthcheck")
+        .await
+        .json()
+        .await
+        .expect("health JSON");
+    assert_eq!(
+        health["pass_through"]["paused_budgets"][0]["kind"],
+        "server"
+    );
+}
