@@ -106,6 +106,13 @@ impl KeySchema {
         format!("{}:pt:{{{id}}}:result", self.prefix)
     }
 
+    /// A paused GitHub rate-limit budget of the pass-through, shared by every gateway replica:
+    /// `id` is a hex digest of the credential partition (never the credential), the value says
+    /// why, the key's TTL is the time left. Under `p:pt:`, which the gateway may write.
+    pub fn passthrough_budget(&self, id: &str) -> String {
+        format!("{}:pt:{{{id}}}:budget", self.prefix)
+    }
+
     /// The pub/sub channel on which a finished fetch announces its entry id.
     pub fn passthrough_done_channel(&self) -> String {
         format!("{}:pt:done", self.prefix)
@@ -210,6 +217,7 @@ mod tests {
             k.passthrough_entry(id),
             k.passthrough_lock(id),
             k.passthrough_result(id),
+            k.passthrough_budget(id),
         ];
         for key in &keys {
             assert!(key.starts_with("hubcache:pt:{0123abcd}:"), "{key}");

@@ -21,7 +21,10 @@
 //!   warnings): the HTTP rules the copies and the pass-through share, one home each.
 //! - `paging`: GitHub-style `page`/`per_page` and `Link` headers.
 //! - `passthrough` (a folder, one file per concern), `coalescing_cache`: everything else,
-//!   answered from GitHub through a per-key coalescing, bounded cache.
+//!   answered from GitHub through a per-key coalescing, bounded cache; `passthrough::token_scope`
+//!   decides which anonymous requests carry the server's credential
+//!   (`PASSTHROUGH_SERVER_TOKEN_SCOPE`), `passthrough::budget` keeps requests off a credential
+//!   whose GitHub rate limit is spent until it lifts.
 //! - `fleet_cache`: the pass-through cache shared by all replicas in Redis (L2), behind the
 //!   in-process one: fleet-wide coalescing, lock takeover, L1-only fallback.
 //! - `routes`: the route table (health, webhooks, views of the first org and org-qualified

@@ -25,9 +25,16 @@ pub struct Settings {
     /// request's Host), and when set, upstream URLs in bodies are rewritten to it.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// `PASSTHROUGH_USE_SERVER_TOKEN`: anonymous pass-through GET/HEAD use the server token.
-    #[serde(default = "default_true")]
-    pub passthrough_use_server_token: bool,
+    /// `PASSTHROUGH_SERVER_TOKEN_SCOPE`: which anonymous pass-through GET/HEAD carry the
+    /// server credential (`orgs`, the default: only the configured orgs' own resources;
+    /// `all`; `none`). Anything else goes upstream without a credential.
+    #[serde(default)]
+    pub passthrough_server_token_scope: Option<String>,
+    /// `PASSTHROUGH_USE_SERVER_TOKEN`, replaced by `PASSTHROUGH_SERVER_TOKEN_SCOPE`: `false`
+    /// still means `none`; `true` (which meant every path) is refused at startup so that an
+    /// old configuration never silently keeps or loses the wide exposure.
+    #[serde(default)]
+    pub passthrough_use_server_token: Option<bool>,
     /// `CACHE_MAX_BYTES`: byte bound of the pass-through cache.
     #[serde(default = "default_cache_max_bytes")]
     pub cache_max_bytes: u64,
@@ -118,7 +125,9 @@ pub struct Variables {
     port: Option<u16>,
     /// `PUBLIC_URL`.
     public_url: Option<String>,
-    /// `PASSTHROUGH_USE_SERVER_TOKEN`.
+    /// `PASSTHROUGH_SERVER_TOKEN_SCOPE` (`orgs`, `all` or `none`).
+    passthrough_server_token_scope: Option<String>,
+    /// `PASSTHROUGH_USE_SERVER_TOKEN` (replaced; `false` = scope `none`, `true` refused).
     passthrough_use_server_token: Option<bool>,
     /// `CACHE_MAX_BYTES`.
     cache_max_bytes: Option<u64>,
@@ -140,6 +149,20 @@ pub struct Variables {
     webhook_delivery_window_secs: Option<u64>,
     /// `WEBHOOK_MAX_BODY_BYTES`.
     webhook_max_body_bytes: Option<u64>,
+}
+
+/// Which anonymous pass-through requests may spend the server's credential (README "What the
+/// pass-through exposes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerTokenScope {
+    /// Only the configured orgs' own resources: `/orgs/{org}/...`, `/repos/{org}/...`,
+    /// `/organizations/{id}/...`.
+    #[default]
+    Orgs,
+    /// Every path (whatever the credential can read, anyone reaching the gateway reads).
+    All,
+    /// Never: every anonymous request goes upstream without a credential.
+    None,
 }
 
 impl ServiceSettings for Settings {
@@ -253,6 +276,7 @@ impl Settings {
                 reason: "expected a non-blank secret, or leave it unset".to_owned(),
             });
         }
+        self.server_token_scope()?;
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",
@@ -299,6 +323,46 @@ impl Settings {
         }))
     }
 
+    /// The server credential's scope: `PASSTHROUGH_SERVER_TOKEN_SCOPE`, or the replaced
+    /// `PASSTHROUGH_USE_SERVER_TOKEN=false` (= `none`); both set, or the old `true`, is refused
+    /// with a message saying what to write instead.
+    pub fn server_token_scope(&self) -> Result<ServerTokenScope, SettingsError> {
+        let scope = match self
+            .passthrough_server_token_scope
+            .as_deref()
+            .map(str::trim)
+        {
+            None => None,
+            Some(value) if value.eq_ignore_ascii_case("orgs") => Some(ServerTokenScope::Orgs),
+            Some(value) if value.eq_ignore_ascii_case("all") => Some(ServerTokenScope::All),
+            Some(value) if value.eq_ignore_ascii_case("none") => Some(ServerTokenScope::None),
+            Some(value) => {
+                return Err(SettingsError::Invalid {
+                    name: "PASSTHROUGH_SERVER_TOKEN_SCOPE",
+                    value: value.to_owned(),
+                    reason: "expected orgs, all or none".to_owned(),
+                });
+            }
+        };
+        match (scope, self.passthrough_use_server_token) {
+            (scope, None) => Ok(scope.unwrap_or_default()),
+            (None, Some(false)) => Ok(ServerTokenScope::None),
+            (Some(_), Some(old)) => Err(SettingsError::Invalid {
+                name: "PASSTHROUGH_USE_SERVER_TOKEN",
+                value: old.to_string(),
+                reason: "replaced by PASSTHROUGH_SERVER_TOKEN_SCOPE: set only that one".to_owned(),
+            }),
+            (None, Some(true)) => Err(SettingsError::Invalid {
+                name: "PASSTHROUGH_USE_SERVER_TOKEN",
+                value: "true".to_owned(),
+                reason: "replaced by PASSTHROUGH_SERVER_TOKEN_SCOPE: `orgs` (the default: the \
+                         configured orgs' own resources only) or `all` (every path, what `true` \
+                         meant: anyone reaching the gateway reads whatever the token can read)"
+                    .to_owned(),
+            }),
+        }
+    }
+
     /// Pass-through upstream timeout.
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_secs(self.upstream_timeout_secs)
@@ -313,9 +377,45 @@ mod tests {
     fn defaults_and_overrides() {
         let s = Settings::load(&SettingsSource::from_vars([("PORT", "8081")])).expect("loads");
         assert_eq!(s.port, 8081);
-        assert!(s.passthrough_use_server_token);
+        assert_eq!(
+            s.server_token_scope().expect("valid"),
+            ServerTokenScope::Orgs
+        );
         assert_eq!(s.public_base_url().expect("valid"), None);
         assert!(s.github_webhook_secret.is_none());
+    }
+
+    #[test]
+    fn the_token_scope_replaces_the_old_switch() {
+        let scope = |vars: &[(&str, &str)]| {
+            Settings::load(&SettingsSource::from_vars(vars.iter().copied()))
+                .map(|s| s.server_token_scope().expect("validated"))
+        };
+        assert_eq!(
+            scope(&[("PASSTHROUGH_SERVER_TOKEN_SCOPE", "all")]).expect("all"),
+            ServerTokenScope::All
+        );
+        assert_eq!(
+            scope(&[("PASSTHROUGH_SERVER_TOKEN_SCOPE", "")]).expect("blank: compose's unset"),
+            ServerTokenScope::Orgs
+        );
+        assert_eq!(
+            scope(&[("PASSTHROUGH_USE_SERVER_TOKEN", "false")]).expect("old false"),
+            ServerTokenScope::None
+        );
+        let both = scope(&[
+            ("PASSTHROUGH_SERVER_TOKEN_SCOPE", "none"),
+            ("PASSTHROUGH_USE_SERVER_TOKEN", "false"),
+        ])
+        .expect_err("both");
+        assert!(both.to_string().contains("only that one"), "{both}");
+        let old_true = scope(&[("PASSTHROUGH_USE_SERVER_TOKEN", "true")]).expect_err("true");
+        assert!(
+            old_true
+                .to_string()
+                .contains("PASSTHROUGH_SERVER_TOKEN_SCOPE"),
+            "{old_true}"
+        );
     }
 
     #[test]
@@ -348,6 +448,8 @@ mod tests {
             ("PORT", "99999"),
             ("PUBLIC_URL", "not a url"),
             ("PASSTHROUGH_USE_SERVER_TOKEN", "maybe"),
+            ("PASSTHROUGH_USE_SERVER_TOKEN", "true"),
+            ("PASSTHROUGH_SERVER_TOKEN_SCOPE", "everything"),
             ("CACHE_MAX_BYTES", "0"),
             ("CACHE_MAX_ENTRIES", "-1"),
             ("CACHE_TTL_SECS", "soon"),
@@ -382,6 +484,7 @@ mod fuzz {
         "KEY_PREFIX",
         "CACHED_ENDPOINTS",
         "PASSTHROUGH_USE_SERVER_TOKEN",
+        "PASSTHROUGH_SERVER_TOKEN_SCOPE",
         "CACHE_MAX_BYTES",
         "CACHE_MAX_ENTRIES",
         "CACHE_TTL_SECS",

@@ -156,7 +156,7 @@ impl Application {
         let state = web::Data::new(AppState {
             served: Arc::clone(&served),
             public_url,
-            pass_through: PassThrough::new(&settings, github, fleet.clone())?,
+            pass_through: PassThrough::new(&settings, github, fleet.clone(), Arc::clone(&served))?,
             metrics: hubcache_shared::metrics::install(),
         });
         routes::describe_metrics();

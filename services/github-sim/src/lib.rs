@@ -16,7 +16,8 @@
 //!   `catalog::render` turns values into body bytes.
 //! - `pagination`: `per_page`/`page` and the `Link` header.
 //! - `conditional`: ETags, `If-None-Match`, `If-Modified-Since`.
-//! - `rate_limit`: the primary rate limit window.
+//! - `credential`: the non-secret label of a request's credential, [`credential_label`].
+//! - `rate_limit`: the primary rate limit windows, one per credential (anonymous: per client IP).
 //! - `faults`: queued injected faults.
 //! - `stats`: request counters.
 //! - `webhooks`: org webhooks (registered hooks, signed deliveries of every mutation, the
@@ -81,6 +82,7 @@
 mod catalog;
 mod conditional;
 mod config;
+mod credential;
 mod dataset;
 mod faults;
 mod generator;
@@ -93,5 +95,6 @@ mod stats;
 mod webhooks;
 
 pub use config::SimConfig;
+pub use credential::{ANONYMOUS, credential_label};
 pub use dataset::{Dataset, DatasetError, JsonObject, OrgRecord, UserOrg, UserRecord};
 pub use startup::Application;

@@ -1,6 +1,9 @@
-//! GitHub's primary rate limit: a budget of requests per fixed window, reported in the
-//! `x-ratelimit-*` headers of every API response.
+//! GitHub's primary rate limit: a budget of requests per fixed window **per credential**,
+//! reported in the `x-ratelimit-*` headers of every API response. Each distinct `Authorization`
+//! value has its own budget; anonymous requests share one budget per client IP address, as
+//! GitHub counts them.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
@@ -28,13 +31,16 @@ impl RateLimitState {
 }
 
 /// A change of budget requested through `POST /_sim/rate-limit`; absent fields keep their value
-/// (`remaining` defaults to the new limit, `reset_in_secs` to the configured window).
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+/// (`remaining` defaults to the new limit, `reset_in_secs` to the configured window). Without
+/// `credential` it changes every budget and the one new credentials start from; with it (a
+/// label, see [`crate::credential_label`], or `anonymous@{ip}`) only that credential's.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RateLimitUpdate {
     pub(crate) limit: Option<u64>,
     pub(crate) remaining: Option<u64>,
     pub(crate) reset_in_secs: Option<u64>,
+    pub(crate) credential: Option<String>,
 }
 
 /// Why a budget change was refused.
@@ -45,14 +51,22 @@ pub(crate) struct RemainingAboveLimit {
     limit: u64,
 }
 
-/// The shared budget. Each window starts when the previous one has run out, as on GitHub.
+/// The budgets. Each window starts when the previous one has run out, as on GitHub.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    budget: Mutex<Budget>,
+    budgets: Mutex<Budgets>,
     window: Duration,
 }
 
 #[derive(Debug)]
+struct Budgets {
+    /// The budget a credential seen for the first time starts from (also what
+    /// `GET /_sim/rate-limit` reports).
+    template: Budget,
+    by_key: HashMap<String, Budget>,
+}
+
+#[derive(Debug, Clone, Copy)]
 struct Budget {
     limit: u64,
     remaining: u64,
@@ -62,27 +76,58 @@ struct Budget {
 impl RateLimiter {
     pub(crate) fn new(limit: u64, window: Duration) -> Self {
         Self {
-            budget: Mutex::new(Budget {
-                limit,
-                remaining: limit,
-                reset_at_ms: now_ms() + window.as_millis() as u64,
+            budgets: Mutex::new(Budgets {
+                template: Budget {
+                    limit,
+                    remaining: limit,
+                    reset_at_ms: now_ms() + window.as_millis() as u64,
+                },
+                by_key: HashMap::new(),
             }),
             window,
         }
     }
 
-    /// The current state, without spending anything.
-    pub(crate) fn current(&self) -> RateLimitState {
-        let mut budget = self.budget.lock();
-        self.roll_window(&mut budget);
-        budget.state()
+    /// The budget key of a request: its credential label, or `anonymous@{ip}`.
+    pub(crate) fn key(label: &str, authorized: bool, ip: &str) -> String {
+        if authorized {
+            label.to_owned()
+        } else {
+            format!("{label}@{ip}")
+        }
     }
 
-    /// Spends one request: `Ok` with the state after spending, `Err` with the (exhausted) state
-    /// when nothing was left.
-    pub(crate) fn spend(&self) -> Result<RateLimitState, RateLimitState> {
-        let mut budget = self.budget.lock();
-        self.roll_window(&mut budget);
+    /// The template's state (the budget of a credential not seen yet), without spending.
+    pub(crate) fn current_default(&self) -> RateLimitState {
+        let mut budgets = self.budgets.lock();
+        roll(&mut budgets.template, self.window);
+        budgets.template.state()
+    }
+
+    /// The state of every credential seen so far, by key.
+    pub(crate) fn all(&self) -> BTreeMap<String, RateLimitState> {
+        let mut budgets = self.budgets.lock();
+        budgets
+            .by_key
+            .iter_mut()
+            .map(|(key, budget)| {
+                roll(budget, self.window);
+                (key.clone(), budget.state())
+            })
+            .collect()
+    }
+
+    /// The current state of `key`'s budget, without spending anything.
+    pub(crate) fn current(&self, key: &str) -> RateLimitState {
+        let mut budgets = self.budgets.lock();
+        budgets.budget(key, self.window).state()
+    }
+
+    /// Spends one request of `key`'s budget: `Ok` with the state after spending, `Err` with the
+    /// (exhausted) state when nothing was left.
+    pub(crate) fn spend(&self, key: &str) -> Result<RateLimitState, RateLimitState> {
+        let mut budgets = self.budgets.lock();
+        let budget = budgets.budget(key, self.window);
         if budget.remaining == 0 {
             return Err(budget.state());
         }
@@ -94,32 +139,52 @@ impl RateLimiter {
         &self,
         update: RateLimitUpdate,
     ) -> Result<RateLimitState, RemainingAboveLimit> {
-        let mut budget = self.budget.lock();
-        self.roll_window(&mut budget);
-        let limit = update.limit.unwrap_or(budget.limit);
-        let remaining = update.remaining.unwrap_or(limit);
-        if remaining > limit {
-            return Err(RemainingAboveLimit { remaining, limit });
-        }
-        budget.limit = limit;
-        budget.remaining = remaining;
+        let mut budgets = self.budgets.lock();
         let window = update
             .reset_in_secs
             .map_or(self.window, Duration::from_secs);
-        budget.reset_at_ms = now_ms() + window.as_millis() as u64;
-        Ok(budget.state())
-    }
-
-    fn roll_window(&self, budget: &mut Budget) {
-        let now = now_ms();
-        if now >= budget.reset_at_ms {
-            budget.remaining = budget.limit;
-            budget.reset_at_ms = now + self.window.as_millis() as u64;
+        if let Some(key) = &update.credential {
+            let budget = budgets.budget(key, self.window);
+            budget.apply(&update, window)?;
+            return Ok(budget.state());
         }
+        roll(&mut budgets.template, self.window);
+        budgets.template.apply(&update, window)?;
+        let template = budgets.template;
+        for budget in budgets.by_key.values_mut() {
+            *budget = template;
+        }
+        Ok(template.state())
+    }
+}
+
+impl Budgets {
+    fn budget(&mut self, key: &str, window: Duration) -> &mut Budget {
+        roll(&mut self.template, window);
+        let template = self.template;
+        let budget = self.by_key.entry(key.to_owned()).or_insert(template);
+        roll(budget, window);
+        budget
     }
 }
 
 impl Budget {
+    fn apply(
+        &mut self,
+        update: &RateLimitUpdate,
+        window: Duration,
+    ) -> Result<(), RemainingAboveLimit> {
+        let limit = update.limit.unwrap_or(self.limit);
+        let remaining = update.remaining.unwrap_or(limit);
+        if remaining > limit {
+            return Err(RemainingAboveLimit { remaining, limit });
+        }
+        self.limit = limit;
+        self.remaining = remaining;
+        self.reset_at_ms = now_ms() + window.as_millis() as u64;
+        Ok(())
+    }
+
     fn state(&self) -> RateLimitState {
         RateLimitState {
             limit: self.limit,
@@ -127,6 +192,14 @@ impl Budget {
             used: self.limit - self.remaining,
             reset: self.reset_at_ms.div_ceil(1000),
         }
+    }
+}
+
+fn roll(budget: &mut Budget, window: Duration) {
+    let now = now_ms();
+    if now >= budget.reset_at_ms {
+        budget.remaining = budget.limit;
+        budget.reset_at_ms = now + window.as_millis() as u64;
     }
 }
 
@@ -143,9 +216,12 @@ mod tests {
     #[test]
     fn spending_stops_at_zero_and_the_window_refills() {
         let limiter = RateLimiter::new(2, Duration::from_secs(3600));
-        assert_eq!(limiter.spend().map(|s| s.remaining), Ok(1));
-        assert_eq!(limiter.spend().map(|s| (s.remaining, s.used)), Ok((0, 2)));
-        assert!(limiter.spend().is_err());
+        assert_eq!(limiter.spend("a").map(|s| s.remaining), Ok(1));
+        assert_eq!(
+            limiter.spend("a").map(|s| (s.remaining, s.used)),
+            Ok((0, 2))
+        );
+        assert!(limiter.spend("a").is_err());
         let state = limiter
             .update(RateLimitUpdate {
                 reset_in_secs: Some(0),
@@ -155,10 +231,28 @@ mod tests {
             .expect("valid update");
         assert_eq!(state.remaining, 0);
         assert_eq!(
-            limiter.spend().map(|s| s.remaining),
+            limiter.spend("a").map(|s| s.remaining),
             Ok(1),
             "a spent window refills"
         );
+    }
+
+    #[test]
+    fn each_credential_has_its_own_budget() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(3600));
+        assert!(limiter.spend("a").is_ok());
+        assert!(limiter.spend("a").is_err());
+        assert!(limiter.spend("b").is_ok(), "b's budget is untouched by a");
+        limiter
+            .update(RateLimitUpdate {
+                credential: Some("b".to_owned()),
+                limit: Some(5),
+                ..Default::default()
+            })
+            .expect("valid update");
+        assert_eq!(limiter.current("b").remaining, 5);
+        assert_eq!(limiter.current("a").remaining, 0);
+        assert_eq!(limiter.current_default().limit, 1);
     }
 
     #[test]
@@ -167,7 +261,7 @@ mod tests {
         let update = RateLimitUpdate {
             limit: Some(5),
             remaining: Some(6),
-            reset_in_secs: None,
+            ..Default::default()
         };
         assert!(limiter.update(update).is_err());
     }

@@ -22,6 +22,8 @@ struct Counters {
     rate_limited: u64,
     faults_served: u64,
     authorization_seen: u64,
+    by_credential: HashMap<String, u64>,
+    by_path_credential: HashMap<String, HashMap<String, u64>>,
 }
 
 /// The counters as `GET /_sim/stats` returns them.
@@ -43,17 +45,32 @@ pub(crate) struct StatsSnapshot {
     authorization_seen: u64,
     /// The same count as `authorization_seen`, under the name the first control API used.
     authorized: u64,
+    /// Requests per credential label (`anonymous`, or the first 8 hex digits of the SHA-256 of
+    /// the `Authorization` value; see [`crate::credential_label`]).
+    by_credential: BTreeMap<String, u64>,
+    /// Requests per path, then per credential label: which request carried which credential.
+    by_path_credential: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Stats {
-    /// Counts a request to a GitHub route.
-    pub(crate) fn request(&self, path: &str, method: &str, has_authorization: bool) {
+    /// Counts a request to a GitHub route, with its credential's label (never the secret).
+    pub(crate) fn request(&self, path: &str, method: &str, credential: &str, authorized: bool) {
         let mut counters = self.counters.lock();
         counters.total += 1;
         bump(&mut counters.by_path, path);
         bump(&mut counters.by_method, method);
-        if has_authorization {
+        if authorized {
             counters.authorization_seen += 1;
+        }
+        bump(&mut counters.by_credential, credential);
+        match counters.by_path_credential.get_mut(path) {
+            Some(by_credential) => bump(by_credential, credential),
+            None => {
+                let by_credential = HashMap::from([(credential.to_owned(), 1)]);
+                counters
+                    .by_path_credential
+                    .insert(path.to_owned(), by_credential);
+            }
         }
     }
 
@@ -90,6 +107,12 @@ impl Stats {
             faults_served: counters.faults_served,
             authorization_seen: counters.authorization_seen,
             authorized: counters.authorization_seen,
+            by_credential: sorted(&counters.by_credential),
+            by_path_credential: counters
+                .by_path_credential
+                .iter()
+                .map(|(path, by_credential)| (path.clone(), sorted(by_credential)))
+                .collect(),
         }
     }
 

@@ -92,6 +92,32 @@ impl SimControl {
         .expect("the requests reach github-sim");
     }
 
+    /// Requests to `path` (without query) that carried the credential labelled `credential`
+    /// (`"anonymous"`, or `github_sim::credential_label` of the `Authorization` value): which
+    /// request carried which credential, as the simulator recorded it.
+    pub async fn requests_with(&self, path: &str, credential: &str) -> u64 {
+        self.stats().await["by_path_credential"][path][credential]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Requests per credential label to `path` (`{"anonymous": 2, "1a2b3c4d": 5}`).
+    pub async fn credentials_at(&self, path: &str) -> Value {
+        self.stats().await["by_path_credential"][path].clone()
+    }
+
+    /// Every credential's rate-limit budget seen so far, by key (the credential label, or
+    /// `anonymous@{ip}`): `{"limit", "remaining", "used", "reset"}` each.
+    pub async fn rate_limits(&self) -> Value {
+        self.call(Method::GET, "/rate-limits", None).await
+    }
+
+    /// Changes rate-limit budgets (`{"limit", "remaining", "reset_in_secs", "credential"}`;
+    /// without `credential`, every budget and the one new credentials start from).
+    pub async fn set_rate_limit(&self, update: Value) -> Value {
+        self.call(Method::POST, "/rate-limit", Some(update)).await
+    }
+
     /// Zeroes the counters.
     pub async fn reset_stats(&self) {
         self.call(Method::POST, "/stats/reset", None).await;

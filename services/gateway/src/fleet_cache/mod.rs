@@ -21,6 +21,7 @@
 //! [`RETRY_AFTER_FAILURE`]; then it is tried again, so it comes back by itself. A damaged entry
 //! is deleted and treated as a miss. Answers larger than `l2_max_entry_bytes` stay L1-only.
 
+mod budget;
 mod codec;
 mod protocol;
 mod stats;
@@ -42,6 +43,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::coalescing_cache::{Fetched, Weigh};
+pub(crate) use budget::SharedPause;
 use protocol::{Claim, EntryKeys, ExpiredEntry, Scripts};
 use stats::{Counters, count};
 use waiters::Waiters;

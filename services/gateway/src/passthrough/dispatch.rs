@@ -12,14 +12,15 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use anyhow::Context;
 use bytes::Bytes;
 use hubcache_shared::GithubClient;
-use sha2::{Digest, Sha256};
 
 use super::allow_lists::{FORWARDED_BYPASS, FORWARDED_CACHED, allowed_header};
+use super::budget::{Budgets, PausedBudget};
 use super::error::PassThroughError;
 use super::fleet::FleetKey;
 use super::rendering::Served;
-use super::request_key::{CacheKey, DEFAULT_ACCEPT, Partition, normalise_accept, request_target};
+use super::request_key::{CacheKey, DEFAULT_ACCEPT, normalise_accept, request_target};
 use super::stored_answer::StoredResponse;
+use super::token_scope::TokenScope;
 use super::upstream::{OutgoingRequest, Upstream, UpstreamFailure};
 use crate::body_urls::BodyUrlRewriter;
 use crate::cache_status::{
@@ -28,6 +29,7 @@ use crate::cache_status::{
 };
 use crate::coalescing_cache::{CachePolicy, CacheStats, CoalescingCache, FetchKind, Outcome};
 use crate::fleet_cache::{FleetCache, FleetOrigin, FleetStats};
+use crate::served_state::ServedState;
 use crate::settings::Settings;
 
 /// Largest request body forwarded for a client's own non-GET request (larger: 413 JSON). The
@@ -65,11 +67,13 @@ pub(crate) struct PassThroughStats {
 impl PassThrough {
     /// Builds the cache and forwarding rules from `settings`; `github` is the upstream client
     /// (its base URL is the only host the pass-through ever connects to); `fleet` the cache
-    /// shared with the other replicas, behind the in-process one.
+    /// shared with the other replicas, behind the in-process one; `served` knows the orgs'
+    /// ids (for the token scope of `/organizations/{id}/...`).
     pub(crate) fn new(
         settings: &Settings,
         github: GithubClient,
         fleet: Option<FleetCache>,
+        served: Arc<ServedState>,
     ) -> anyhow::Result<Self> {
         let public_url = settings.public_base_url()?;
         let policy = CachePolicy {
@@ -87,7 +91,12 @@ impl PassThrough {
             cache: CoalescingCache::new(policy),
             upstream: Arc::new(Upstream {
                 github,
-                use_server_token: settings.passthrough_use_server_token,
+                scope: TokenScope::new(
+                    settings.server_token_scope()?,
+                    served,
+                    settings.common.github_api_token.clone(),
+                ),
+                budgets: Budgets::default(),
                 public_url,
                 body_urls,
                 fresh_ttl: Duration::from_secs(settings.cache_ttl_secs),
@@ -120,6 +129,11 @@ impl PassThrough {
                 error.error_response()
             }
         }
+    }
+
+    /// The credential partitions paused now because GitHub refused them for a rate limit.
+    pub(crate) fn paused_budgets(&self) -> Vec<PausedBudget> {
+        self.upstream.budgets.paused()
     }
 
     /// Cache sizes and counters.
@@ -166,17 +180,18 @@ impl PassThrough {
         let api_version = allowed_header(headers, "x-github-api-version")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned());
-        let partition = credential.as_ref().map_or(Partition::Server, |value| {
-            Partition::Credential(Sha256::digest(value.as_bytes()).into())
-        });
+        let route = self
+            .upstream
+            .scope
+            .route(&target, credential.as_ref(), true);
         // The fleet cache's key parts, moved into the fetch (no copy unless a version is sent).
         let fleet_key = FleetKey {
-            partition,
+            partition: route.partition.clone(),
             accept: accept.clone(),
             api_version: api_version.clone(),
         };
         let key = CacheKey {
-            partition,
+            partition: route.partition,
             target: target.clone(),
             accept,
             api_version,
@@ -189,7 +204,8 @@ impl PassThrough {
             outgoing.copy_header(headers, name);
         }
         let client_credential = credential.is_some();
-        outgoing.use_server_token = self.upstream.use_server_token && !client_credential;
+        outgoing.server_credential = route.server_credential;
+        outgoing.budget = route.budget;
         outgoing.credential = credential;
         let upstream = Arc::clone(&self.upstream);
         let lookup = self
@@ -236,9 +252,13 @@ impl PassThrough {
             outgoing.copy_header(req.headers(), name);
         }
         let client_credential = credential.is_some();
-        // The server token only ever accompanies anonymous reads.
-        outgoing.use_server_token =
-            readable && !client_credential && self.upstream.use_server_token;
+        // The server's credential only ever accompanies anonymous reads within its scope.
+        let route = self
+            .upstream
+            .scope
+            .route(&outgoing.target, credential.as_ref(), readable);
+        outgoing.server_credential = route.server_credential;
+        outgoing.budget = route.budget;
         outgoing.credential = credential;
         outgoing.body = (!body.is_empty()).then_some(body);
         let upstream = Arc::clone(&self.upstream);
@@ -347,7 +367,8 @@ mod tests {
             &ClientOptions::default(),
         )
         .expect("client");
-        PassThrough::new(&settings, github, None).expect("pass-through")
+        let served = Arc::new(ServedState::new(&["Netflix".to_owned()], &[]));
+        PassThrough::new(&settings, github, None, served).expect("pass-through")
     }
 
     impl Harness {
@@ -431,8 +452,10 @@ mod tests {
         // Current-thread runtime: the spawned fetch tasks log on this thread too.
         let _guard = tracing::subscriber::set_default(subscriber);
 
-        let h = Harness::new(&[]).await;
-        let down = pass_through("http://127.0.0.1:1", &[]);
+        // Every anonymous read carries the token here: the widest exposure is the one to check.
+        let all = [("PASSTHROUGH_SERVER_TOKEN_SCOPE", "all")];
+        let h = Harness::new(&all).await;
+        let down = pass_through("http://127.0.0.1:1", &all);
         h.sim(
             reqwest::Method::POST,
             "/faults",
@@ -466,8 +489,9 @@ mod tests {
             .await,
             call(&h.pass, TestRequest::get().uri("/no/such/thing"), b"").await,
             call(&h.pass, TestRequest::get().uri("/users/five"), b"").await,
-            call(&h.pass, TestRequest::get().uri("/users/limited"), b"").await,
+            // The 429 pauses the server credential's budget: the next one is refused at once.
             call(&h.pass, TestRequest::get().uri("/users/slow"), b"").await,
+            call(&h.pass, TestRequest::get().uri("/users/limited"), b"").await,
             call(
                 &h.pass,
                 TestRequest::post().uri("/orgs/Netflix/repos"),
@@ -502,7 +526,7 @@ mod tests {
             "query order ignored"
         );
         assert_eq!(
-            answers[5].1.get(header::RETRY_AFTER).expect("retry-after"),
+            answers[4].1.get(header::RETRY_AFTER).expect("retry-after"),
             "7"
         );
         let message = |i: usize| {
@@ -515,9 +539,9 @@ mod tests {
             message(3)
         );
         assert!(
-            message(5).as_str().expect("text").contains("429"),
+            message(4).as_str().expect("text").contains("429"),
             "{}",
-            message(5)
+            message(4)
         );
         assert!(
             !message(8).as_str().expect("text").contains("access=1"),
@@ -545,11 +569,10 @@ mod tests {
         assert!(!logs.contains(TOKEN), "token in logs");
         assert!(!logs.contains("client-own"), "client credential in logs");
         let stats = h.sim(reqwest::Method::GET, "/stats", None).await;
-        // The anonymous requests carried the server token; the client's carried its own.
-        assert!(
-            stats["authorization_seen"].as_u64().expect("count") >= 6,
-            "{stats}"
-        );
+        // The anonymous requests carried the server token; the client's carried its own; the
+        // one refused for the paused budget never left.
+        assert_eq!(stats["authorization_seen"], 6, "{stats}");
+        assert_eq!(stats["by_path"].get("/users/limited"), None, "{stats}");
     }
 
     #[tokio::test]

@@ -30,8 +30,13 @@ impl FleetKey {
     /// The entry id in the fleet cache: a hash of the same parts as `CacheKey` (the credential
     /// partition is itself a hash, so no credential reaches Redis).
     fn id(&self, target: &str) -> String {
+        let server;
         let partition: &[u8] = match &self.partition {
-            Partition::Server => b"server",
+            Partition::Anonymous => b"anonymous",
+            Partition::Server(name) => {
+                server = format!("server:{name}");
+                server.as_bytes()
+            }
             Partition::Credential(hash) => hash,
         };
         let version = self

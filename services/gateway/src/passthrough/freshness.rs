@@ -85,16 +85,29 @@ impl Upstream {
 /// Seconds to wait when the answer is a rate-limit refusal (429, or 403 that GitHub's rules say
 /// is a limit); `None` for every other answer.
 fn rate_limit_wait(answer: &RawAnswer) -> Option<u64> {
+    let wait = rate_limit_duration(answer.status, &answer.headers, &answer.body)?;
+    Some(wait.as_secs().max(1) + u64::from(wait.subsec_nanos() > 0))
+}
+
+/// How long GitHub's rules say to wait after this answer (`None`: it is no rate-limit
+/// refusal): until `x-ratelimit-reset` for a spent primary limit, `retry-after`, or a minute.
+pub(super) fn rate_limit_duration(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &bytes::Bytes,
+) -> Option<Duration> {
+    if !matches!(status.as_u16(), 403 | 429) {
+        return None;
+    }
     let response = GithubResponse {
-        status: answer.status,
-        headers: answer.headers.clone(),
-        body: answer.body.clone(),
+        status,
+        headers: headers.clone(),
+        body: body.clone(),
         etag: None,
         links: Links::default(),
-        rate_limit: RateLimit::from_headers(&answer.headers),
+        rate_limit: RateLimit::from_headers(headers),
     };
-    let wait = response.rate_limit_wait(SystemTime::now())?;
-    Some(wait.as_secs().max(1) + u64::from(wait.subsec_nanos() > 0))
+    response.rate_limit_wait(SystemTime::now())
 }
 
 /// The `Cache-Control` directives the cache acts on.

@@ -7,8 +7,14 @@
 //! - Other methods are refused with 405, unless the client sent its own `Authorization`: then
 //!   they are forwarded with that credential only (never the server token) and never cached.
 //! - Cache key: path, normalised query, normalised `Accept`, `X-GitHub-Api-Version`, and a
-//!   credential partition (anonymous clients share the server's; a client's own `Authorization`
-//!   gets a partition named by the SHA-256 of its value, never the value itself).
+//!   credential partition following the credential actually sent upstream: anonymous clients
+//!   share `server:{credential name}` where the token scope gives them the server's credential
+//!   and `anonymous` elsewhere; a client's own `Authorization` gets a partition named by the
+//!   SHA-256 of its value, never the value itself.
+//! - Token scope (`PASSTHROUGH_SERVER_TOKEN_SCOPE`): by default only the configured orgs' own
+//!   resources are fetched with the server's credential.
+//! - Spent budgets: after GitHub refuses a credential for a rate limit, nothing with that
+//!   credential goes upstream until the limit lifts (cached copies or 503 + `Retry-After`).
 //! - Only an allow-list of headers crosses the gateway in either direction, minus anything the
 //!   `Connection` header names, so hop-by-hop headers, `Host`, `Cookie` and `X-Forwarded-*` never
 //!   do. The upstream host is fixed by configuration: the target path is appended to it.
@@ -20,7 +26,10 @@
 //! - `dispatch`: `PassThrough`: which way a request goes (cache, forward or refusal).
 //! - `request_key`: the request target, the normalised `Accept` and the `CacheKey`.
 //! - `allow_lists`: the headers that may cross the gateway in either direction.
-//! - `upstream`: the one upstream call (allow-listed headers, credential, token rule).
+//! - `upstream`: the one upstream call (allow-listed headers, credential, budget check).
+//! - `token_scope`: which anonymous requests carry the server's credential, and the one
+//!   function that gives that credential (`server_credential_for`).
+//! - `budget`: paused rate-limit budgets per credential partition.
 //! - `freshness`: classifying an upstream answer for the cache (TTL, negative caching,
 //!   revalidation, rate limits).
 //! - `stored_answer`: `StoredResponse`, an upstream answer prepared once (headers sorted by
@@ -32,6 +41,7 @@
 //!   the encodings of answers and failures, a revalidated L2 copy's age.
 
 mod allow_lists;
+mod budget;
 mod dispatch;
 mod error;
 mod fleet;
@@ -39,8 +49,10 @@ mod freshness;
 mod rendering;
 mod request_key;
 mod stored_answer;
+mod token_scope;
 mod upstream;
 
+pub(crate) use budget::{KINDS as BUDGET_KINDS, PAUSED_METRIC, REFUSALS_METRIC};
 pub(crate) use dispatch::PassThrough;
 pub(crate) use upstream::UPSTREAM_METRIC;
 

@@ -1,6 +1,8 @@
 //! What names a cached answer: the request target (path plus normalised query), the normalised
 //! `Accept`, the API version and the credential partition.
 
+use std::sync::Arc;
+
 use actix_web::HttpRequest;
 use actix_web::http::header::HeaderMap;
 use hubcache_shared::github::GITHUB_ACCEPT;
@@ -71,7 +73,8 @@ pub(crate) struct CacheKey {
 impl std::fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let partition = match self.partition {
-            Partition::Server => "server",
+            Partition::Anonymous => "anonymous",
+            Partition::Server(_) => "server",
             Partition::Credential(_) => "client credential",
         };
         f.debug_struct("CacheKey")
@@ -83,10 +86,14 @@ impl std::fmt::Debug for CacheKey {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// Whose credential fetched an answer: the partition follows the credential actually sent, so
+/// an answer fetched with the server's credential is never served where it would not be sent.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) enum Partition {
-    /// Anonymous clients: answers fetched with the server token (or none).
-    Server,
+    /// Anonymous clients, fetched without a credential (outside the token scope).
+    Anonymous,
+    /// Anonymous clients, fetched with the server's credential, by its non-secret name.
+    Server(Arc<str>),
     /// Answers fetched with one client's own `Authorization`: SHA-256 of its value.
     Credential([u8; 32]),
 }

@@ -9,6 +9,8 @@ use hubcache_shared::GithubClient;
 use url::Url;
 
 use super::allow_lists::allowed_header;
+use super::budget::{BudgetPartition, Budgets};
+use super::token_scope::TokenScope;
 use crate::body_urls::BodyUrlRewriter;
 use crate::fleet_cache::FleetCache;
 
@@ -19,7 +21,10 @@ pub(crate) const UPSTREAM_METRIC: &str = "hubcache_upstream_requests_total";
 /// What the fetches share: the client, the freshness rules and the body rewriting.
 pub(super) struct Upstream {
     pub(super) github: GithubClient,
-    pub(super) use_server_token: bool,
+    /// Which anonymous requests carry the server's credential, and that credential.
+    pub(super) scope: TokenScope,
+    /// Credential partitions GitHub refused for a spent rate limit, until it lifts.
+    pub(super) budgets: Budgets,
     pub(super) public_url: Option<Url>,
     /// With `PUBLIC_URL` set: rewrites upstream URLs in stored bodies to it.
     pub(super) body_urls: Option<BodyUrlRewriter>,
@@ -35,8 +40,12 @@ pub(super) struct OutgoingRequest {
     pub(super) method: reqwest::Method,
     pub(super) target: String,
     pub(super) headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// The client's own `Authorization`.
     pub(super) credential: Option<HeaderValue>,
-    pub(super) use_server_token: bool,
+    /// The server's credential, when the token scope gives it to this anonymous request.
+    pub(super) server_credential: Option<HeaderValue>,
+    /// Whose rate-limit budget the request spends.
+    pub(super) budget: BudgetPartition,
     pub(super) body: Option<Bytes>,
 }
 
@@ -47,7 +56,8 @@ impl OutgoingRequest {
             target,
             headers: Vec::new(),
             credential: None,
-            use_server_token: false,
+            server_credential: None,
+            budget: BudgetPartition::Anonymous,
             body: None,
         }
     }
@@ -110,25 +120,33 @@ impl UpstreamFailure {
 }
 
 impl Upstream {
-    /// Sends `outgoing` to the configured upstream; the token goes only where `GithubClient`
-    /// allows, and only when `use_server_token`.
+    /// Sends `outgoing` to the configured upstream (`GithubClient` resolves every target under
+    /// it, so a credential goes nowhere else), unless its budget is paused: then nothing is
+    /// sent and the refusal comes back at once. A rate-limit refusal pauses the budget.
     pub(super) async fn send(
         &self,
         outgoing: OutgoingRequest,
     ) -> Result<RawAnswer, UpstreamFailure> {
+        self.budgets.check(&outgoing.budget)?;
+        if let Some(fleet) = &self.fleet
+            && let Some(shared) = fleet.shared_pause(&outgoing.budget.fleet_id()).await
+        {
+            self.budgets.adopt(&outgoing.budget, shared);
+            self.budgets.check(&outgoing.budget)?;
+        }
         let url = self
             .github
             .resolve(&outgoing.target)
             .map_err(|_| UpstreamFailure::InvalidTarget)?;
         let mut builder = self
             .github
-            .request(outgoing.method, url, outgoing.use_server_token)
+            .request(outgoing.method, url, false)
             // Store plain bodies; the gateway compresses once per entry itself.
             .header(reqwest::header::ACCEPT_ENCODING, "identity");
         for (name, value) in outgoing.headers {
             builder = builder.header(name, value);
         }
-        if let Some(credential) = outgoing.credential {
+        if let Some(credential) = outgoing.credential.or(outgoing.server_credential) {
             let mut value = reqwest::header::HeaderValue::from_bytes(credential.as_bytes())
                 .map_err(|_| UpstreamFailure::InvalidTarget)?;
             value.set_sensitive(true);
@@ -148,6 +166,14 @@ impl Upstream {
             .bytes()
             .await
             .map_err(|e| UpstreamFailure::transport(&e))?;
+        let wait = super::freshness::rate_limit_duration(status, &headers, &body);
+        let paused = self
+            .budgets
+            .observe(&outgoing.budget, status.as_u16(), &headers, wait);
+        // Shared before the refusal is answered, so no other replica's next request goes out.
+        if let (Some(pause), Some(fleet)) = (paused, &self.fleet) {
+            fleet.share_pause(&outgoing.budget.fleet_id(), pause).await;
+        }
         Ok(RawAnswer {
             status,
             headers,

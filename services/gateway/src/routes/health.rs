@@ -1,6 +1,6 @@
 //! `/livez` (the process runs and is not draining) and `/healthcheck` (the seed's readiness:
-//! everything loaded), with each org's state, the pass-through counters and, when webhooks are
-//! on, this replica's delivery counters.
+//! everything loaded), with each org's state, the pass-through counters, the rate-limit budgets
+//! paused now and, when webhooks are on, this replica's delivery counters.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -19,8 +19,10 @@ pub(crate) use hubcache_admin::livez;
 /// `unknown_org` and does not keep the gateway unready. Both carry `orgs` (each org's state,
 /// what it misses, what fails, the bytes its copies hold), `failing` (each cached key whose
 /// latest poll failed, with the fetcher's error: a stuck endpoint says why), the Redis state,
-/// the pass-through cache's counters and (with `GITHUB_WEBHOOK_SECRET`) this replica's webhook
-/// deliveries.
+/// the pass-through cache's counters, `paused_budgets` (credential partitions GitHub refused for
+/// a spent rate limit: kind, `primary`/`secondary`, seconds left; a paused budget does not make
+/// the gateway unready, it still answers from its caches) and (with `GITHUB_WEBHOOK_SECRET`)
+/// this replica's webhook deliveries.
 pub(crate) async fn healthcheck(
     state: web::Data<AppState>,
     webhooks: Option<web::Data<WebhookIntake>>,
@@ -54,6 +56,7 @@ pub(crate) async fn healthcheck(
         "overloaded": stats.cache.overloaded,
         "bypassed": stats.bypassed,
         "fleet": stats.fleet,
+        "paused_budgets": state.pass_through.paused_budgets(),
     });
     if missing.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({

@@ -11,7 +11,7 @@ use crate::app_state::AppState;
 use crate::client_rate_limit::RATE_LIMITED_METRIC;
 use crate::coalescing_cache::{EVICTIONS_METRIC, LOOKUPS_METRIC};
 use crate::fleet_cache::FLEET_METRIC;
-use crate::passthrough::UPSTREAM_METRIC;
+use crate::passthrough::{BUDGET_KINDS, PAUSED_METRIC, REFUSALS_METRIC, UPSTREAM_METRIC};
 use crate::request_log::{DURATION_METRIC, REQUESTS_METRIC};
 use crate::served_state::OrgState;
 
@@ -37,6 +37,12 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats = state.pass_through.stats();
     ::metrics::gauge!(CACHE_ENTRIES_METRIC).set(stats.cache.entries as f64);
     ::metrics::gauge!(CACHE_BYTES_METRIC).set(stats.cache.bytes as f64);
+    // Labelled by partition kind only: never a credential, its hash or anything naming a client.
+    let paused = state.pass_through.paused_budgets();
+    for kind in BUDGET_KINDS {
+        let count = paused.iter().filter(|p| p.kind == kind).count();
+        ::metrics::gauge!(PAUSED_METRIC, "partition_kind" => kind).set(count as f64);
+    }
     // Label values are the configured orgs and cached paths: a fixed set.
     for org in state.served.orgs() {
         let login = org.login().to_owned();
@@ -101,6 +107,14 @@ pub(crate) fn describe() {
     describe_counter!(
         UPSTREAM_METRIC,
         "Requests the pass-through sent to GitHub, by response status (`error`: no response)."
+    );
+    describe_gauge!(
+        PAUSED_METRIC,
+        "Credential partitions (by kind: server, client, anonymous) whose GitHub rate limit is spent: no upstream request with them until it lifts."
+    );
+    describe_counter!(
+        REFUSALS_METRIC,
+        "Pass-through fetches answered without going upstream (a cached copy or 503 + Retry-After) because their credential partition's budget is paused, by partition kind."
     );
     describe_counter!(
         RATE_LIMITED_METRIC,

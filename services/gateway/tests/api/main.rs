@@ -23,6 +23,8 @@ mod redis_restart;
 mod resilience;
 mod sentinel;
 mod settings;
+mod spent_budget;
+mod token_scope;
 mod traces;
 mod views;
 mod webhooks;

@@ -568,7 +568,8 @@ async fn the_server_token_goes_only_with_anonymous_reads() {
         |_| {},
     )
     .await;
-    app.get("/users/anon").await;
+    // An anonymous read of the org's own resource (the default token scope).
+    app.get("/orgs/acme/teams").await;
     app.get_with("/users/own", &[("authorization", "token client-own")])
         .await;
     app.client
@@ -578,8 +579,10 @@ async fn the_server_token_goes_only_with_anonymous_reads() {
         .send()
         .await
         .expect("gateway");
+    // An anonymous read outside the scope goes without any credential.
+    app.get("/users/anon").await;
     let heads = upstream.heads();
-    assert_eq!(heads.len(), 3);
+    assert_eq!(heads.len(), 4);
     let server = format!("bearer {}", SERVER_TOKEN.to_ascii_lowercase());
     assert_eq!(header_values(&heads[0], "authorization"), [server.as_str()]);
     assert_eq!(
@@ -593,6 +596,7 @@ async fn the_server_token_goes_only_with_anonymous_reads() {
         ["token client-own"],
         "only the client's"
     );
+    assert!(header_values(&heads[3], "authorization").is_empty());
 
     let off = spawn_passthrough(
         Some(&upstream.url),
@@ -603,8 +607,8 @@ async fn the_server_token_goes_only_with_anonymous_reads() {
         |_| {},
     )
     .await;
-    off.get("/users/anon").await;
-    assert!(header_values(&upstream.heads()[3], "authorization").is_empty());
+    off.get("/orgs/acme/teams").await;
+    assert!(header_values(&upstream.heads()[4], "authorization").is_empty());
 }
 
 #[tokio::test]

@@ -90,6 +90,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
                 .route(web::get().to(rate_limit))
                 .route(web::post().to(set_rate_limit)),
         )
+        .service(resource("/rate-limits").route(web::get().to(rate_limits)))
         .service(resource("/dataset").route(web::get().to(dataset)))
         .configure(super::hooks::configure)
         .default_service(web::to(no_route));
@@ -199,8 +200,25 @@ async fn set_latency(state: web::Data<SimState>, latency: web::Json<Latency>) ->
     HttpResponse::Ok().json(latency.into_inner())
 }
 
-async fn rate_limit(state: web::Data<SimState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.rate_limit.current())
+/// Query of `GET /_sim/rate-limit`: one credential's budget (a label or `anonymous@{ip}`);
+/// without it, the budget a credential not seen yet starts from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitQuery {
+    credential: Option<String>,
+}
+
+async fn rate_limit(state: web::Data<SimState>, query: web::Query<RateLimitQuery>) -> HttpResponse {
+    let current = match &query.credential {
+        Some(key) => state.rate_limit.current(key),
+        None => state.rate_limit.current_default(),
+    };
+    HttpResponse::Ok().json(current)
+}
+
+/// Every credential's budget seen so far, by key (label, or `anonymous@{ip}`).
+async fn rate_limits(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.rate_limit.all())
 }
 
 async fn set_rate_limit(

@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use crate::catalog::{Rendered, Served};
 use crate::conditional::{if_none_match_matches, not_modified_since};
+use crate::credential::credential_label;
 use crate::faults::{FaultAction, InjectedStatus};
 use crate::pagination::{PageRequest, link_header};
-use crate::rate_limit::RateLimitState;
+use crate::rate_limit::{RateLimitState, RateLimiter};
 use crate::state::SimState;
 
 const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -91,16 +92,21 @@ struct Exchange<'a> {
     state: &'a SimState,
     request: &'a HttpRequest,
     authorized: bool,
+    /// The request's rate-limit budget (see [`RateLimiter::key`]).
+    budget: String,
     request_id: String,
 }
 
 /// Answers one GitHub request.
 pub(crate) async fn github_api(request: HttpRequest, state: web::Data<SimState>) -> HttpResponse {
     let path = state.github_path(request.path());
-    let authorized = request.headers().contains_key(header::AUTHORIZATION);
+    let authorization = request.headers().get(header::AUTHORIZATION);
+    let authorized = authorization.is_some();
+    let credential = credential_label(authorization.map(HeaderValue::as_bytes));
     state
         .stats
-        .request(path, request.method().as_str(), authorized);
+        .request(path, request.method().as_str(), &credential, authorized);
+    let budget = RateLimiter::key(&credential, authorized, &client_ip(&request));
     let latency = state.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -109,6 +115,7 @@ pub(crate) async fn github_api(request: HttpRequest, state: web::Data<SimState>)
         state: &state,
         request: &request,
         authorized,
+        budget,
         request_id: state.next_request_id(),
     };
     let page = PageRequest::from_query(request.query_string());
@@ -137,12 +144,12 @@ pub(crate) async fn github_api(request: HttpRequest, state: web::Data<SimState>)
         && exchange.not_modified(&served.rendered)
     {
         state.stats.not_modified();
-        let rate = state.rate_limit.current();
+        let rate = state.rate_limit.current(&exchange.budget);
         return exchange
             .found(StatusCode::NOT_MODIFIED, served, rate)
             .finish();
     }
-    let rate = match state.rate_limit.spend() {
+    let rate = match state.rate_limit.spend(&exchange.budget) {
         Ok(rate) => {
             state.stats.rate_limit_spent();
             rate
@@ -263,16 +270,16 @@ impl Exchange<'_> {
         let (error, rate) = if injected.primary {
             (
                 self.primary_limit(),
-                self.state.rate_limit.current().exhausted(),
+                self.state.rate_limit.current(&self.budget).exhausted(),
             )
         } else if rate_limits {
             let error = GithubError::SecondaryRateLimit {
                 status: injected.status,
                 request_id: self.request_id.clone(),
             };
-            (error, self.state.rate_limit.current())
+            (error, self.state.rate_limit.current(&self.budget))
         } else {
-            let rate = match self.state.rate_limit.spend() {
+            let rate = match self.state.rate_limit.spend(&self.budget) {
                 Ok(rate) => {
                     self.state.stats.rate_limit_spent();
                     rate
@@ -294,10 +301,15 @@ impl Exchange<'_> {
         if self.authorized {
             return GithubError::AuthenticatedRateLimit;
         }
-        let ip = self
-            .request
-            .peer_addr()
-            .map_or_else(|| "127.0.0.1".to_owned(), |peer| peer.ip().to_string());
-        GithubError::AnonymousRateLimit { ip }
+        GithubError::AnonymousRateLimit {
+            ip: client_ip(self.request),
+        }
     }
+}
+
+/// The client's IP address, which GitHub counts anonymous requests by.
+fn client_ip(request: &HttpRequest) -> String {
+    request
+        .peer_addr()
+        .map_or_else(|| "127.0.0.1".to_owned(), |peer| peer.ip().to_string())
 }

@@ -60,6 +60,19 @@ async fn a_spent_budget_answers_403_with_githubs_message_until_reset() {
     );
 
     let authorized = app.get_with(&target, &[("authorization", "token x")]).await;
+    assert_eq!(
+        authorized.status(),
+        200,
+        "a credential has its own budget, untouched by anonymous requests"
+    );
+    assert_eq!(header_u64(authorized.headers(), "x-ratelimit-remaining"), 1);
+    assert_eq!(
+        app.get_with(&target, &[("authorization", "token x")])
+            .await
+            .status(),
+        200
+    );
+    let authorized = app.get_with(&target, &[("authorization", "token x")]).await;
     assert_eq!(authorized.status(), 403);
     let body: Value = authorized.json().await.expect("body");
     assert_eq!(body["message"], "API rate limit exceeded for user ID 1.");
@@ -73,7 +86,70 @@ async fn a_spent_budget_answers_403_with_githubs_message_until_reset() {
 
     let stats = app.control.stats().await;
     assert_eq!(stats["rate_limited"], 2);
-    assert_eq!(stats["rate_limit_used"], 2);
+    assert_eq!(stats["rate_limit_used"], 4);
+}
+
+#[tokio::test]
+async fn budgets_and_the_request_record_are_kept_per_credential() {
+    let app = spawn_app_with(SimConfig {
+        rate_limit: 3,
+        ..test_config()
+    })
+    .await;
+    let org = format!("/orgs/{ORG}");
+    let secret = "Bearer very-secret-value";
+    let label = github_sim::credential_label(Some(secret.as_bytes()));
+    for _ in 0..3 {
+        assert_eq!(
+            app.get_with(&org, &[("authorization", secret)])
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        app.get_with(&org, &[("authorization", secret)])
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(app.get(&org).await.status(), 200, "anonymous is separate");
+    assert_eq!(app.get("/users/nobody").await.status(), 404);
+
+    assert_eq!(app.control.requests_with(&org, &label).await, 4);
+    assert_eq!(app.control.requests_with(&org, "anonymous").await, 1);
+    assert_eq!(
+        app.control
+            .requests_with("/users/nobody", "anonymous")
+            .await,
+        1
+    );
+    assert_eq!(app.control.requests_with("/users/nobody", &label).await, 0);
+    let stats = app.control.stats().await;
+    assert_eq!(stats["by_credential"][&label], 4);
+    assert!(
+        !stats.to_string().contains("very-secret"),
+        "the secret is never kept: {stats}"
+    );
+
+    let budgets = app.control.rate_limits().await;
+    assert_eq!(budgets[&label]["remaining"], 0);
+    assert_eq!(budgets["anonymous@127.0.0.1"]["remaining"], 1);
+
+    // One credential's budget can be changed alone.
+    app.control
+        .set_rate_limit(json!({"credential": label, "limit": 10}))
+        .await;
+    assert_eq!(
+        app.get_with(&org, &[("authorization", secret)])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.control.rate_limits().await["anonymous@127.0.0.1"]["limit"],
+        3
+    );
 }
 
 #[tokio::test]

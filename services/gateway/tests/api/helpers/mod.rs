@@ -413,7 +413,17 @@ impl Drop for OtherGateway {
 impl TestApp {
     /// Starts another gateway on this test's Redis and github-sim.
     pub async fn other_gateway(&self) -> OtherGateway {
-        let vars = [
+        self.other_gateway_with(&[], |_| {}).await
+    }
+
+    /// Starts another gateway on this test's Redis and github-sim, with more variables (e.g.
+    /// `GITHUB_API_TOKEN`: none is passed on otherwise), then `configure`d.
+    pub async fn other_gateway_with(
+        &self,
+        more: &[(&str, &str)],
+        configure: impl FnOnce(&mut gateway::Settings),
+    ) -> OtherGateway {
+        let mut vars = vec![
             ("REDIS_URL", self.gateway_redis_url()),
             ("GITHUB_API_URL", self.sim_url.clone()),
             ("GITHUB_ORGS", self.orgs().join(",")),
@@ -421,9 +431,14 @@ impl TestApp {
             ("WORKERS", "1".to_owned()),
             ("SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
         ];
+        vars.extend(
+            more.iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        );
         let mut settings =
             gateway::Settings::load(&SettingsSource::from_vars(vars)).expect("gateway settings");
         settings.host = "127.0.0.1".to_owned();
+        configure(&mut settings);
         let application = gateway::Application::build(settings)
             .await
             .expect("gateway builds");
