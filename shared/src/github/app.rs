@@ -59,7 +59,8 @@ impl AppKey {
     /// The App `app_id` (numeric ID or client ID) with its PEM private key.
     pub fn from_pem(app_id: &str, pem: &[u8]) -> Result<Self, AppKeyError> {
         // The parser's message says what is wrong with the form, never the key's bytes.
-        let key = EncodingKey::from_rsa_pem(pem).map_err(|e| AppKeyError::InvalidKey(e.to_string()))?;
+        let key =
+            EncodingKey::from_rsa_pem(pem).map_err(|e| AppKeyError::InvalidKey(e.to_string()))?;
         let app = Self {
             app_id: app_id.to_owned(),
             key,
@@ -128,7 +129,13 @@ pub(crate) async fn installation_id(
     key: &AppKey,
     org: &str,
 ) -> Result<u64, AppRequestError> {
-    let body = app_request(client, key, Method::GET, &format!("/orgs/{org}/installation")).await?;
+    let body = app_request(
+        client,
+        key,
+        Method::GET,
+        &format!("/orgs/{org}/installation"),
+    )
+    .await?;
     serde_json::from_slice::<InstallationBody>(&body)
         .map(|b| b.id)
         .map_err(|e| AppRequestError::Body(e.to_string()))

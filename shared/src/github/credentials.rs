@@ -350,9 +350,19 @@ mod tests {
     async fn a_personal_token_is_one_partition_for_every_org_and_never_printed() {
         let credentials = Credentials::personal(SecretString::from("ghp_secret"));
         assert_eq!(credentials.partition("a"), credentials.partition("B"));
-        let credential = credentials.for_org("a").await.expect("token").expect("some");
+        let credential = credentials
+            .for_org("a")
+            .await
+            .expect("token")
+            .expect("some");
         assert_eq!(credential.partition(), PERSONAL_TOKEN_PARTITION);
         assert!(!format!("{credential:?} {credentials:?}").contains("ghp_secret"));
-        assert!(Credentials::anonymous().for_org("a").await.expect("ok").is_none());
+        assert!(
+            Credentials::anonymous()
+                .for_org("a")
+                .await
+                .expect("ok")
+                .is_none()
+        );
     }
 }

@@ -259,7 +259,11 @@ impl CommonSettings {
                 "GITHUB_APP_ID and GITHUB_API_TOKEN are both set: configure either a GitHub App or a personal token, not both",
             ));
         }
-        if app_id.is_empty() || !app_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+        if app_id.is_empty()
+            || !app_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.')
+        {
             return Err(invalid(
                 "GITHUB_APP_ID",
                 app_id,
@@ -587,7 +591,10 @@ mod tests {
     #[test]
     fn an_app_needs_an_id_and_one_readable_valid_key_never_echoed() {
         for (vars, named) in [
-            (vec![("GITHUB_APP_PRIVATE_KEY", "k-secret")], "GITHUB_APP_ID"),
+            (
+                vec![("GITHUB_APP_PRIVATE_KEY", "k-secret")],
+                "GITHUB_APP_ID",
+            ),
             (vec![("GITHUB_APP_ID", "12")], "GITHUB_APP_PRIVATE_KEY"),
             (
                 vec![
@@ -605,7 +612,10 @@ mod tests {
                 "GITHUB_APP_PRIVATE_KEY_FILE",
             ),
             (
-                vec![("GITHUB_APP_ID", "12"), ("GITHUB_APP_PRIVATE_KEY", "k-secret")],
+                vec![
+                    ("GITHUB_APP_ID", "12"),
+                    ("GITHUB_APP_PRIVATE_KEY", "k-secret"),
+                ],
                 "GITHUB_APP_PRIVATE_KEY",
             ),
         ] {
