@@ -10,7 +10,9 @@
 //! - [`views`]: ranked views of the repos snapshot ([`ViewName`], [`ViewSet`]).
 //! - [`events`]: stream events between services ([`RefreshEvent`], [`ViewsEvent`],
 //!   [`WebhookHint`]).
-//! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing.
+//! - [`github`]: the GitHub REST client ([`GithubClient`]), Link and rate-limit parsing; a
+//!   folder: `app` (the GitHub App's JWT and installation tokens), `credentials`
+//!   ([`github::Credentials`]: each org's credential and its non-secret partition).
 //! - [`json_array`]: JSON arrays as bytes: element ranges, split and join, never re-serialised.
 //! - [`retry`]: the one backoff policy and the process identity ([`Backoff`], [`instance_id`]).
 //! - [`redis_connector`]: how services reach Redis: one Redis, through Sentinel, or a Cluster

@@ -305,7 +305,7 @@ impl FetchLoop {
         }
         let report = self
             .poller
-            .poll(path, stored.snapshot.as_ref(), &self.budget)
+            .poll(&self.org, path, stored.snapshot.as_ref(), &self.budget)
             .await;
         let changed = matches!(report.outcome, PollOutcome::Changed { .. });
         record_poll(

@@ -160,8 +160,15 @@ impl Application {
             Duration::from_millis(self.settings.backoff_base_ms),
             Duration::from_millis(self.settings.backoff_max_ms),
         );
-        let poller = Poller::new(self.client, self.settings.max_pages);
-        let budget = SharedBudget::default();
+        let credentials = hubcache_shared::github::Credentials::from_settings(
+            &self.settings.common,
+            &self.client,
+        )?;
+        let poller = Poller::new(self.client, credentials.clone(), self.settings.max_pages);
+        // GitHub's limit is per credential: one budget per partition (the personal token's
+        // is shared by every org; each App installation has its own).
+        let mut budgets: std::collections::HashMap<String, SharedBudget> =
+            std::collections::HashMap::new();
         metrics::gauge!(ORGS_HELD_METRIC).set(0.0);
         let membership = Membership::new(
             keys.fetcher_members(),
@@ -194,7 +201,10 @@ impl Application {
                 poller.clone(),
                 SnapshotWriter::new(org_keys),
                 schedule,
-                budget.clone(),
+                budgets
+                    .entry(credentials.partition(&plan.org))
+                    .or_default()
+                    .clone(),
                 members.clone(),
                 plan.board,
             );

@@ -14,6 +14,7 @@ const DEFAULT_SEED: u64 = 1;
 const DEFAULT_RATE_LIMIT: u64 = 5000;
 const DEFAULT_RATE_WINDOW_SECS: u64 = 3600;
 const DEFAULT_WORKERS: usize = 2;
+const DEFAULT_INSTALLATION_TOKEN_TTL_SECS: u64 = 3600;
 
 /// How to run the simulator. Every field has a default (see [`SimConfig::default`]), so tests
 /// write `SimConfig { port: 0, ..SimConfig::default() }`.
@@ -75,6 +76,17 @@ pub struct SimConfig {
         requires = "webhook_url"
     )]
     pub webhook_secret: Option<String>,
+    /// The GitHub App's ID: with `--app-public-key`, the App endpoints
+    /// (`GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens`) accept
+    /// its JWTs, one installation per org.
+    #[arg(long, requires = "app_public_key")]
+    pub app_id: Option<String>,
+    /// The App's RSA public key (PEM) its JWTs are verified with.
+    #[arg(long, requires = "app_id")]
+    pub app_public_key: Option<PathBuf>,
+    /// How long an installation token lives (GitHub: an hour); short in tests to see renewals.
+    #[arg(long, default_value_t = DEFAULT_INSTALLATION_TOKEN_TTL_SECS)]
+    pub installation_token_ttl_secs: u64,
 }
 
 impl Default for SimConfig {
@@ -95,6 +107,9 @@ impl Default for SimConfig {
             workers: DEFAULT_WORKERS,
             webhook_url: None,
             webhook_secret: None,
+            app_id: None,
+            app_public_key: None,
+            installation_token_ttl_secs: DEFAULT_INSTALLATION_TOKEN_TTL_SECS,
         }
     }
 }

@@ -17,6 +17,8 @@
 //! - `pagination`: `per_page`/`page` and the `Link` header.
 //! - `conditional`: ETags, `If-None-Match`, `If-Modified-Since`.
 //! - `credential`: the non-secret label of a request's credential, [`credential_label`].
+//! - `app_auth`: GitHub App authentication: JWT verification, one installation per org,
+//!   expiring installation tokens, revoked installations.
 //! - `rate_limit`: the primary rate limit windows, one per credential (anonymous: per client IP).
 //! - `faults`: queued injected faults.
 //! - `stats`: request counters.
@@ -79,6 +81,7 @@
 //! Objects are served verbatim (compact JSON). `GET /_sim/dataset` returns the current state in
 //! this format, so a generated or mutated state can be saved and replayed.
 
+mod app_auth;
 mod catalog;
 mod conditional;
 mod config;

@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use url::Url;
 
+use crate::app_auth::AppAuth;
 use crate::catalog::{Catalog, NewRepoDefaults};
 use crate::config::{SimConfig, url_prefix};
 use crate::dataset::Dataset;
@@ -78,6 +79,21 @@ impl Application {
                 tracing::info!(org = %context.login, url = %url, "webhook registered");
             }
         }
+        let app = match (&config.app_id, &config.app_public_key) {
+            (Some(app_id), Some(path)) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read --app-public-key {}", path.display()))?;
+                let orgs = catalog.org_contexts().into_iter().map(|c| c.login);
+                Some(AppAuth::new(
+                    app_id.clone(),
+                    &pem,
+                    Duration::from_secs(config.installation_token_ttl_secs.max(1)),
+                    orgs,
+                )?)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("--app-id and --app-public-key go together"),
+        };
         let state = web::Data::new(SimState::new(
             catalog,
             RateLimiter::new(
@@ -85,6 +101,7 @@ impl Application {
                 Duration::from_secs(config.rate_window_secs),
             ),
             webhooks,
+            app,
             &base_url,
         ));
         let server = HttpServer::new(move || {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::app_auth::AppAuth;
 use crate::catalog::Catalog;
 use crate::faults::FaultQueue;
 use crate::generator::SplitMix64;
@@ -20,6 +21,8 @@ pub(crate) struct SimState {
     pub(crate) rate_limit: RateLimiter,
     pub(crate) faults: FaultQueue,
     pub(crate) webhooks: Webhooks,
+    /// The GitHub App, when `--app-id` is given.
+    pub(crate) app: Option<AppAuth>,
     /// The base URL of `Link` headers, without trailing slash.
     pub(crate) base_url: String,
     /// The path of `base_url` (e.g. `/api/v3`), stripped from request paths; empty when none.
@@ -33,6 +36,7 @@ impl SimState {
         catalog: Catalog,
         rate_limit: RateLimiter,
         webhooks: Webhooks,
+        app: Option<AppAuth>,
         base_url: &url::Url,
     ) -> Self {
         Self {
@@ -41,6 +45,7 @@ impl SimState {
             rate_limit,
             faults: FaultQueue::default(),
             webhooks,
+            app,
             base_url: crate::config::url_prefix(base_url),
             path_prefix: base_url.path().trim_end_matches('/').to_owned(),
             latency_ms: AtomicU64::new(0),

@@ -5,9 +5,10 @@
 //! The cached endpoints (`CACHED_ENDPOINTS`, `REFRESH_INTERVAL_SECS`) are here because the
 //! fetcher that writes them and the gateway that serves them must read one list, validated once.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
@@ -35,6 +36,12 @@ pub(crate) struct CommonVariables {
     github_api_url: Option<String>,
     /// `GITHUB_API_TOKEN`: optional token sent to the upstream only.
     github_api_token: Option<String>,
+    /// `GITHUB_APP_ID`: the GitHub App whose installations authenticate (instead of a token).
+    github_app_id: Option<String>,
+    /// `GITHUB_APP_PRIVATE_KEY`: the App's private key, PEM.
+    github_app_private_key: Option<String>,
+    /// `GITHUB_APP_PRIVATE_KEY_FILE`: a file holding the App's private key (a mounted secret).
+    github_app_private_key_file: Option<String>,
     /// `GITHUB_ORG`: the organisation whose data is cached (a list of one).
     github_org: Option<String>,
     /// `GITHUB_ORGS`: comma-separated organisations whose data is cached; the first one is the
@@ -108,6 +115,19 @@ pub struct CommonSettings {
     /// `GITHUB_API_TOKEN`: wrapped so that Debug and logs never show it.
     #[serde(default)]
     pub github_api_token: Option<SecretString>,
+    /// `GITHUB_APP_ID`: with a private key, requests for each org carry the App's installation
+    /// token on that org instead of a personal token; read through
+    /// [`CommonSettings::github_app`].
+    #[serde(default)]
+    pub github_app_id: Option<String>,
+    /// `GITHUB_APP_PRIVATE_KEY`: the App's private key (PEM), wrapped so that Debug and logs
+    /// never show it.
+    #[serde(default)]
+    pub github_app_private_key: Option<SecretString>,
+    /// `GITHUB_APP_PRIVATE_KEY_FILE`: the file holding the App's private key (a secret mounted
+    /// read-only), read at start-up.
+    #[serde(default)]
+    pub github_app_private_key_file: Option<PathBuf>,
     /// `GITHUB_ORG`: one organisation; read through [`CommonSettings::orgs`].
     #[serde(default)]
     pub github_org: Option<String>,
@@ -183,6 +203,7 @@ impl CommonSettings {
         })?;
         self.redis_target()?;
         self.github_base_url()?;
+        self.github_app()?;
         self.checked_orgs()?;
         if self.refresh_interval_secs == 0 || self.refresh_interval_secs > 86_400 {
             return Err(SettingsError::Invalid {
@@ -206,6 +227,87 @@ impl CommonSettings {
         }
         self.cached()?;
         Ok(())
+    }
+
+    /// The GitHub App, when `GITHUB_APP_ID` and a key (`GITHUB_APP_PRIVATE_KEY` or
+    /// `GITHUB_APP_PRIVATE_KEY_FILE`) are set: the key read and parsed now, so a missing file or
+    /// a bad key stops start-up. Refused: the App together with `GITHUB_API_TOKEN` (which one
+    /// would be meant?), an ID without a key or a key without an ID, and both key variables.
+    /// Errors never show the key.
+    pub fn github_app(&self) -> Result<Option<crate::github::AppKey>, SettingsError> {
+        let invalid = |name: &'static str, value: &str, reason: &str| SettingsError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let key_set =
+            self.github_app_private_key.is_some() || self.github_app_private_key_file.is_some();
+        let Some(app_id) = &self.github_app_id else {
+            if key_set {
+                return Err(invalid(
+                    "GITHUB_APP_ID",
+                    "",
+                    "a GitHub App private key is set: GITHUB_APP_ID must name the App",
+                ));
+            }
+            return Ok(None);
+        };
+        if self.github_api_token.is_some() {
+            return Err(invalid(
+                "GITHUB_APP_ID",
+                app_id,
+                "GITHUB_APP_ID and GITHUB_API_TOKEN are both set: configure either a GitHub App or a personal token, not both",
+            ));
+        }
+        if app_id.is_empty()
+            || !app_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.')
+        {
+            return Err(invalid(
+                "GITHUB_APP_ID",
+                app_id,
+                "expected the App's numeric ID (or its client ID)",
+            ));
+        }
+        let pem: SecretString = match (
+            &self.github_app_private_key,
+            &self.github_app_private_key_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "(not shown)",
+                    "set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE, not both",
+                ));
+            }
+            (Some(key), None) => key.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(SecretString::from)
+                .map_err(|e| {
+                    invalid(
+                        "GITHUB_APP_PRIVATE_KEY_FILE",
+                        &path.display().to_string(),
+                        &format!("cannot read the App's private key: {e}"),
+                    )
+                })?,
+            (None, None) => {
+                return Err(invalid(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "",
+                    "GITHUB_APP_ID is set: give the App's private key in GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE",
+                ));
+            }
+        };
+        crate::github::AppKey::from_pem(app_id, pem.expose_secret().as_bytes())
+            .map(Some)
+            .map_err(|e| {
+                invalid(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "(not shown)",
+                    &format!("the GitHub App's key: {e}"),
+                )
+            })
     }
 
     /// Where Redis is: `REDIS_URL` alone; the sentinels of `REDIS_SENTINELS` watching
@@ -471,6 +573,60 @@ mod tests {
 
     fn load_vars(vars: &[(&str, &str)]) -> Result<TestSettings, SettingsError> {
         load(&SettingsSource::from_vars(vars.iter().copied()))
+    }
+
+    #[test]
+    fn an_app_and_a_token_together_fail_naming_both() {
+        let s = load_vars(&[
+            ("GITHUB_API_TOKEN", "ghp_secret"),
+            ("GITHUB_APP_ID", "12"),
+            ("GITHUB_APP_PRIVATE_KEY", "-----BEGIN secret"),
+        ])
+        .expect("loads");
+        let error = s.common.validate().expect_err("refused").to_string();
+        assert!(error.contains("GITHUB_APP_ID") && error.contains("GITHUB_API_TOKEN"));
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn an_app_needs_an_id_and_one_readable_valid_key_never_echoed() {
+        for (vars, named) in [
+            (
+                vec![("GITHUB_APP_PRIVATE_KEY", "k-secret")],
+                "GITHUB_APP_ID",
+            ),
+            (vec![("GITHUB_APP_ID", "12")], "GITHUB_APP_PRIVATE_KEY"),
+            (
+                vec![
+                    ("GITHUB_APP_ID", "12"),
+                    ("GITHUB_APP_PRIVATE_KEY", "k-secret"),
+                    ("GITHUB_APP_PRIVATE_KEY_FILE", "/nonexistent"),
+                ],
+                "GITHUB_APP_PRIVATE_KEY",
+            ),
+            (
+                vec![
+                    ("GITHUB_APP_ID", "12"),
+                    ("GITHUB_APP_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
+                ],
+                "GITHUB_APP_PRIVATE_KEY_FILE",
+            ),
+            (
+                vec![
+                    ("GITHUB_APP_ID", "12"),
+                    ("GITHUB_APP_PRIVATE_KEY", "k-secret"),
+                ],
+                "GITHUB_APP_PRIVATE_KEY",
+            ),
+        ] {
+            let s = load_vars(&vars).expect("loads");
+            let error = s.common.validate().expect_err("refused").to_string();
+            assert!(error.contains(named), "{error}");
+            assert!(!error.contains("k-secret"), "{error}");
+            assert!(!format!("{:?}", s.common).contains("k-secret"));
+        }
+        let s = load_vars(&[]).expect("loads");
+        assert!(s.common.github_app().expect("valid").is_none());
     }
 
     #[test]

@@ -70,8 +70,11 @@ fn config_value(value: serde_json::Value) -> Option<config::Value> {
 
 /// envy echoes the bad value; a malformed token must still never reach a log line.
 pub(super) fn redact_token(message: &str) -> String {
-    if message.to_ascii_uppercase().contains("GITHUB_API_TOKEN") {
+    let upper = message.to_ascii_uppercase();
+    if upper.contains("GITHUB_API_TOKEN") {
         "GITHUB_API_TOKEN has an invalid value (not shown)".to_owned()
+    } else if upper.contains("GITHUB_APP_PRIVATE_KEY") {
+        "GITHUB_APP_PRIVATE_KEY has an invalid value (not shown)".to_owned()
     } else {
         message.to_owned()
     }

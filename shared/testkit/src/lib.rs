@@ -16,9 +16,11 @@
 //!   for failover tests.
 //! - [`cluster`]: a three-master Redis Cluster on loopback ([`RedisCluster`]).
 //! - [`sim_control`]: the client of github-sim's control API ([`SimControl`]): data changes,
-//!   faults, and the request counters tests wait on.
+//!   faults, and the request counters tests wait on; the App's installations.
+//! - [`app_key`]: a GitHub App RSA key pair generated at test time ([`AppKeyPair`]).
 
 pub mod acl_user;
+pub mod app_key;
 pub mod cluster;
 pub mod prometheus_text;
 pub mod sentinel;
@@ -26,6 +28,7 @@ pub mod service_process;
 pub mod sim_control;
 
 pub use acl_user::AclUser;
+pub use app_key::AppKeyPair;
 pub use cluster::RedisCluster;
 pub use sentinel::SentinelSet;
 pub use service_process::{

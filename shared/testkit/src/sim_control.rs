@@ -106,6 +106,47 @@ impl SimControl {
         self.stats().await["by_path_credential"][path].clone()
     }
 
+    /// The GitHub App's installations: `[{id, org, revoked, tokens_issued}]`.
+    pub async fn installations(&self) -> Value {
+        self.call(Method::GET, "/installations", None).await
+    }
+
+    /// The installation id of `org` (case-insensitive); panics if it has none.
+    pub async fn installation_of(&self, org: &str) -> u64 {
+        let list = self.installations().await;
+        list.as_array()
+            .and_then(|all| {
+                all.iter().find(|i| {
+                    i["org"]
+                        .as_str()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(org))
+                })
+            })
+            .and_then(|i| i["id"].as_u64())
+            .unwrap_or_else(|| panic!("no installation for {org} in {list}"))
+    }
+
+    /// How many tokens installation `id` was issued.
+    pub async fn tokens_issued(&self, id: u64) -> u64 {
+        let list = self.installations().await;
+        list.as_array()
+            .and_then(|all| all.iter().find(|i| i["id"].as_u64() == Some(id)))
+            .and_then(|i| i["tokens_issued"].as_u64())
+            .unwrap_or_default()
+    }
+
+    /// Revokes installation `id`: its tokens answer 401, new ones are refused.
+    pub async fn revoke_installation(&self, id: u64) {
+        let response = self
+            .send(Method::POST, &format!("/installations/{id}/revoke"), None)
+            .await;
+        assert!(
+            response.status().is_success(),
+            "revoke {id}: {}",
+            response.status()
+        );
+    }
+
     /// Every credential's rate-limit budget seen so far, by key (the credential label, or
     /// `anonymous@{ip}`): `{"limit", "remaining", "used", "reset"}` each.
     pub async fn rate_limits(&self) -> Value {

@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use hubcache_shared::github::{GithubError, UpstreamUrl, with_max_per_page};
+use hubcache_shared::github::{Credentials, GithubError, UpstreamUrl, with_max_per_page};
 use hubcache_shared::json_array;
 use hubcache_shared::snapshot::{PageMeta, content_hash, now_ms};
 use hubcache_shared::{GithubClient, GithubResponse, Snapshot, SnapshotKind, SnapshotMeta};
@@ -63,6 +63,15 @@ pub(crate) enum PollError {
         status: StatusCode,
         /// How long GitHub asked us to wait.
         wait: std::time::Duration,
+    },
+    /// No credential for the org: its App installation is refused (revoked, suspended,
+    /// uninstalled) or the token request failed.
+    #[error("GET {target}: {source}")]
+    Credential {
+        /// The page request.
+        target: String,
+        /// Why.
+        source: hubcache_shared::github::CredentialError,
     },
     /// GitHub answered with an error status.
     #[error("GET {target}: {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
@@ -142,6 +151,7 @@ impl PollError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             PollError::RateLimited { .. } => "rate_limited",
+            PollError::Credential { source, .. } => source.reason(),
             PollError::Status { status, .. } if *status == StatusCode::NOT_FOUND => {
                 hubcache_shared::snapshot::REASON_NOT_FOUND
             }
@@ -195,25 +205,34 @@ struct FetchedPage {
 #[derive(Debug, Clone)]
 pub(crate) struct Poller {
     client: GithubClient,
+    credentials: Credentials,
     max_pages: usize,
 }
 
 impl Poller {
     /// A poller following at most `max_pages` pages per list.
-    pub(crate) fn new(client: GithubClient, max_pages: usize) -> Self {
-        Self { client, max_pages }
+    pub(crate) fn new(client: GithubClient, credentials: Credentials, max_pages: usize) -> Self {
+        Self {
+            client,
+            credentials,
+            max_pages,
+        }
     }
 
     /// Polls `path` against what is stored (`stored`, `None` when nothing is), recording rate
     /// limits in `budget`.
     pub(crate) async fn poll(
         &self,
+        org: &str,
         path: &str,
         stored: Option<&Snapshot>,
         budget: &SharedBudget,
     ) -> PollReport {
         let mut units = 0;
-        let outcome = match self.fetch_pages(path, stored, budget, &mut units).await {
+        let outcome = match self
+            .fetch_pages(org, path, stored, budget, &mut units)
+            .await
+        {
             Ok(pages) => assemble(path, stored, pages),
             Err(e) => PollOutcome::Failed(e),
         };
@@ -222,6 +241,7 @@ impl Poller {
 
     async fn fetch_pages(
         &self,
+        org: &str,
         path: &str,
         stored: Option<&Snapshot>,
         budget: &SharedBudget,
@@ -241,16 +261,30 @@ impl Poller {
             let index = pages.len();
             let cached = stored_pages.get(index).filter(|p| p.meta.target == target);
             let etag = cached.and_then(|p| p.meta.etag.as_deref());
+            // Asked per page: an installation token is renewed before it expires, never mid-use.
+            let credential =
+                self.credentials
+                    .for_org(org)
+                    .await
+                    .map_err(|source| PollError::Credential {
+                        target: target.clone(),
+                        source,
+                    })?;
             let response = self
                 .client
-                .get(&target, etag)
+                .get_as(&target, etag, credential.as_ref())
                 .await
                 .map_err(|e| describe(&target, e))?;
+            if response.status == StatusCode::UNAUTHORIZED && self.credentials.is_app() {
+                // The installation token was refused (revoked?): ask for a new one next time,
+                // which finds out whether the installation is still there.
+                self.credentials.invalidate(org).await;
+            }
             if let Some(rate_limit) = response.rate_limit {
                 budget.observe(rate_limit);
             }
             // A 304 is free for an authenticated client; anything else is counted.
-            if response.status != StatusCode::NOT_MODIFIED || !self.client.has_token() {
+            if response.status != StatusCode::NOT_MODIFIED || credential.is_none() {
                 *units += 1;
             }
             let page = match response.status {

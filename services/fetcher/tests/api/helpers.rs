@@ -37,7 +37,14 @@ pub struct TestOptions {
     pub api_path: &'static str,
     /// The orgs github-sim generates (`--org`, comma-separated), each with [`REPOS`] repos.
     pub sim_orgs: &'static str,
+    /// github-sim's GitHub App public key (`--app-public-key`, App ID [`APP_ID`]).
+    pub app_public_key: Option<std::path::PathBuf>,
+    /// github-sim's installation token lifetime.
+    pub installation_token_ttl_secs: u64,
 }
+
+/// The GitHub App ID the simulator knows when `app_public_key` is set.
+pub const APP_ID: &str = "4242";
 
 impl Default for TestOptions {
     fn default() -> Self {
@@ -50,6 +57,8 @@ impl Default for TestOptions {
             advertised_base_url: None,
             api_path: "",
             sim_orgs: ORG,
+            app_public_key: None,
+            installation_token_ttl_secs: 3600,
         }
     }
 }
@@ -134,6 +143,9 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         generate_repos: REPOS,
         generate_members: 40,
         base_url: options.advertised_base_url.clone(),
+        app_id: options.app_public_key.as_ref().map(|_| APP_ID.to_owned()),
+        app_public_key: options.app_public_key.clone(),
+        installation_token_ttl_secs: options.installation_token_ttl_secs,
         ..github_sim::SimConfig::default()
     };
     let sim_app = github_sim::Application::build(config)

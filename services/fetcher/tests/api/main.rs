@@ -1,6 +1,7 @@
 //! The fetcher's integration tests: a real redis-server, an in-process github-sim, and one or
 //! more fetchers built exactly as `main` builds them.
 
+mod app_auth;
 mod change;
 mod cold_start;
 mod corruption;

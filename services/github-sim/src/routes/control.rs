@@ -28,6 +28,10 @@ pub(crate) enum ControlError {
     Hook(#[from] HookError),
     #[error("invalid JSON body: {0}")]
     BadBody(String),
+    #[error("no GitHub App is configured (--app-id, --app-public-key)")]
+    NoApp,
+    #[error("no installation {0}")]
+    NoInstallation(u64),
     #[error("no control route {method} {path}")]
     NoRoute { method: String, path: String },
 }
@@ -42,7 +46,9 @@ impl ResponseError for ControlError {
         match self {
             ControlError::Catalog(CatalogError::OrgNotFound(_) | CatalogError::RepoNotFound(_))
             | ControlError::Hook(HookError::HookNotFound(_) | HookError::DeliveryNotFound(_))
-            | ControlError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            | ControlError::NoRoute { .. }
+            | ControlError::NoApp
+            | ControlError::NoInstallation(_) => StatusCode::NOT_FOUND,
             ControlError::Hook(
                 HookError::BadUrl(_) | HookError::ContentType | HookError::NoEvents,
             ) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -92,6 +98,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         )
         .service(resource("/rate-limits").route(web::get().to(rate_limits)))
         .service(resource("/dataset").route(web::get().to(dataset)))
+        .service(resource("/installations").route(web::get().to(installations)))
+        .service(resource("/installations/{id}/revoke").route(web::post().to(revoke_installation)))
         .configure(super::hooks::configure)
         .default_service(web::to(no_route));
 }
@@ -106,6 +114,25 @@ pub(super) async fn no_route(request: HttpRequest) -> Result<HttpResponse, Contr
         method: request.method().to_string(),
         path: request.path().to_owned(),
     })
+}
+
+/// The App's installations (one per org), revoked or not, with the tokens each was issued.
+async fn installations(state: web::Data<SimState>) -> Result<HttpResponse, ControlError> {
+    let app = state.app.as_ref().ok_or(ControlError::NoApp)?;
+    Ok(HttpResponse::Ok().json(app.list()))
+}
+
+/// Revokes an installation: its tokens answer 401 and no new one is issued (404).
+async fn revoke_installation(
+    state: web::Data<SimState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ControlError> {
+    let app = state.app.as_ref().ok_or(ControlError::NoApp)?;
+    let id = id.into_inner();
+    app.revoke(id)
+        .map_err(|_| ControlError::NoInstallation(id))?;
+    tracing::info!(installation = id, "installation revoked");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn stats(state: web::Data<SimState>) -> HttpResponse {

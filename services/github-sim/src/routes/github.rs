@@ -102,10 +102,26 @@ pub(crate) async fn github_api(request: HttpRequest, state: web::Data<SimState>)
     let path = state.github_path(request.path());
     let authorization = request.headers().get(header::AUTHORIZATION);
     let authorized = authorization.is_some();
-    let credential = credential_label(authorization.map(HeaderValue::as_bytes));
+    let mut credential = credential_label(authorization.map(HeaderValue::as_bytes));
+    let installation = match (&state.app, authorization.and_then(|v| v.to_str().ok())) {
+        (Some(app), Some(value)) => app.installation_token(value),
+        _ => None,
+    };
+    if let Some(Ok(id)) = installation {
+        // Every token of an installation spends the installation's one budget.
+        credential = format!("installation-{id}");
+    }
     state
         .stats
         .request(path, request.method().as_str(), &credential, authorized);
+    if let Some(app) = &state.app
+        && let Some(answer) = super::app::app_route(app, &request, path)
+    {
+        return answer;
+    }
+    if let Some(Err(refused)) = installation {
+        return super::app::refused(&refused);
+    }
     let budget = RateLimiter::key(&credential, authorized, &client_ip(&request));
     let latency = state.latency();
     if !latency.is_zero() {

@@ -1,5 +1,6 @@
 //! The route table: the control API under `/_sim`, and every other path as a GitHub route.
 
+mod app;
 mod control;
 mod github;
 mod hooks;

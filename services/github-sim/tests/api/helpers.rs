@@ -87,7 +87,7 @@ impl TestApp {
         pages
     }
 
-    fn url(&self, target: &str) -> String {
+    pub fn url(&self, target: &str) -> String {
         if target.starts_with("http") {
             target.to_owned()
         } else {

@@ -4,6 +4,20 @@
 //! The client never sends a request outside the configured base: a `Link` that names another
 //! origin (a proxy in front of GitHub leaving `Link`s naming api.github.com) is followed by taking
 //! its path and query under the configured base, so the token cannot be sent anywhere else.
+//!
+//! Layout: this file (the client, `UpstreamUrl`, Link and rate-limit parsing), `app` (GitHub
+//! App authentication: the RS256 JWT and installation tokens), `credentials` (`Credentials`:
+//! which credential a request for an org carries, a personal token or the org's installation
+//! token, renewed before it expires).
+
+mod app;
+mod credentials;
+
+pub use app::{AppKey, AppKeyError};
+pub use credentials::{
+    ANONYMOUS_PARTITION, Credential, CredentialError, Credentials, INSTALLATION_TOKENS_METRIC,
+    PERSONAL_TOKEN_PARTITION, REASON_INSTALLATION_REVOKED,
+};
 
 use std::time::{Duration, SystemTime};
 
@@ -357,6 +371,32 @@ impl GithubClient {
         }
     }
 
+    /// A request to `url` with GitHub's headers and `credential` (a personal token or an
+    /// installation token, from [`Credentials::for_org`]) when given; the client's own token is
+    /// not used.
+    pub fn request_as(
+        &self,
+        method: Method,
+        url: UpstreamUrl,
+        credential: Option<&Credential>,
+    ) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, url.url);
+        match credential {
+            Some(credential) => builder.bearer_auth(credential.secret().expose_secret()),
+            None => builder,
+        }
+    }
+
+    /// A request with an `Authorization` the caller built (the App's JWT), to `url`.
+    pub(crate) fn request_bearer(
+        &self,
+        method: Method,
+        url: UpstreamUrl,
+        bearer: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, url.url).bearer_auth(bearer)
+    }
+
     /// A conditional `GET` of `target` with the server token: sends `If-None-Match` when an
     /// ETag is known, so an unchanged resource answers 304 at no rate-limit cost.
     pub async fn get(
@@ -365,7 +405,27 @@ impl GithubClient {
         etag: Option<&str>,
     ) -> Result<GithubResponse, GithubError> {
         let url = self.resolve(target)?;
-        let mut request = self.request(Method::GET, url, true);
+        let request = self.request(Method::GET, url, true);
+        Self::send_get(request, etag).await
+    }
+
+    /// [`GithubClient::get`] with `credential` instead of the client's own token (`None`: no
+    /// credential at all).
+    pub async fn get_as(
+        &self,
+        target: &str,
+        etag: Option<&str>,
+        credential: Option<&Credential>,
+    ) -> Result<GithubResponse, GithubError> {
+        let url = self.resolve(target)?;
+        let request = self.request_as(Method::GET, url, credential);
+        Self::send_get(request, etag).await
+    }
+
+    async fn send_get(
+        mut request: reqwest::RequestBuilder,
+        etag: Option<&str>,
+    ) -> Result<GithubResponse, GithubError> {
         if let Some(etag) = etag {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
@@ -394,6 +454,10 @@ impl GithubClient {
 /// Registers the HELP text of the client's metrics (a metric without HELP fails
 /// `promtool check metrics`). Call once, after the recorder exists.
 pub fn describe_metrics() {
+    metrics::describe_counter!(
+        INSTALLATION_TOKENS_METRIC,
+        "GitHub App installation token requests per org, by outcome (issued, revoked, failed)."
+    );
     metrics::describe_counter!(
         LINKS_REBASED_METRIC,
         "Links naming another origin (a proxy that does not rewrite them) followed under the configured GitHub API URL."
