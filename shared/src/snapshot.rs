@@ -337,9 +337,16 @@ mod tests {
             .succeeded(5)
             .with_rate_limit(Some(rl), 5);
         let seen = status.rate_limit.expect("recorded");
-        assert_eq!((seen.remaining, seen.limit, seen.seen_at_ms), (4990, 5000, 5));
+        assert_eq!(
+            (seen.remaining, seen.limit, seen.seen_at_ms),
+            (4990, 5000, 5)
+        );
         let kept = status.clone().failed(6, "x").with_rate_limit(None, 6);
-        assert_eq!(kept.rate_limit, Some(seen), "no new figure keeps the last one");
+        assert_eq!(
+            kept.rate_limit,
+            Some(seen),
+            "no new figure keeps the last one"
+        );
         let json = serde_json::to_string(&SnapshotStatus::default()).expect("serialises");
         assert!(!json.contains("rate_limit"), "absent until seen: {json}");
     }

@@ -319,7 +319,10 @@ impl FetchLoop {
         // Every status written carries the budget GitHub last reported: the gateway's status
         // page reads the fetcher's budget there (it never sees the fetcher's requests).
         let rate_limit = self.budget.latest();
-        let success_status = stored.status.succeeded(now).with_rate_limit(rate_limit, now);
+        let success_status = stored
+            .status
+            .succeeded(now)
+            .with_rate_limit(rate_limit, now);
         let written = match report.outcome {
             PollOutcome::Changed { body, mut meta } => {
                 // The next version after the stored one, also when the stored snapshot was

@@ -108,6 +108,22 @@ pub struct Settings {
     /// at 25 MB).
     #[serde(default = "default_webhook_max_body_bytes")]
     pub webhook_max_body_bytes: u64,
+    /// `STATUS_PAGE`: `on` (default) serves the operator's page `/status` and its data
+    /// `/status.json`; `off` answers 404 there (e.g. a gateway exposed to the internet where
+    /// operators look at Prometheus instead).
+    #[serde(default)]
+    pub status_page: StatusPage,
+}
+
+/// `STATUS_PAGE`: whether `/status` and `/status.json` are served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusPage {
+    /// Served to anyone who reaches the gateway (the figures hold no credential).
+    #[default]
+    On,
+    /// Both routes answer 404 (pass-through is not tried: GitHub has no such route).
+    Off,
 }
 
 /// The gateway's own environment variables (README "Settings"), each overriding the
@@ -140,6 +156,8 @@ pub struct Variables {
     webhook_delivery_window_secs: Option<u64>,
     /// `WEBHOOK_MAX_BODY_BYTES`.
     webhook_max_body_bytes: Option<u64>,
+    /// `STATUS_PAGE`.
+    status_page: Option<StatusPage>,
 }
 
 impl ServiceSettings for Settings {
