@@ -67,7 +67,7 @@ mod stream_listener;
 mod webhook_intake;
 mod webhook_signature;
 
-pub use settings::{Settings, StatusPage};
+pub use settings::Settings;
 pub use startup::Application;
 
 /// The hot paths the criterion benches (`benches/hot_paths.rs`) measure: a bench target is another

@@ -111,19 +111,8 @@ pub struct Settings {
     /// `STATUS_PAGE`: `on` (default) serves the operator's page `/status` and its data
     /// `/status.json`; `off` answers 404 there (e.g. a gateway exposed to the internet where
     /// operators look at Prometheus instead).
-    #[serde(default)]
-    pub status_page: StatusPage,
-}
-
-/// `STATUS_PAGE`: whether `/status` and `/status.json` are served.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StatusPage {
-    /// Served to anyone who reaches the gateway (the figures hold no credential).
-    #[default]
-    On,
-    /// Both routes answer 404 (pass-through is not tried: GitHub has no such route).
-    Off,
+    #[serde(default = "default_status_page")]
+    pub status_page: String,
 }
 
 /// The gateway's own environment variables (README "Settings"), each overriding the
@@ -157,13 +146,16 @@ pub struct Variables {
     /// `WEBHOOK_MAX_BODY_BYTES`.
     webhook_max_body_bytes: Option<u64>,
     /// `STATUS_PAGE`.
-    status_page: Option<StatusPage>,
+    status_page: Option<String>,
 }
 
 impl ServiceSettings for Settings {
     type Variables = Variables;
 }
 
+fn default_status_page() -> String {
+    "on".to_owned()
+}
 fn default_port() -> u16 {
     3000
 }
@@ -223,6 +215,11 @@ fn default_client_rate_limit_burst() -> u32 {
 }
 
 impl Settings {
+    /// Whether `/status` and `/status.json` are served (`STATUS_PAGE=on`).
+    pub fn status_page_enabled(&self) -> bool {
+        self.status_page == "on"
+    }
+
     /// Loads and validates; errors name the variable and the bad value.
     pub fn load(source: &SettingsSource) -> Result<Self, SettingsError> {
         let settings: Self = settings::load(source)?;
@@ -269,6 +266,13 @@ impl Settings {
                 name: "GITHUB_WEBHOOK_SECRET",
                 value: "(blank)".to_owned(),
                 reason: "expected a non-blank secret, or leave it unset".to_owned(),
+            });
+        }
+        if !matches!(self.status_page.as_str(), "on" | "off") {
+            return Err(SettingsError::Invalid {
+                name: "STATUS_PAGE",
+                value: self.status_page.clone(),
+                reason: "expected on or off".to_owned(),
             });
         }
         if self.workers == Some(0) {

@@ -28,7 +28,7 @@ use crate::request_log::{PathOnlyRootSpan, RequestMetrics, request_log};
 use crate::routes;
 use crate::routes::status::StatusRoutes;
 use crate::served_state::ServedState;
-use crate::settings::{Settings, StatusPage};
+use crate::settings::Settings;
 use crate::status::StatusBoard;
 use crate::stream_listener::{Connected, SharedRedis, StreamListener};
 use crate::webhook_intake::{WebhookConfig, WebhookIntake};
@@ -169,7 +169,7 @@ impl Application {
         let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
         let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
         let request_metrics = web::Data::new(RequestMetrics::default());
-        let status_board = (settings.status_page == StatusPage::On).then(|| {
+        let status_board = settings.status_page_enabled().then(|| {
             Arc::new(StatusBoard::new(
                 state.clone(),
                 request_metrics.clone(),

@@ -23,6 +23,7 @@ mod redis_restart;
 mod resilience;
 mod sentinel;
 mod settings;
+mod status;
 mod traces;
 mod views;
 mod webhooks;
