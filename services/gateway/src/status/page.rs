@@ -270,32 +270,47 @@ fn render_gateway(html: &mut String, report: &StatusReport) {
             let last = w.last_delivery_at_ms.map(utc);
             tile(html, "Last webhook delivery", "", "", &opt(last));
         }
-        None => tile(html, "Webhooks", "", "", "off (no GITHUB_WEBHOOK_SECRET)"),
+        None => html.push_str(
+            "<div class=\"tile\"><span class=\"l\">Webhooks</span><b>off</b>\
+             <span class=\"l\">no GITHUB_WEBHOOK_SECRET</span></div>",
+        ),
     }
-    let budget = g
-        .upstream_rate_limit
-        .map(|rl| budget_text(&rl, report.generated_at_ms));
-    tile(
+    budget_tile(
         html,
-        "GitHub budget of the pass-through (its latest answer)",
-        "",
-        "",
-        &opt(budget),
+        "GitHub budget of the pass-through (its latest answer from GitHub)",
+        "gateway.upstream_rate_limit.remaining",
+        g.upstream_rate_limit,
+        report.generated_at_ms,
     );
-    html.push_str("</div>");
+    html.push_str(
+        "</div><p class=\"meta\">Content age: since the served content last changed. \
+         Confirmed: since GitHub last confirmed it (the fetcher's last successful poll), against \
+         the endpoint's refresh interval. Budgets: GitHub's <code>x-ratelimit-*</code> headers \
+         as the fetcher recorded them in its snapshot statuses, and as this gateway's \
+         pass-through last received them.</p>",
+    );
 }
 
-/// `remaining / limit, reset at T (in N s), seen S s ago`.
-fn budget_text(rl: &SeenRateLimit, now_ms: u64) -> String {
-    let reset_in = rl.reset_epoch_secs.saturating_sub(now_ms / 1000);
-    format!(
-        "{} / {} left, reset {} (in {} s), seen {} s ago",
-        rl.remaining,
-        rl.limit,
-        utc(rl.reset_epoch_secs * 1000),
-        reset_in,
-        now_ms.saturating_sub(rl.seen_at_ms) / 1000
-    )
+/// A wide tile with a rate-limit budget: what is left, of how much, when it resets and how
+/// old the figure is.
+fn budget_tile(html: &mut String, label: &str, key: &str, rl: Option<SeenRateLimit>, now_ms: u64) {
+    let detail = match rl {
+        Some(rl) => format!(
+            "of {} left; resets {} (in {} s); seen {} s ago",
+            rl.limit,
+            utc(rl.reset_epoch_secs * 1000),
+            rl.reset_epoch_secs.saturating_sub(now_ms / 1000),
+            now_ms.saturating_sub(rl.seen_at_ms) / 1000
+        ),
+        None => "not seen yet".to_owned(),
+    };
+    let _ = write!(
+        html,
+        "<div class=\"tile wide\"><span class=\"l\">{label}</span><b data-k=\"{key}\">{}</b>\
+         <span class=\"l\">{}</span></div>",
+        opt(rl.map(|rl| rl.remaining)),
+        escape(&detail)
+    );
 }
 
 fn render_org(html: &mut String, index: usize, org: &OrgReport, now_ms: u64) {
@@ -318,15 +333,14 @@ fn render_org(html: &mut String, index: usize, org: &OrgReport, now_ms: u64) {
         "int",
         &opt(org.views_version),
     );
-    let budget = org.fetcher_rate_limit.map(|rl| budget_text(&rl, now_ms));
-    let _ = write!(
+    budget_tile(
         html,
-        "<div class=\"tile wide\"><span class=\"l\">Fetcher's GitHub budget (from the \
-         fetcher's snapshot statuses)</span><b data-k=\"orgs.{index}.fetcher_rate_limit.remaining\">{}</b>\
-         <span class=\"l\">{}</span></div></div>",
-        opt(org.fetcher_rate_limit.map(|rl| rl.remaining)),
-        escape(&opt(budget))
+        "Fetcher's GitHub budget (from its snapshot statuses)",
+        &format!("orgs.{index}.fetcher_rate_limit.remaining"),
+        org.fetcher_rate_limit,
+        now_ms,
     );
+    html.push_str("</div>");
     html.push_str(
         "<table><tr><th>Endpoint</th><th>Version</th><th>Content age</th><th>Confirmed</th>\
          <th>Interval</th><th>Last poll</th><th>Last error</th></tr>",
