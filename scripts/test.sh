@@ -4,7 +4,8 @@
 # Provisions what the tests need (redis-server, curl, promtool), then: cargo fmt --check, cargo clippy
 # -D warnings, the workspace tests against real redis-server processes and github-sim, and finally
 # the whole stack (github-sim, fetcher, views, gateway, Redis) checked end to end by smoke.sh and
-# by PyGithub (installed from PyPI into a virtualenv under target/) through the gateway.
+# by PyGithub (installed from PyPI into a virtualenv under target/) through the gateway, and the
+# gateway's status page rendered in headless Chromium (scripts/status-page-check.sh).
 # Exits non-zero on any failure and leaves no process behind.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -26,7 +27,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # redis-server also runs the Redis Sentinels of the failover test (redis-server --sentinel).
-ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3 promtool:prometheus nginx:nginx
+# chromium: the status page is checked in a real browser (headless) and screenshotted.
+ensure_commands redis-server:redis-server redis-cli:redis-tools curl:curl python3:python3 promtool:prometheus nginx:nginx chromium:chromium
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -67,6 +69,12 @@ cargo build --workspace --bins --locked
     "http://127.0.0.1:$VIEWS_METRICS_PORT/metrics"; do
     curl -fsS --max-time 5 "$url" | promtool check metrics || die "invalid metrics at $url"
   done
+  # Last: it makes github-sim fail (and clears the fault after). Screenshots go to docs/ (committed,
+  # shown in README); in CI to the run directory, only checked.
+  log "status page in headless Chromium: green, then red with github-sim failing"
+  shots="$HUBCACHE_ROOT/docs"
+  [ "${CI:-}" = "true" ] && shots="$RUN_DIR/screenshots"
+  "$HUBCACHE_ROOT/scripts/status-page-check.sh" "$HUBCACHE_BASE_URL" "$GITHUB_API_URL" "$shots"
 )
 
 log "Kubernetes manifests (offline schema validation)"

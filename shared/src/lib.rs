@@ -45,5 +45,5 @@ pub use keys::{KeySchema, OrgKeys};
 pub use redis_connector::{RedisConnection, RedisConnector, RedisTarget};
 pub use retry::{Backoff, instance_id};
 pub use settings::{CachedEndpoint, CommonSettings, SettingsError, SettingsSource};
-pub use snapshot::{Snapshot, SnapshotKind, SnapshotMeta, SnapshotStatus};
+pub use snapshot::{SeenRateLimit, Snapshot, SnapshotKind, SnapshotMeta, SnapshotStatus};
 pub use views::{ViewEntry, ViewName, ViewSet, ViewValue};

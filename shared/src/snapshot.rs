@@ -79,6 +79,27 @@ pub struct SnapshotStatus {
     /// written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error_reason: Option<String>,
+    /// GitHub's rate-limit budget as the fetcher last saw it when it wrote this status (the
+    /// `x-ratelimit-*` headers of its latest answer, shared by every endpoint of the
+    /// credential): the one honest source of the fetcher's budget for readers such as the
+    /// gateway's status page, which never sees the fetcher's requests. Absent until GitHub sent
+    /// the headers, and in statuses written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<SeenRateLimit>,
+}
+
+/// The `x-ratelimit-*` state the fetcher last saw, with when it saw it: a reader can tell an
+/// old figure (the window may have reset since) from a current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenRateLimit {
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// Requests left in the window.
+    pub remaining: u64,
+    /// When the window resets, Unix seconds.
+    pub reset_epoch_secs: u64,
+    /// When the fetcher recorded it (the time of the status write), Unix milliseconds.
+    pub seen_at_ms: u64,
 }
 
 /// The [`SnapshotStatus::last_error_reason`] of a poll GitHub answered with 404: on
@@ -107,6 +128,23 @@ impl SnapshotStatus {
             last_error_at_ms: Some(at_ms),
             last_error_reason: None,
             ..self.clone()
+        }
+    }
+
+    /// This status carrying `rate_limit`, the budget GitHub last reported (seen at `at_ms`);
+    /// unchanged when GitHub has not reported one.
+    pub fn with_rate_limit(self, rate_limit: Option<crate::RateLimit>, at_ms: u64) -> Self {
+        match rate_limit {
+            None => self,
+            Some(rl) => Self {
+                rate_limit: Some(SeenRateLimit {
+                    limit: rl.limit,
+                    remaining: rl.remaining,
+                    reset_epoch_secs: rl.reset_epoch_secs,
+                    seen_at_ms: at_ms,
+                }),
+                ..self
+            },
         }
     }
 
@@ -284,6 +322,33 @@ mod tests {
         )
         .expect("a status without a reason reads");
         assert_eq!(old.last_error_reason, None);
+        assert_eq!(old.rate_limit, None);
+    }
+
+    #[test]
+    fn a_status_carries_the_latest_rate_limit_seen() {
+        let rl = crate::RateLimit {
+            limit: 5000,
+            remaining: 4990,
+            used: 10,
+            reset_epoch_secs: 1_700_000_000,
+        };
+        let status = SnapshotStatus::default()
+            .succeeded(5)
+            .with_rate_limit(Some(rl), 5);
+        let seen = status.rate_limit.expect("recorded");
+        assert_eq!(
+            (seen.remaining, seen.limit, seen.seen_at_ms),
+            (4990, 5000, 5)
+        );
+        let kept = status.clone().failed(6, "x").with_rate_limit(None, 6);
+        assert_eq!(
+            kept.rate_limit,
+            Some(seen),
+            "no new figure keeps the last one"
+        );
+        let json = serde_json::to_string(&SnapshotStatus::default()).expect("serialises");
+        assert!(!json.contains("rate_limit"), "absent until seen: {json}");
     }
 
     #[test]

@@ -316,7 +316,13 @@ impl FetchLoop {
             self.budget.latest(),
         );
         let now = now_ms();
-        let success_status = stored.status.succeeded(now);
+        // Every status written carries the budget GitHub last reported: the gateway's status
+        // page reads the fetcher's budget there (it never sees the fetcher's requests).
+        let rate_limit = self.budget.latest();
+        let success_status = stored
+            .status
+            .succeeded(now)
+            .with_rate_limit(rate_limit, now);
         let written = match report.outcome {
             PollOutcome::Changed { body, mut meta } => {
                 // The next version after the stored one, also when the stored snapshot was
@@ -385,7 +391,10 @@ impl FetchLoop {
                 let message = error.to_string();
                 let reason = error.kind();
                 // Shortened: the message names targets and GitHub's words, from outside.
-                let status = stored.status.failed_because(now, reason, &message);
+                let status = stored
+                    .status
+                    .failed_because(now, reason, &message)
+                    .with_rate_limit(rate_limit, now);
                 match error.rate_limit_wait() {
                     Some(wait) => {
                         // GitHub's reset times are whole seconds: wait one more.

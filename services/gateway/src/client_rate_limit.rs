@@ -33,6 +33,8 @@ const EXEMPT: [&str; 3] = ["/livez", "/healthcheck", "/metrics"];
 pub(crate) struct ClientRateLimiter {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     trust_forwarded_for: bool,
+    /// Requests refused with 429 so far (the status page's shed requests).
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl ClientRateLimiter {
@@ -45,7 +47,13 @@ impl ClientRateLimiter {
         Self {
             limiter,
             trust_forwarded_for: settings.client_rate_limit_trust_forwarded_for,
+            refused: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Requests refused with 429 so far.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether limiting is on.
@@ -66,9 +74,11 @@ impl ClientRateLimiter {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter
-            .check_key(&client)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        limiter.check_key(&client).map_err(|not_until| {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            not_until.wait_time_from(DefaultClock::default().now())
+        })
     }
 
     fn client_of(&self, req: &ServiceRequest) -> Option<IpAddr> {
@@ -115,6 +125,7 @@ pub(crate) async fn client_rate_limit(
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let secs = secs.max(1);
             metrics::counter!(RATE_LIMITED_METRIC).increment(1);
+
             let mut response = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!("client rate limit exceeded; retry in {secs}s"),

@@ -38,6 +38,10 @@
 //!   `X-Hub-Signature-256` verification, and the hint (naming its org, any configured one)
 //!   handed to the fetcher through Redis (delivery-id dedup and the hints stream), with the
 //!   delivery counters.
+//! - `status` (a folder): the operator's page `/status` and its data `/status.json`
+//!   (`routes::status`): per-org versions, ages and the fetcher's latest polls and budget, this
+//!   process's traffic and cache figures with a bounded history ring, a red/amber/green
+//!   verdict; escaped HTML under a strict Content-Security-Policy.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
 mod app_state;
@@ -61,6 +65,7 @@ mod served_state;
 mod served_views;
 pub mod settings;
 mod startup;
+mod status;
 mod stream_listener;
 mod webhook_intake;
 mod webhook_signature;

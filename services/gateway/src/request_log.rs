@@ -92,12 +92,21 @@ fn route_label(req: &HttpRequest) -> Cow<'_, str> {
 /// are used directly.
 #[derive(Default)]
 pub(crate) struct RequestMetrics {
+    /// Requests answered by this process (the status page's request rate).
+    answered: std::sync::atomic::AtomicU64,
     by_route: RwLock<HashMap<Box<str>, HashMap<(&'static str, u16), RequestHandles>>>,
 }
 
 impl RequestMetrics {
+    /// Requests answered so far by this process.
+    pub(crate) fn answered(&self) -> u64 {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Counts one request and records its latency.
     fn record(&self, route: &str, method: &'static str, status: StatusCode, elapsed: Duration) {
+        self.answered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = (method, status.as_u16());
         if let Some(handles) = self.by_route.read().get(route).and_then(|m| m.get(&key)) {
             handles.record(elapsed);

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use hubcache_shared::snapshot::REASON_NOT_FOUND;
@@ -162,6 +162,10 @@ pub(crate) struct OrgServed {
     cached_paths: Vec<String>,
     org_path: String,
     views_expected: bool,
+    /// Requests answered from these copies (the status page's cached-keys hit ratio).
+    answered: AtomicU64,
+    /// Requests for these copies answered 503 because the copy was not loaded.
+    unavailable: AtomicU64,
 }
 
 impl OrgServed {
@@ -185,6 +189,8 @@ impl OrgServed {
             statuses: ArcSwap::from_pointee(BTreeMap::new()),
             cached_paths,
             org_path,
+            answered: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
         }
     }
 
@@ -196,6 +202,30 @@ impl OrgServed {
     /// The org's cached paths, normalised, as configured.
     pub(crate) fn cached_paths(&self) -> &[String] {
         &self.cached_paths
+    }
+
+    /// Counts a request answered from the org's copies (`true`) or refused because the copy
+    /// was not loaded (`false`).
+    pub(crate) fn count_answer(&self, served: bool) {
+        let counter = if served {
+            &self.answered
+        } else {
+            &self.unavailable
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests answered from the org's copies, and refused for want of one, so far.
+    pub(crate) fn answer_counts(&self) -> (u64, u64) {
+        (
+            self.answered.load(Ordering::Relaxed),
+            self.unavailable.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The fetcher's latest status of each of the org's cached keys, by path.
+    pub(crate) fn statuses(&self) -> Arc<BTreeMap<String, SnapshotStatus>> {
+        self.statuses.load_full()
     }
 
     /// Whether `path` (normalised) is one of the org's cached keys.

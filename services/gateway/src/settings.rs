@@ -115,6 +115,11 @@ pub struct Settings {
     /// at 25 MB).
     #[serde(default = "default_webhook_max_body_bytes")]
     pub webhook_max_body_bytes: u64,
+    /// `STATUS_PAGE`: `on` (default) serves the operator's page `/status` and its data
+    /// `/status.json`; `off` answers 404 there (e.g. a gateway exposed to the internet where
+    /// operators look at Prometheus instead).
+    #[serde(default = "default_status_page")]
+    pub status_page: String,
 }
 
 /// The gateway's own environment variables (README "Settings"), each overriding the
@@ -149,6 +154,8 @@ pub struct Variables {
     webhook_delivery_window_secs: Option<u64>,
     /// `WEBHOOK_MAX_BODY_BYTES`.
     webhook_max_body_bytes: Option<u64>,
+    /// `STATUS_PAGE`.
+    status_page: Option<String>,
 }
 
 /// Which anonymous pass-through requests may spend the server's credential (README "What the
@@ -169,6 +176,9 @@ impl ServiceSettings for Settings {
     type Variables = Variables;
 }
 
+fn default_status_page() -> String {
+    "on".to_owned()
+}
 fn default_port() -> u16 {
     3000
 }
@@ -228,6 +238,11 @@ fn default_client_rate_limit_burst() -> u32 {
 }
 
 impl Settings {
+    /// Whether `/status` and `/status.json` are served (`STATUS_PAGE=on`).
+    pub fn status_page_enabled(&self) -> bool {
+        self.status_page == "on"
+    }
+
     /// Loads and validates; errors name the variable and the bad value.
     pub fn load(source: &SettingsSource) -> Result<Self, SettingsError> {
         let settings: Self = settings::load(source)?;
@@ -277,6 +292,13 @@ impl Settings {
             });
         }
         self.server_token_scope()?;
+        if !matches!(self.status_page.as_str(), "on" | "off") {
+            return Err(SettingsError::Invalid {
+                name: "STATUS_PAGE",
+                value: self.status_page.clone(),
+                reason: "expected on or off".to_owned(),
+            });
+        }
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",

@@ -26,8 +26,10 @@ use crate::passthrough::PassThrough;
 use crate::request_hygiene::{RequestHygiene, request_hygiene};
 use crate::request_log::{PathOnlyRootSpan, RequestMetrics, request_log};
 use crate::routes;
+use crate::routes::status::StatusRoutes;
 use crate::served_state::ServedState;
 use crate::settings::Settings;
+use crate::status::StatusBoard;
 use crate::stream_listener::{Connected, SharedRedis, StreamListener};
 use crate::webhook_intake::{WebhookConfig, WebhookIntake};
 use crate::webhook_signature::WebhookSecret;
@@ -52,6 +54,8 @@ pub struct Application {
     liveness: Liveness,
     /// The pass-through cache shared with the other replicas (its connection and wake-ups).
     fleet: Option<FleetCache>,
+    /// The status page's board (sampled in the background), unless `STATUS_PAGE=off`.
+    status_board: Option<Arc<StatusBoard>>,
     shutdown_timeout: Duration,
 }
 
@@ -96,7 +100,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let orgs = settings.common.orgs();
-        let served = Arc::new(ServedState::new(&orgs, &settings.common.cached()?));
+        let cached = settings.common.cached()?;
+        let served = Arc::new(ServedState::new(&orgs, &cached));
         let connector = RedisConnector::new(&settings.common.redis_target()?)?;
         let keys = KeySchema::new(&settings.common.key_prefix);
         let fleet = settings
@@ -164,6 +169,18 @@ impl Application {
         let hygiene = web::Data::new(RequestHygiene::new(&settings)?);
         let rate_limiter = web::Data::new(ClientRateLimiter::new(&settings));
         let request_metrics = web::Data::new(RequestMetrics::default());
+        let status_board = settings.status_page_enabled().then(|| {
+            Arc::new(StatusBoard::new(
+                state.clone(),
+                request_metrics.clone(),
+                rate_limiter.clone(),
+                webhook_stats.clone(),
+                &cached,
+            ))
+        });
+        let status_routes = web::Data::new(StatusRoutes {
+            board: status_board.clone(),
+        });
         let liveness = Liveness::new();
         let app_liveness = web::Data::new(liveness.clone());
 
@@ -177,7 +194,8 @@ impl Application {
                 .app_data(hygiene.clone())
                 .app_data(app_limiter.clone())
                 .app_data(request_metrics.clone())
-                .app_data(app_liveness.clone());
+                .app_data(app_liveness.clone())
+                .app_data(status_routes.clone());
             // Registered only with GITHUB_WEBHOOK_SECRET; the route answers 404 without it.
             let app = match &webhooks {
                 Some(intake) => app.app_data(intake.clone()),
@@ -208,6 +226,7 @@ impl Application {
             listeners,
             rate_limiter,
             fleet,
+            status_board,
             liveness,
             shutdown_timeout: Duration::from_secs(settings.common.shutdown_timeout_secs),
         })
@@ -239,6 +258,13 @@ impl Application {
         if let Some(fleet) = self.fleet {
             let run = fleet.run(stop.clone());
             supervisor.spawn("fleet cache", async move {
+                run.await;
+                Ok(())
+            });
+        }
+        if let Some(board) = self.status_board {
+            let run = board.run(stop.clone());
+            supervisor.spawn("status sampler", async move {
                 run.await;
                 Ok(())
             });

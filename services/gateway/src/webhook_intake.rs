@@ -177,12 +177,13 @@ pub(crate) struct WebhookStats {
 #[derive(Debug, Serialize)]
 pub(crate) struct WebhookStatsView {
     /// Unix milliseconds of the last verified delivery, if any.
-    last_delivery_at_ms: Option<u64>,
-    accepted: u64,
+    pub(crate) last_delivery_at_ms: Option<u64>,
+    /// Deliveries handed to the fetcher.
+    pub(crate) accepted: u64,
     duplicate: u64,
     ignored: u64,
     /// Refused deliveries: bad signature, too large, unusable.
-    rejected: u64,
+    pub(crate) rejected: u64,
     /// Deliveries answered 503 because Redis was unreachable.
     unavailable: u64,
     /// From the last accepted delivery for the repos list to the next views this replica

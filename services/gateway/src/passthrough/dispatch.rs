@@ -11,7 +11,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use anyhow::Context;
 use bytes::Bytes;
-use hubcache_shared::GithubClient;
+use hubcache_shared::{GithubClient, SeenRateLimit};
+use sha2::{Digest, Sha256};
 
 use super::allow_lists::{FORWARDED_BYPASS, FORWARDED_CACHED, allowed_header};
 use super::budget::{Budgets, PausedBudget};
@@ -62,6 +63,10 @@ pub(crate) struct PassThroughStats {
     pub(crate) bypassed: u64,
     /// The fleet cache's counters, when it is on.
     pub(crate) fleet: Option<FleetStats>,
+    /// Requests sent to GitHub by this process's pass-through.
+    pub(crate) upstream_requests: u64,
+    /// GitHub's rate-limit headers on the latest pass-through answer, if any came.
+    pub(crate) upstream_rate_limit: Option<SeenRateLimit>,
 }
 
 impl PassThrough {
@@ -103,6 +108,8 @@ impl PassThrough {
                 negative_ttl: Duration::from_secs(settings.negative_ttl_secs),
                 timeout: settings.upstream_timeout(),
                 fleet,
+                sent: AtomicU64::new(0),
+                rate_limit: parking_lot::Mutex::new(None),
             }),
             bypassed: AtomicU64::new(0),
         })
@@ -142,6 +149,8 @@ impl PassThrough {
             cache: self.cache.stats(),
             bypassed: self.bypassed.load(Ordering::Relaxed),
             fleet: self.upstream.fleet.as_ref().map(FleetCache::stats),
+            upstream_requests: self.upstream.sent.load(Ordering::Relaxed),
+            upstream_rate_limit: *self.upstream.rate_limit.lock(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, HeaderValue};
 use bytes::Bytes;
-use hubcache_shared::GithubClient;
+use hubcache_shared::{GithubClient, RateLimit, SeenRateLimit};
 use url::Url;
 
 use super::allow_lists::allowed_header;
@@ -31,6 +31,11 @@ pub(super) struct Upstream {
     pub(super) fresh_ttl: Duration,
     pub(super) negative_ttl: Duration,
     pub(super) timeout: Duration,
+    /// Requests sent to GitHub so far (the status page's upstream requests).
+    pub(super) sent: std::sync::atomic::AtomicU64,
+    /// The `x-ratelimit-*` state of GitHub's latest answer to this gateway, with when it came:
+    /// the budget of the credential the pass-through uses (the server token, or none).
+    pub(super) rate_limit: parking_lot::Mutex<Option<SeenRateLimit>>,
     /// The fleet cache (L2) shared with the other replicas, unless `l2_enabled` is off.
     pub(super) fleet: Option<FleetCache>,
 }
@@ -155,6 +160,7 @@ impl Upstream {
         if let Some(body) = outgoing.body {
             builder = builder.body(body);
         }
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let response = builder.send().await.map_err(|e| {
             metrics::counter!(UPSTREAM_METRIC, "status" => "error").increment(1);
             UpstreamFailure::transport(&e)
@@ -162,6 +168,14 @@ impl Upstream {
         let status = response.status();
         metrics::counter!(UPSTREAM_METRIC, "status" => status.as_str().to_owned()).increment(1);
         let headers = response.headers().clone();
+        if let Some(rl) = RateLimit::from_headers(&headers) {
+            *self.rate_limit.lock() = Some(SeenRateLimit {
+                limit: rl.limit,
+                remaining: rl.remaining,
+                reset_epoch_secs: rl.reset_epoch_secs,
+                seen_at_ms: hubcache_shared::snapshot::now_ms(),
+            });
+        }
         let body = response
             .bytes()
             .await

@@ -89,12 +89,14 @@ async fn serve(
         return Ok(super::pass_through(req, body, state).await);
     }
     let Some(snapshot) = org.snapshot(snapshot_path) else {
+        org.count_answer(false);
         return Err(match org.unknown() {
             Some(error) => CachedKeyError::OrgUnknown(snapshot_path.to_owned(), error),
             None => CachedKeyError::NotLoaded(snapshot_path.to_owned()),
         });
     };
     let stale = org.is_stale();
+    org.count_answer(true);
     if let CachedQuery::Page(page) = query
         && let Some(representation) = snapshot.page(page)
     {

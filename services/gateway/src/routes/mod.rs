@@ -1,5 +1,5 @@
 //! The gateway's routes, registered in one place so the table reads top to bottom:
-//! health, metrics, the webhook receiver, views (the seed's, for the first org, and the
+//! health, metrics, the status page, the webhook receiver, views (the seed's, for the first org, and the
 //! org-qualified `/orgs/{org}/view/...` for every org), the orgs' lists by numeric id, every
 //! org's cached keys, then the pass-through for everything else.
 
@@ -7,6 +7,7 @@ mod cached_keys;
 mod health;
 mod metrics;
 mod pass_through;
+pub(crate) mod status;
 mod views;
 mod webhooks;
 
@@ -49,6 +50,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, served: &ServedState) {
     .route(
         "/metrics",
         web::route().guard(get_or_head()).to(metrics::metrics),
+    )
+    .route(
+        "/status",
+        web::route().guard(get_or_head()).to(status::page),
+    )
+    .route(
+        "/status.json",
+        web::route().guard(get_or_head()).to(status::json),
     )
     .service(
         web::resource(WEBHOOK_PATH)

@@ -84,6 +84,7 @@ fn serve(
     let n: TopN = req.match_info().get("n").unwrap_or_default().parse()?;
     let view: ViewName = req.match_info().get("view").unwrap_or_default().parse()?;
     let Some(views) = org.views() else {
+        org.count_answer(false);
         return Err(match org.unknown() {
             Some(error) => ViewError::OrgUnknown(org.login().to_owned(), error),
             None => ViewError::NotLoaded,
@@ -93,5 +94,6 @@ fn serve(
         .slice(view, direction, n)
         .ok_or(ViewError::NotLoaded)?;
     let stale = org.is_stale();
+    org.count_answer(true);
     Ok(slice.respond(req, |b| super::mark_hit(b, stale)))
 }

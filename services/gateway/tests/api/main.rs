@@ -25,6 +25,7 @@ mod sentinel;
 mod settings;
 mod spent_budget;
 mod token_scope;
+mod status;
 mod traces;
 mod views;
 mod webhooks;

@@ -24,6 +24,7 @@ fn invalid_values_stop_the_gateway_naming_the_variable() {
             ("MAX_CONNECTIONS", "-5"),
             ("CLIENT_RATE_LIMIT_PER_SEC", "1.5"),
             ("PASSTHROUGH_USE_SERVER_TOKEN", "maybe"),
+            ("STATUS_PAGE", "sometimes"),
             ("SHUTDOWN_TIMEOUT_SECS", "soon"),
             ("HUBCACHE_CONFIG", "/nonexistent/hubcache.yaml"),
         ],
