@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use hubcache_shared::github::REASON_INSTALLATION_REVOKED;
 use hubcache_shared::snapshot::REASON_NOT_FOUND;
 use hubcache_shared::{CachedEndpoint, SnapshotStatus};
 
@@ -92,11 +93,12 @@ impl ServedState {
     /// What keeps the gateway unready, across the orgs GitHub knows: each org's unloaded
     /// cached paths, and its views when expected (`views` for the first org, the org-qualified
     /// route `/orgs/{org}/view` for the others). An unknown org (GitHub answered 404) is left
-    /// out: it never loads, and must not keep the others' replicas out of a load balancer.
+    /// out, as is one whose App installation GitHub refuses: neither loads until someone acts,
+    /// and must not keep the others' replicas out of a load balancer.
     pub(crate) fn missing(&self) -> Vec<String> {
         let mut missing = Vec::new();
         for (index, org) in self.orgs.iter().enumerate() {
-            if org.unknown().is_some() {
+            if org.unservable().is_some() {
                 continue;
             }
             for item in org.missing() {
@@ -134,12 +136,19 @@ pub(crate) enum OrgState {
     Loading,
     /// GitHub answered 404 for the org: reported, never awaited.
     UnknownOrg,
+    /// GitHub refuses the App's installation on the org (revoked, suspended or not installed):
+    /// reported, never awaited; what was loaded before is still served.
+    InstallationRevoked,
 }
 
 impl OrgState {
     /// Every state, for a gauge that shows the current one as 1 and the others as 0.
-    pub(crate) const ALL: [OrgState; 3] =
-        [OrgState::Ready, OrgState::Loading, OrgState::UnknownOrg];
+    pub(crate) const ALL: [OrgState; 4] = [
+        OrgState::Ready,
+        OrgState::Loading,
+        OrgState::UnknownOrg,
+        OrgState::InstallationRevoked,
+    ];
 
     /// The label and JSON spelling.
     pub(crate) fn as_str(self) -> &'static str {
@@ -147,6 +156,7 @@ impl OrgState {
             OrgState::Ready => "ready",
             OrgState::Loading => "loading",
             OrgState::UnknownOrg => "unknown_org",
+            OrgState::InstallationRevoked => REASON_INSTALLATION_REVOKED,
         }
     }
 }
@@ -316,6 +326,25 @@ impl OrgServed {
         }
     }
 
+    /// The fetcher's error when GitHub refuses the App's installation on the org: the latest
+    /// poll of any of the org's paths failed with `installation_revoked`.
+    pub(crate) fn revoked(&self) -> Option<String> {
+        self.statuses.load().values().find_map(|status| {
+            let error = status.failing()?;
+            (status.failing_reason() == Some(REASON_INSTALLATION_REVOKED)).then(|| error.to_owned())
+        })
+    }
+
+    /// Why the org cannot load until someone acts (unknown to GitHub, or its installation
+    /// refused), with the fetcher's error; `None` for an org that loads or has loaded.
+    pub(crate) fn unservable(&self) -> Option<(OrgState, String)> {
+        if let Some(error) = self.unknown() {
+            return Some((OrgState::UnknownOrg, error));
+        }
+        self.revoked()
+            .map(|error| (OrgState::InstallationRevoked, error))
+    }
+
     /// What is not loaded yet; empty when the org is fully served.
     pub(crate) fn missing(&self) -> Vec<Missing> {
         let loaded = self.snapshots.load();
@@ -331,10 +360,10 @@ impl OrgServed {
         missing
     }
 
-    /// Ready, loading, or unknown to GitHub.
+    /// Ready, loading, unknown to GitHub, or with its installation refused.
     pub(crate) fn state(&self) -> OrgState {
-        if self.unknown().is_some() {
-            OrgState::UnknownOrg
+        if let Some((state, _)) = self.unservable() {
+            state
         } else if self.missing().is_empty() {
             OrgState::Ready
         } else {
@@ -429,6 +458,28 @@ mod tests {
         let other = SnapshotStatus::default().failed(1, "GET /orgs/nope: 502 Bad Gateway");
         nope.set_statuses(BTreeMap::from([("/orgs/nope".to_owned(), other)]));
         assert_eq!(nope.state(), OrgState::Loading);
+    }
+
+    #[test]
+    fn an_org_whose_installation_is_refused_is_reported_and_left_out_of_readiness() {
+        let s = state();
+        let nope = s.org("nope").expect("configured");
+        let revoked = SnapshotStatus::default().failed_because(
+            1,
+            REASON_INSTALLATION_REVOKED,
+            "the GitHub App's installation on nope is refused: 404 to installation lookup",
+        );
+        nope.set_statuses(BTreeMap::from([("/orgs/nope/repos".to_owned(), revoked)]));
+        assert_eq!(nope.state(), OrgState::InstallationRevoked);
+        assert_eq!(nope.state().as_str(), "installation_revoked");
+        assert!(
+            nope.unservable()
+                .is_some_and(|(_, e)| e.contains("installation on nope"))
+        );
+        assert_eq!(
+            s.missing(),
+            ["/", "/orgs/Netflix", "/orgs/Netflix/repos", "views"]
+        );
     }
 
     #[test]

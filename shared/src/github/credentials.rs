@@ -29,6 +29,9 @@ pub const PERSONAL_TOKEN_PARTITION: &str = "server-token";
 /// The status reason (and metric `reason` label) of an org whose installation GitHub refuses
 /// (401/403/404: uninstalled, suspended or revoked).
 pub const REASON_INSTALLATION_REVOKED: &str = "installation_revoked";
+/// The status reason (and metric `reason` label) of any other failure to get an org's
+/// installation token (network, an unexpected answer, signing).
+pub const REASON_CREDENTIAL_FAILED: &str = "credential";
 /// `hubcache_github_installation_tokens_total{org,outcome}`: installation token requests, by
 /// outcome (`issued`, `revoked`, `failed`).
 pub const INSTALLATION_TOKENS_METRIC: &str = "hubcache_github_installation_tokens_total";
@@ -93,7 +96,7 @@ impl CredentialError {
     pub fn reason(&self) -> &'static str {
         match self {
             CredentialError::Revoked { .. } => REASON_INSTALLATION_REVOKED,
-            CredentialError::Failed { .. } => "credential",
+            CredentialError::Failed { .. } => REASON_CREDENTIAL_FAILED,
         }
     }
 }

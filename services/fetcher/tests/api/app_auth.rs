@@ -94,3 +94,60 @@ async fn two_orgs_use_their_installations_renew_in_time_and_a_revocation_stays_l
     );
     fetcher.stop().await;
 }
+
+#[tokio::test]
+async fn one_installations_spent_limit_pauses_its_org_only() {
+    let keys = AppKeyPair::generate().expect("an App key");
+    let app = spawn_app_with(TestOptions {
+        sim_orgs: "alpha,beta",
+        app_public_key: Some(keys.public_key_path()),
+        ..TestOptions::default()
+    })
+    .await;
+    let mut settings = app.settings_for(&["alpha", "beta"], None);
+    settings.common.github_app_id = Some(APP_ID.to_owned());
+    settings.common.github_app_private_key_file = Some(keys.private_key_path());
+    let beta = app.sim.installation_of("beta").await;
+    let beta_label = format!("installation-{beta}");
+    // Beta's installation has spent its limit for the next ten minutes; alpha's is untouched.
+    app.sim
+        .set_rate_limit(serde_json::json!({
+            "credential": beta_label, "remaining": 0, "reset_in_secs": 600
+        }))
+        .await;
+    let fetcher = app.start_fetcher_from(settings).await;
+
+    let status = eventually(
+        Duration::from_secs(20),
+        "beta's refusal recorded",
+        || async {
+            let status = app.status_of("beta", "/orgs/beta").await;
+            (status.failing_reason() == Some("rate_limited")).then_some(status)
+        },
+    )
+    .await
+    .expect("beta rate limited");
+    assert!(status.last_error.is_some_and(|e| !e.contains("ghs_")));
+    let beta_sent = app.sim.stats().await["by_credential"][&beta_label].clone();
+    // Alpha goes on polling at its interval (1 s) with its own budget ...
+    let alpha_label = format!("installation-{}", app.sim.installation_of("alpha").await);
+    let alpha_before = app.sim.requests_with("/orgs/alpha", &alpha_label).await;
+    eventually(Duration::from_secs(20), "alpha polled again", || async {
+        (app.sim.requests_with("/orgs/alpha", &alpha_label).await >= alpha_before + 3).then_some(())
+    })
+    .await
+    .expect("alpha unaffected");
+    // ... while nothing more went to GitHub with beta's spent installation.
+    assert_eq!(
+        app.sim.stats().await["by_credential"][&beta_label],
+        beta_sent,
+        "no request into beta's spent limit, on any of its paths"
+    );
+    assert!(
+        app.status_of("alpha", "/orgs/alpha")
+            .await
+            .failing_reason()
+            .is_none()
+    );
+    fetcher.stop().await;
+}

@@ -11,8 +11,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use anyhow::Context;
 use bytes::Bytes;
+use hubcache_shared::github::Credentials;
 use hubcache_shared::{GithubClient, SeenRateLimit};
-use sha2::{Digest, Sha256};
 
 use super::allow_lists::{FORWARDED_BYPASS, FORWARDED_CACHED, allowed_header};
 use super::budget::{Budgets, PausedBudget};
@@ -92,15 +92,14 @@ impl PassThrough {
             max_fetches: settings.max_upstream_fetches,
         };
         let body_urls = BodyUrlRewriter::for_public_url(public_url.as_ref(), github.base_url());
+        // The personal token or the App's installations: one source for fetcher and gateway.
+        let credentials = Credentials::from_settings(&settings.common, &github)
+            .context("the GitHub credentials")?;
         Ok(Self {
             cache: CoalescingCache::new(policy),
             upstream: Arc::new(Upstream {
                 github,
-                scope: TokenScope::new(
-                    settings.server_token_scope()?,
-                    served,
-                    settings.common.github_api_token.clone(),
-                ),
+                scope: TokenScope::new(settings.server_token_scope()?, served, credentials),
                 budgets: Budgets::default(),
                 public_url,
                 body_urls,

@@ -67,7 +67,9 @@ impl PassThroughError {
             },
             UpstreamFailure::Transport(what) => PassThroughError::Unavailable((*what).to_owned()),
             UpstreamFailure::InvalidTarget => PassThroughError::BadTarget,
-            UpstreamFailure::Prepare => PassThroughError::Unavailable(failure.to_string()),
+            UpstreamFailure::Prepare | UpstreamFailure::Credential(_) => {
+                PassThroughError::Unavailable(failure.to_string())
+            }
         }
     }
 }

@@ -159,6 +159,12 @@ impl FleetValue for StoredResponse {
     }
 }
 
+/// The reasons a credential failure can give (`CredentialError::reason`).
+const CREDENTIAL_REASONS: &[&str] = &[
+    hubcache_shared::github::REASON_INSTALLATION_REVOKED,
+    hubcache_shared::github::REASON_CREDENTIAL_FAILED,
+];
+
 /// The reasons a transport failure can give (`UpstreamFailure::Transport` holds a static text).
 const TRANSPORT_REASONS: &[&str] = &[
     "timed out",
@@ -195,6 +201,10 @@ impl FleetFailure for UpstreamFailure {
             }
             UpstreamFailure::InvalidTarget => w.u8(4),
             UpstreamFailure::Prepare => w.u8(5),
+            UpstreamFailure::Credential(reason) => {
+                w.u8(6);
+                w.bytes(reason.as_bytes());
+            }
         }
         w.finish()
     }
@@ -222,6 +232,15 @@ impl FleetFailure for UpstreamFailure {
             }
             4 => UpstreamFailure::InvalidTarget,
             5 => UpstreamFailure::Prepare,
+            6 => {
+                let reason = r.bytes()?;
+                UpstreamFailure::Credential(
+                    CREDENTIAL_REASONS
+                        .iter()
+                        .find(|known| known.as_bytes() == reason)
+                        .copied()?,
+                )
+            }
             _ => return None,
         };
         r.end()?;
@@ -302,6 +321,7 @@ mod tests {
             UpstreamFailure::Transport("timed out"),
             UpstreamFailure::InvalidTarget,
             UpstreamFailure::Prepare,
+            UpstreamFailure::Credential("installation_revoked"),
         ] {
             let back = UpstreamFailure::decode(&failure.encode()).expect("decodes");
             assert_eq!(back.to_string(), failure.to_string());

@@ -1,7 +1,7 @@
 //! Who may spend the server's credential: which anonymous requests carry it upstream
-//! (`PASSTHROUGH_SERVER_TOKEN_SCOPE`), and the credential itself, from one function
-//! ([`TokenScope::server_credential_for`]) so that a per-org credential (a GitHub App
-//! installation token) replaces the one server token in one place.
+//! (`PASSTHROUGH_SERVER_TOKEN_SCOPE`), and which credential that is, from one function
+//! ([`TokenScope::server_credential_for`]): the personal token (`GITHUB_API_TOKEN`, one for
+//! every org) or, with a GitHub App, the installation token of the org the path belongs to.
 //!
 //! With the default scope `orgs`, an anonymous request carries the credential only for a
 //! configured org's own resources: `/orgs/{org}[/...]`, `/repos/{org}/...` and
@@ -9,11 +9,15 @@
 //! snapshot). A path with an empty, `.` or `..` segment, or any `%` or `\`, never matches: URL
 //! resolution could turn it into another path (`/repos/acme/../../user`), which would then be
 //! fetched with the credential.
+//!
+//! The route is decided without the secret (so a cache hit never waits for a token): it names
+//! the credential's partition, and the secret itself is had only when a request goes upstream
+//! ([`TokenScope::credential`]), where an installation token is fetched or renewed first.
 
 use std::sync::Arc;
 
 use actix_web::http::header::HeaderValue;
-use secrecy::{ExposeSecret, SecretString};
+use hubcache_shared::github::{Credential, CredentialError, Credentials};
 use sha2::{Digest, Sha256};
 
 use super::budget::BudgetPartition;
@@ -22,21 +26,21 @@ use super::request_key::Partition;
 use crate::served_state::ServedState;
 use crate::settings::ServerTokenScope;
 
-/// The server's credential for one request: the `Authorization` value (marked sensitive, so it
-/// is never printed) and a non-secret name of the credential, which names its cache partition
-/// and its rate-limit budget.
-#[derive(Clone)]
+/// The server's credential for one request, named but not yet had: whose credential (the org
+/// the path belongs to, if any) and the non-secret partition of its rate limit, which names
+/// the request's cache partition and budget.
+#[derive(Clone, Debug)]
 pub(super) struct ServerCredential {
-    pub(super) authorization: HeaderValue,
-    /// `token` for the one configured token (`GITHUB_API_TOKEN`); a per-org credential
-    /// would be named after its org.
-    pub(super) name: Arc<str>,
+    /// The configured org the request is on behalf of (`None`: outside every org, scope `all`).
+    pub(super) org: Option<String>,
+    /// `server-token` for the personal token, `installation:{org}` for an App installation.
+    pub(super) partition: Arc<str>,
 }
 
 /// How one request goes upstream: the server's credential if any, and the cache partition and
 /// rate-limit budget that follow the credential actually sent.
 pub(super) struct Route {
-    pub(super) server_credential: Option<HeaderValue>,
+    pub(super) server_credential: Option<ServerCredential>,
     pub(super) partition: Partition,
     pub(super) budget: BudgetPartition,
 }
@@ -45,19 +49,19 @@ pub(super) struct Route {
 pub(super) struct TokenScope {
     scope: ServerTokenScope,
     served: Arc<ServedState>,
-    token: Option<SecretString>,
+    credentials: Credentials,
 }
 
 impl TokenScope {
     pub(super) fn new(
         scope: ServerTokenScope,
         served: Arc<ServedState>,
-        token: Option<SecretString>,
+        credentials: Credentials,
     ) -> Self {
         Self {
             scope,
             served,
-            token,
+            credentials,
         }
     }
 
@@ -75,9 +79,9 @@ impl TokenScope {
         }
         match self.for_anonymous(target).filter(|_| read) {
             Some(credential) => Route {
-                server_credential: Some(credential.authorization),
-                partition: Partition::Server(Arc::clone(&credential.name)),
-                budget: BudgetPartition::Server(credential.name),
+                partition: Partition::Server(Arc::clone(&credential.partition)),
+                budget: BudgetPartition::Server(Arc::clone(&credential.partition)),
+                server_credential: Some(credential),
             },
             None => Route {
                 server_credential: None,
@@ -94,26 +98,47 @@ impl TokenScope {
             ServerTokenScope::None => None,
             ServerTokenScope::All => {
                 let org = self.org_of(target);
-                self.server_credential_for(org.as_deref())
+                self.server_credential_for(org)
             }
             ServerTokenScope::Orgs => {
                 let org = self.org_of(target)?;
-                self.server_credential_for(Some(&org))
+                self.server_credential_for(Some(org))
             }
         }
     }
 
     /// The server's credential for `org` (`None`: a path outside every configured org, scope
-    /// `all`). Today one token for every org; the one place a per-org credential plugs in.
-    pub(super) fn server_credential_for(&self, _org: Option<&str>) -> Option<ServerCredential> {
-        let token = self.token.as_ref()?;
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).ok()?;
-        authorization.set_sensitive(true);
+    /// `all`): the personal token for any org, an App's installation only for its org (an App
+    /// has no credential outside its installations), nothing when none is configured.
+    pub(super) fn server_credential_for(&self, org: Option<String>) -> Option<ServerCredential> {
+        if !self.credentials.is_configured() || (self.credentials.is_app() && org.is_none()) {
+            return None;
+        }
+        let partition = self
+            .credentials
+            .partition(org.as_deref().unwrap_or_default());
         Some(ServerCredential {
-            authorization,
-            name: Arc::from("token"),
+            org,
+            partition: Arc::from(partition),
         })
+    }
+
+    /// The secret behind `server`, fetched or renewed first for an installation token.
+    pub(super) async fn credential(
+        &self,
+        server: &ServerCredential,
+    ) -> Result<Option<Credential>, CredentialError> {
+        self.credentials
+            .for_org(server.org.as_deref().unwrap_or_default())
+            .await
+    }
+
+    /// GitHub refused `server`'s credential (401): an installation token is dropped, so the
+    /// next request asks for a new one (and so finds out a revocation).
+    pub(super) async fn refused(&self, server: &ServerCredential) {
+        if let Some(org) = &server.org {
+            self.credentials.invalidate(org).await;
+        }
     }
 
     /// The configured org (its login as configured) whose own resource `target` is.
@@ -147,6 +172,8 @@ impl TokenScope {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use super::*;
 
     fn scope(scope: ServerTokenScope) -> TokenScope {
@@ -154,7 +181,7 @@ mod tests {
         TokenScope::new(
             scope,
             served,
-            Some(SecretString::from("ghp_scopeTestToken".to_owned())),
+            Credentials::personal(SecretString::from("ghp_scopeTestToken".to_owned())),
         )
     }
 
@@ -203,7 +230,7 @@ mod tests {
         let credential = scope(ServerTokenScope::All)
             .for_anonymous("/orgs/acme")
             .expect("carried");
-        assert!(credential.authorization.is_sensitive());
-        assert!(!format!("{:?}", credential.authorization).contains("ghp_"));
+        assert_eq!(&*credential.partition, "server-token");
+        assert!(!format!("{credential:?}").contains("ghp_"));
     }
 }

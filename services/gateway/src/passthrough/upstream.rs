@@ -10,7 +10,7 @@ use url::Url;
 
 use super::allow_lists::allowed_header;
 use super::budget::{BudgetPartition, Budgets};
-use super::token_scope::TokenScope;
+use super::token_scope::{ServerCredential, TokenScope};
 use crate::body_urls::BodyUrlRewriter;
 use crate::fleet_cache::FleetCache;
 
@@ -48,7 +48,7 @@ pub(super) struct OutgoingRequest {
     /// The client's own `Authorization`.
     pub(super) credential: Option<HeaderValue>,
     /// The server's credential, when the token scope gives it to this anonymous request.
-    pub(super) server_credential: Option<HeaderValue>,
+    pub(super) server_credential: Option<ServerCredential>,
     /// Whose rate-limit budget the request spends.
     pub(super) budget: BudgetPartition,
     pub(super) body: Option<Bytes>,
@@ -107,6 +107,10 @@ pub(crate) enum UpstreamFailure {
     /// The answer could not be prepared for the cache.
     #[error("the upstream answer could not be prepared")]
     Prepare,
+    /// The server's credential could not be had: the GitHub App's installation token for the
+    /// org (its kind from a fixed set, e.g. `installation_revoked`; never a token).
+    #[error("no credential for the org ({0})")]
+    Credential(&'static str),
 }
 
 impl UpstreamFailure {
@@ -143,15 +147,31 @@ impl Upstream {
             .github
             .resolve(&outgoing.target)
             .map_err(|_| UpstreamFailure::InvalidTarget)?;
+        // The client's own credential is sent as is; else the server's, had only now (an
+        // installation token may need fetching or renewing, which a cache hit never waits for).
+        let server = match (&outgoing.credential, &outgoing.server_credential) {
+            (None, Some(server)) => match self.scope.credential(server).await {
+                Ok(credential) => credential,
+                Err(error) => {
+                    tracing::warn!(
+                        partition = &*server.partition,
+                        error = %error,
+                        "the pass-through has no credential for the org"
+                    );
+                    return Err(UpstreamFailure::Credential(error.reason()));
+                }
+            },
+            _ => None,
+        };
         let mut builder = self
             .github
-            .request(outgoing.method, url, false)
+            .request_as(outgoing.method, url, server.as_ref())
             // Store plain bodies; the gateway compresses once per entry itself.
             .header(reqwest::header::ACCEPT_ENCODING, "identity");
         for (name, value) in outgoing.headers {
             builder = builder.header(name, value);
         }
-        if let Some(credential) = outgoing.credential.or(outgoing.server_credential) {
+        if let Some(credential) = outgoing.credential {
             let mut value = reqwest::header::HeaderValue::from_bytes(credential.as_bytes())
                 .map_err(|_| UpstreamFailure::InvalidTarget)?;
             value.set_sensitive(true);
@@ -166,6 +186,12 @@ impl Upstream {
             UpstreamFailure::transport(&e)
         })?;
         let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && server.is_some()
+            && let Some(server) = &outgoing.server_credential
+        {
+            self.scope.refused(server).await;
+        }
         metrics::counter!(UPSTREAM_METRIC, "status" => status.as_str().to_owned()).increment(1);
         let headers = response.headers().clone();
         if let Some(rl) = RateLimit::from_headers(&headers) {

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use crate::app_state::AppState;
-use crate::served_state::{Missing, OrgServed, OrgState};
+use crate::served_state::{Missing, OrgServed};
 use crate::webhook_intake::WebhookIntake;
 
 /// 200 while the process serves, 503 once it drains: the same handler, fed by the same
@@ -106,8 +106,8 @@ fn org_health(org: &OrgServed) -> serde_json::Value {
         "redis": if org.is_stale() { "unreachable" } else { "reachable" },
         "served_bytes": org.held_bytes(),
     });
-    if state == OrgState::UnknownOrg {
-        entry["error"] = serde_json::Value::from(org.unknown());
+    if let Some((_, error)) = org.unservable() {
+        entry["error"] = serde_json::Value::from(error);
     }
     entry
 }

@@ -139,7 +139,7 @@ pub(crate) fn describe() {
     );
     describe_gauge!(
         ORG_STATE_METRIC,
-        "1 for each configured org's current state (ready: everything served; loading: something not loaded yet, keeping the gateway unready; unknown_org: GitHub answered 404 for the org, reported but not awaited), 0 for the other states."
+        "1 for each configured org's current state (ready: everything served; loading: something not loaded yet, keeping the gateway unready; unknown_org: GitHub answered 404 for the org, reported but not awaited; installation_revoked: GitHub refuses the App's installation on the org, reported but not awaited), 0 for the other states."
     );
     describe_gauge!(
         ORG_BYTES_METRIC,

@@ -5,6 +5,7 @@
 //! Nothing here is a credential: no token, no token hash, no webhook secret, no client address.
 
 use hubcache_shared::SeenRateLimit;
+use hubcache_shared::github::REASON_INSTALLATION_REVOKED;
 use serde::Serialize;
 
 /// An endpoint last confirmed longer ago than this many refresh intervals (plus
@@ -218,14 +219,25 @@ pub(crate) fn verdict(orgs: &[OrgReport], gateway: &GatewayReport, now_ms: u64) 
     }
 }
 
-/// One org's findings: red when nothing of it can be served or every poll fails, amber for a
-/// failing or late endpoint, an org GitHub does not know, or one still loading.
+/// One org's findings: red when nothing of it can be served, every poll fails or its App
+/// installation is refused, amber for a failing or late endpoint, an org GitHub does not know,
+/// or one still loading.
 fn judge_org(org: &OrgReport, found: &mut Vec<(Level, String)>) {
     let name = &org.org;
     if org.state == "unknown_org" {
         found.push((
             Level::Amber,
             format!("{name}: GitHub does not know this organisation (404); check GITHUB_ORGS"),
+        ));
+        return;
+    }
+    if org.state == REASON_INSTALLATION_REVOKED {
+        found.push((
+            Level::Red,
+            format!(
+                "{name}: GitHub refuses the App's installation on this organisation (revoked, \
+                 suspended or uninstalled); install the App again: its data is not refreshed"
+            ),
         ));
         return;
     }
@@ -403,6 +415,15 @@ mod tests {
         assert_eq!(v.level, Level::Red);
         assert!(v.reasons[0].starts_with("Redis unreachable"), "{v:?}");
         assert!(v.reasons[1].contains("rate limit spent"), "{v:?}");
+    }
+
+    #[test]
+    fn a_refused_installation_is_red_with_what_to_do() {
+        let mut o = org(vec![failing(endpoint("/orgs/beta"))]);
+        o.state = REASON_INSTALLATION_REVOKED;
+        let v = verdict(&[o], &gateway(), 0);
+        assert_eq!(v.level, Level::Red);
+        assert!(v.reasons[0].contains("install the App again"), "{v:?}");
     }
 
     #[test]

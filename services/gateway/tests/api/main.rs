@@ -1,6 +1,7 @@
 //! The gateway's integration tests: real redis-server, github-sim, and (for the pipeline tests)
 //! the real fetcher and views services, all in process. Each test starts its own stack.
 
+mod app_auth;
 mod bad_input;
 mod cached_keys;
 mod cluster;
@@ -24,8 +25,8 @@ mod resilience;
 mod sentinel;
 mod settings;
 mod spent_budget;
-mod token_scope;
 mod status;
+mod token_scope;
 mod traces;
 mod views;
 mod webhooks;

@@ -99,7 +99,16 @@ pub struct Options {
     pub more_orgs: Vec<&'static str>,
     /// Of `more_orgs`, those github-sim does not know (it answers 404 for them, as GitHub).
     pub unknown_orgs: Vec<&'static str>,
+    /// Authenticate as a GitHub App with this key pair: github-sim knows the App ([`APP_ID`])
+    /// and installs it on every org it generates; every service gets `GITHUB_APP_ID` and
+    /// `GITHUB_APP_PRIVATE_KEY_FILE`.
+    pub app: Option<&'static hubcache_testkit::AppKeyPair>,
+    /// github-sim's installation token lifetime with `app` (default an hour).
+    pub installation_token_ttl_secs: Option<u64>,
 }
+
+/// The GitHub App ID github-sim knows with [`Options::app`].
+pub const APP_ID: &str = "4242";
 
 /// A running gateway and what it talks to. Everything stops when dropped.
 pub struct TestApp {
@@ -199,6 +208,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
         org: known.join(","),
         generate_repos: 150,
         generate_members: 12,
+        app_id: options.app.map(|_| APP_ID.to_owned()),
+        app_public_key: options.app.map(|keys| keys.public_key_path()),
+        installation_token_ttl_secs: options.installation_token_ttl_secs.unwrap_or(3600),
         ..github_sim::SimConfig::default()
     })
     .await
@@ -217,6 +229,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
         // The in-process fetcher and views: no admin listeners (tests run side by side).
         ("METRICS_PORT".to_owned(), "0".to_owned()),
     ];
+    if let Some(keys) = options.app {
+        vars.push(("GITHUB_APP_ID".to_owned(), APP_ID.to_owned()));
+        vars.push((
+            "GITHUB_APP_PRIVATE_KEY_FILE".to_owned(),
+            keys.private_key_path().display().to_string(),
+        ));
+    }
     vars.extend(
         options
             .vars
