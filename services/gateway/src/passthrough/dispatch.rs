@@ -12,7 +12,6 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use anyhow::Context;
 use bytes::Bytes;
 use hubcache_shared::{GithubClient, SeenRateLimit};
-use sha2::{Digest, Sha256};
 
 use super::allow_lists::{FORWARDED_BYPASS, FORWARDED_CACHED, allowed_header};
 use super::budget::{Budgets, PausedBudget};
