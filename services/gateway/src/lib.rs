@@ -41,7 +41,8 @@
 //! - `status` (a folder): the operator's page `/status` and its data `/status.json`
 //!   (`routes::status`): per-org versions, ages and the fetcher's latest polls and budget, this
 //!   process's traffic and cache figures with a bounded history ring, a red/amber/green
-//!   verdict; escaped HTML under a strict Content-Security-Policy.
+//!   verdict; escaped HTML under a strict Content-Security-Policy; `STATUS_PAGE=off` or a
+//!   `STATUS_PAGE_ALLOW` list of networks hides it.
 //! - `hot_paths` (hidden): view slicing and the pass-through cache, exposed for `benches/` only.
 
 mod app_state;

@@ -1,9 +1,11 @@
 //! The gateway's settings: the shared ones plus listening, pass-through cache and client limits.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use hubcache_shared::settings::{self, ServiceSettings, parse_base_url};
 use hubcache_shared::{CommonSettings, SettingsError, SettingsSource};
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -120,6 +122,12 @@ pub struct Settings {
     /// operators look at Prometheus instead).
     #[serde(default = "default_status_page")]
     pub status_page: String,
+    /// `STATUS_PAGE_ALLOW`: comma-separated IP networks in CIDR form (`127.0.0.1/32,10.0.0.0/8`)
+    /// whose clients may see `/status` and `/status.json`; others get 403. Unset or empty:
+    /// everyone. Matched against the TCP peer address, never `X-Forwarded-For` (a client
+    /// writes that header itself). Parsed by [`Settings::status_allow_list`].
+    #[serde(default)]
+    pub status_page_allow: Option<String>,
 }
 
 /// The gateway's own environment variables (README "Settings"), each overriding the
@@ -156,6 +164,8 @@ pub struct Variables {
     webhook_max_body_bytes: Option<u64>,
     /// `STATUS_PAGE`.
     status_page: Option<String>,
+    /// `STATUS_PAGE_ALLOW` (comma-separated CIDR networks).
+    status_page_allow: Option<String>,
 }
 
 /// Which anonymous pass-through requests may spend the server's credential (README "What the
@@ -170,6 +180,71 @@ pub enum ServerTokenScope {
     All,
     /// Never: every anonymous request goes upstream without a credential.
     None,
+}
+
+/// Who may see the status page (`STATUS_PAGE_ALLOW`), parsed once at startup so that a bad
+/// entry stops the gateway instead of silently opening or closing the page, and so that each
+/// request only compares addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusAllowList {
+    /// The networks allowed; empty means everyone (the variable unset or empty).
+    networks: Vec<IpNet>,
+}
+
+impl StatusAllowList {
+    /// The variable these networks come from, named in errors and refusals.
+    pub const VARIABLE: &'static str = "STATUS_PAGE_ALLOW";
+
+    /// Parses `STATUS_PAGE_ALLOW`: blank means everyone; otherwise every comma-separated entry
+    /// must be a network in CIDR form (`10.0.0.0/8`, `::1/128`). A bare address, a blank entry
+    /// or a bad prefix is refused naming the variable and the entry, because guessing what was
+    /// meant could widen who sees the page. Host bits are dropped (`10.1.2.3/8` is
+    /// `10.0.0.0/8`): the prefix says how wide the network is.
+    pub fn parse(value: &str) -> Result<Self, SettingsError> {
+        if value.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let networks = value
+            .split(',')
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<IpNet>()
+                    .map(|network| network.trunc())
+                    .map_err(|e| SettingsError::Invalid {
+                        name: Self::VARIABLE,
+                        value: entry.to_owned(),
+                        reason: format!(
+                            "{e}: expected comma-separated IP networks in CIDR form, e.g. \
+                             127.0.0.1/32,10.0.0.0/8,::1/128 (or leave it empty: everyone)"
+                        ),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { networks })
+    }
+
+    /// Whether every client may see the page (no networks listed).
+    pub fn allows_everyone(&self) -> bool {
+        self.networks.is_empty()
+    }
+
+    /// Whether a client at `peer` (the TCP peer address; `None` when unknown) may see the page.
+    /// An IPv4-mapped IPv6 peer (`::ffff:10.1.2.3`, what a dual-stack socket reports for an
+    /// IPv4 client) matches IPv4 networks as its IPv4 address. An unknown peer is refused when
+    /// networks are listed.
+    pub fn allows(&self, peer: Option<IpAddr>) -> bool {
+        if self.allows_everyone() {
+            return true;
+        }
+        let Some(peer) = peer else {
+            return false;
+        };
+        let canonical = peer.to_canonical();
+        self.networks
+            .iter()
+            .any(|network| network.contains(&peer) || network.contains(&canonical))
+    }
 }
 
 impl ServiceSettings for Settings {
@@ -299,6 +374,7 @@ impl Settings {
                 reason: "expected on or off".to_owned(),
             });
         }
+        self.status_allow_list()?;
         if self.workers == Some(0) {
             return Err(SettingsError::Invalid {
                 name: "WORKERS",
@@ -307,6 +383,15 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// `STATUS_PAGE_ALLOW` parsed (everyone when unset or empty). Checked even with
+    /// `STATUS_PAGE=off` (which wins: the page is off for everyone), so that turning the page
+    /// on later does not reveal a bad list.
+    pub fn status_allow_list(&self) -> Result<StatusAllowList, SettingsError> {
+        self.status_page_allow
+            .as_deref()
+            .map_or_else(|| Ok(StatusAllowList::default()), StatusAllowList::parse)
     }
 
     /// `PUBLIC_URL` parsed, if set.
@@ -465,6 +550,61 @@ mod tests {
     }
 
     #[test]
+    fn the_status_allow_list_matches_peers_by_network() {
+        let allow = |value: &str| {
+            Settings::load(&SettingsSource::from_vars([("STATUS_PAGE_ALLOW", value)]))
+                .expect("loads")
+                .status_allow_list()
+                .expect("validated")
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("an address"));
+        // Unset or blank (compose's unset): everyone, even an unknown peer.
+        let everyone = Settings::load(&SettingsSource::from_vars([("PORT", "1")]))
+            .expect("loads")
+            .status_allow_list()
+            .expect("valid");
+        assert!(everyone.allows_everyone() && everyone.allows(None));
+        assert!(allow("  ").allows(ip("203.0.113.9")));
+
+        let list = allow(" 127.0.0.1/32, 10.0.0.0/8 ,::1/128,2001:db8::/32");
+        assert!(!list.allows_everyone());
+        for allowed in [
+            "127.0.0.1",
+            "10.255.0.1",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.1.2.3",
+        ] {
+            assert!(list.allows(ip(allowed)), "{allowed}");
+        }
+        for refused in [
+            "127.0.0.2",
+            "11.0.0.1",
+            "::2",
+            "2001:db9::1",
+            "::ffff:11.0.0.1",
+        ] {
+            assert!(!list.allows(ip(refused)), "{refused}");
+        }
+        assert!(!list.allows(None), "an unknown peer is refused");
+        // Host bits are dropped: the prefix decides the width.
+        assert!(allow("10.1.2.3/8").allows(ip("10.200.0.1")));
+        // STATUS_PAGE=off wins; the list is still checked.
+        let off = Settings::load(&SettingsSource::from_vars([
+            ("STATUS_PAGE", "off"),
+            ("STATUS_PAGE_ALLOW", "10.0.0.0/8"),
+        ]))
+        .expect("off with a list");
+        assert!(!off.status_page_enabled());
+        let bad = Settings::load(&SettingsSource::from_vars([
+            ("STATUS_PAGE", "off"),
+            ("STATUS_PAGE_ALLOW", "10.0.0.0/8,,::1/128"),
+        ]))
+        .expect_err("a blank entry");
+        assert!(bad.to_string().contains("STATUS_PAGE_ALLOW"), "{bad}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (name, value) in [
             ("PORT", "99999"),
@@ -481,6 +621,9 @@ mod tests {
             ("CLIENT_RATE_LIMIT_PER_SEC", "1.5"),
             ("WEBHOOK_DELIVERY_WINDOW_SECS", "0"),
             ("WEBHOOK_MAX_BODY_BYTES", "big"),
+            ("STATUS_PAGE_ALLOW", "10.0.0.0/33"),
+            ("STATUS_PAGE_ALLOW", "127.0.0.1"),
+            ("STATUS_PAGE_ALLOW", "localhost/8"),
         ] {
             let err = Settings::load(&SettingsSource::from_vars([(name, value)])).expect_err(name);
             let msg = err.to_string();
@@ -515,6 +658,7 @@ mod fuzz {
         "MAX_UPSTREAM_FETCHES",
         "MAX_CONNECTIONS",
         "SHUTDOWN_TIMEOUT_SECS",
+        "STATUS_PAGE_ALLOW",
     ];
     const TOKEN: &str = "ghp_fuzzTokenNeverEchoed";
 
@@ -524,6 +668,8 @@ mod fuzz {
             "-?[0-9]{1,25}(\\.[0-9])?",
             "(redis|http|https|ftp)://[a-z0-9.:@/{}?-]{0,20}",
             "[a-zA-Z{}/ ,.-]{0,20}",
+            // Address lists (STATUS_PAGE_ALLOW).
+            "[0-9a-f:./, ]{0,30}",
         ]
     }
 

@@ -180,6 +180,7 @@ impl Application {
         });
         let status_routes = web::Data::new(StatusRoutes {
             board: status_board.clone(),
+            allow: settings.status_allow_list()?,
         });
         let liveness = Liveness::new();
         let app_liveness = web::Data::new(liveness.clone());

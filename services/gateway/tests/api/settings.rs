@@ -25,6 +25,7 @@ fn invalid_values_stop_the_gateway_naming_the_variable() {
             ("CLIENT_RATE_LIMIT_PER_SEC", "1.5"),
             ("PASSTHROUGH_USE_SERVER_TOKEN", "maybe"),
             ("STATUS_PAGE", "sometimes"),
+            ("STATUS_PAGE_ALLOW", "10.0.0.0/33"),
             ("SHUTDOWN_TIMEOUT_SECS", "soon"),
             ("HUBCACHE_CONFIG", "/nonexistent/hubcache.yaml"),
         ],

@@ -1,5 +1,6 @@
 //! `GET /status` and `/status.json`: the figures, the red/amber/green verdict and its reasons,
-//! escaping of text from outside, the Content-Security-Policy, and `STATUS_PAGE=off`.
+//! escaping of text from outside, the Content-Security-Policy, `STATUS_PAGE=off`, and
+//! `STATUS_PAGE_ALLOW`.
 
 use std::time::Duration;
 
@@ -221,5 +222,75 @@ async fn status_page_off_answers_404_on_both_routes() {
                 .as_str()
                 .is_some_and(|m| m.contains("STATUS_PAGE=off"))
         );
+    }
+}
+
+#[tokio::test]
+async fn a_client_outside_status_page_allow_gets_403_on_both_routes_and_nothing_goes_upstream() {
+    let app = spawn_with(Options {
+        seed: true,
+        vars: vec![("STATUS_PAGE_ALLOW", "10.0.0.0/8".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    app.wait_ready().await;
+    for path in ["/status", "/status.json"] {
+        // X-Forwarded-For is the client's own claim: it does not let it in.
+        let response = app.get_with(path, &[("x-forwarded-for", "10.1.2.3")]).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json")),
+            "{path}"
+        );
+        let body: Value = response.json().await.expect("JSON error");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("STATUS_PAGE_ALLOW") && message.contains("127.0.0.1"),
+            "{path}: {body}"
+        );
+        assert_eq!(app.head(path).await.status(), 403, "HEAD {path}");
+    }
+    for path in ["/status", "/status.json"] {
+        assert_eq!(app.sim.requests_to(path).await, 0, "{path} went upstream");
+    }
+}
+
+#[tokio::test]
+async fn a_client_inside_status_page_allow_sees_the_page() {
+    let app = spawn_with(Options {
+        seed: true,
+        vars: vec![("STATUS_PAGE_ALLOW", "10.0.0.0/8, 127.0.0.0/8".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    app.wait_ready().await;
+    let page = app.get("/status").await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("<span id=\"level\">")
+    );
+    status(&app).await;
+}
+
+#[tokio::test]
+async fn status_page_off_wins_over_status_page_allow() {
+    let app = spawn_with(Options {
+        seed: true,
+        vars: vec![
+            ("STATUS_PAGE", "off".to_owned()),
+            ("STATUS_PAGE_ALLOW", "10.0.0.0/8".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    for path in ["/status", "/status.json"] {
+        assert_eq!(app.get(path).await.status(), 404, "{path}");
     }
 }
