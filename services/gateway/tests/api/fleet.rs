@@ -44,7 +44,7 @@ fn replica_vars(app: &TestApp, port: u16) -> Vec<(&'static str, String)> {
 /// replica in a busy test process fall back to L1-only now and then, which is right, but not
 /// what these tests look at); the Redis-paused test keeps the default.
 fn patient(settings: &mut gateway::Settings) {
-    settings.l2_timeout_ms = 2_000;
+    settings.l2_timeout_ms = 10_000;
 }
 
 /// Another replica, [`patient`], then `configure`d.
@@ -378,7 +378,7 @@ async fn entry_keys(app: &TestApp) -> Vec<String> {
 
 /// The entry key of the only pass-through entry, once its (asynchronous) write landed.
 async fn only_entry_key(app: &TestApp) -> String {
-    let keys = eventually(Duration::from_secs(5), "an L2 entry", || async {
+    let keys = eventually(Duration::from_secs(20), "an L2 entry", || async {
         let keys = entry_keys(app).await;
         (!keys.is_empty()).then_some(keys)
     })
