@@ -15,6 +15,9 @@
 #   6. one replica stopped under a stream of requests through the load balancer: none may fail;
 #   7. Redis restarted: the stack recovers (healthy, and a change made in github-sim afterwards
 #      reaches the views through fetcher -> Redis -> views -> gateway);
+#   7b. as a GitHub App: deploy/docker-compose.github-app.yml mounts a generated key as a
+#      read-only secret; every org is polled with its own installation token, a pass-through read
+#      of the second org's repo carries that org's, and no log shows a token or the key;
 #   8. down -v --remove-orphans, and nothing of the project is left (also on failure or Ctrl-C).
 # Only loopback addresses are used from the host; the load balancer is published on 127.0.0.1.
 # Env: COMPOSE_TEST_PORT (default: a free port), COMPOSE_TEST_KEEP_IMAGES=0 to remove the built
@@ -46,7 +49,7 @@ print_timings() {
   printf '    %-34s %4d s\n' "total" $((SECONDS - T_START)) >&2
 }
 
-ensure_commands curl:curl python3:python3 flock:util-linux
+ensure_commands curl:curl python3:python3 flock:util-linux openssl:openssl
 docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info)"
 if docker compose version >/dev/null 2>&1; then
   COMPOSE_CMD=(docker compose)
@@ -61,7 +64,9 @@ fi
 unset GITHUB_API_TOKEN GITHUB_API_URL GITHUB_ORGS REDIS_URL REDIS_SENTINELS REDIS_SENTINEL_MASTER REDIS_CLUSTER_NODES PUBLIC_URL KEY_PREFIX CACHED_ENDPOINTS \
   COMPOSE_PROFILES COMPOSE_FILE COMPOSE_PROJECT_NAME HUBCACHE_CONFIG METRICS_PORT WORKERS \
   CLIENT_RATE_LIMIT_PER_SEC MAX_UPSTREAM_FETCHES MAX_CONNECTIONS OTEL_EXPORTER_OTLP_ENDPOINT PORT \
-  GITHUB_WEBHOOK_SECRET WEBHOOK_DELIVERY_WINDOW_SECS WEBHOOK_MAX_BODY_BYTES WEBHOOK_SAFETY_POLL_SECS
+  GITHUB_WEBHOOK_SECRET WEBHOOK_DELIVERY_WINDOW_SECS WEBHOOK_MAX_BODY_BYTES WEBHOOK_SAFETY_POLL_SECS \
+  GITHUB_APP_ID GITHUB_APP_PRIVATE_KEY GITHUB_APP_PRIVATE_KEY_FILE GITHUB_APP_PRIVATE_KEY_PATH \
+  STATUS_PAGE STATUS_PAGE_ALLOW
 PORT_HOST="${COMPOSE_TEST_PORT:-$(free_port)}"
 export HUBCACHE_PORT="127.0.0.1:$PORT_HOST" GITHUB_ORG="$ORG" REFRESH_INTERVAL_SECS=2 \
   HUBCACHE_IMAGE_PREFIX=hubcache-test HUBCACHE_TAG=ci RUST_LOG=info
@@ -311,6 +316,64 @@ echo "  healthy again $REDIS_HEALTHY_SECS s after the restart began; a new upstr
 echo "  requests through lb during the Redis restart: $redis_total, non-200: $REDIS_FAILED"
 phase "redis restart + recovery"
 
+# --- 7b. as a GitHub App, the key a compose secret (deploy/docker-compose.github-app.yml) ------
+# The committed override as README says to use it: the App's key outside the repository, readable
+# by the services' user only. github-sim learns the App's public key from a test-only override.
+log "as a GitHub App: the key mounted read-only by deploy/docker-compose.github-app.yml"
+openssl genrsa -out "$RUN_DIR/app.pem" 2048 2>/dev/null || die "openssl genrsa failed"
+openssl rsa -in "$RUN_DIR/app.pem" -pubout -out "$RUN_DIR/app-public.pem" 2>/dev/null ||
+  die "openssl rsa -pubout failed"
+chown 10001 "$RUN_DIR/app.pem" && chmod 0400 "$RUN_DIR/app.pem"
+chmod 0444 "$RUN_DIR/app-public.pem"
+cat >"$RUN_DIR/sim-app.yml" <<YAML
+services:
+  github-sim:
+    environment:
+      SIM_APP_ID: "4242"
+      SIM_APP_PUBLIC_KEY: /run/app-public.pem
+    volumes:
+      - $RUN_DIR/app-public.pem:/run/app-public.pem:ro
+YAML
+APP_COMPOSE=("${COMPOSE[@]}" -f "$HUBCACHE_ROOT/deploy/docker-compose.github-app.yml" -f "$RUN_DIR/sim-app.yml")
+GITHUB_APP_ID=4242 GITHUB_APP_PRIVATE_KEY_PATH="$RUN_DIR/app.pem" \
+  "${APP_COMPOSE[@]}" up -d --scale gateway=3 >"$RUN_DIR/app-up.log" 2>&1 ||
+  { cat "$RUN_DIR/app-up.log" >&2; die "up -d with the GitHub App override failed"; }
+# installation_polls: requests github-sim saw with each org's installation token ("org=N ...").
+installation_polls() {
+  sim_control GET installations >"$RUN_DIR/installations.json" || return 1
+  sim_control GET stats | python3 "$HUBCACHE_ROOT/scripts/lib/installation_polls.py" "$RUN_DIR/installations.json"
+}
+app_ok=0
+polls=""
+for ((i = 0; i < 120; i++)); do
+  polls="$(installation_polls 2>/dev/null || true)"
+  case " $polls " in
+    *" $ORG=0 "* | *" ${SECOND_ORG}=0 "*) ;;
+    *" $ORG="*" ${SECOND_ORG}="*) app_ok=1; break ;;
+  esac
+  sleep 1
+done
+[ "$app_ok" = 1 ] || die "the fetcher did not poll each org with its installation's token within 120 s (got: $polls)"
+wait_for_http "$BASE/healthcheck" 120 || die "/healthcheck did not turn 200 as a GitHub App"
+# A pass-through read of the second org's own resource carries its installation token (scope orgs).
+app_repo="$(curl -s --max-time 10 "$BASE/orgs/$SECOND_ORG/view/top/1/forks" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][0].split("/")[1])')"
+[ -n "$app_repo" ] || die "could not read /orgs/$SECOND_ORG/view/top/1/forks"
+code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE/repos/$SECOND_ORG/$app_repo?app=compose")"
+[ "$code" = 200 ] || die "GET /repos/$SECOND_ORG/$app_repo through lb as a GitHub App answered $code"
+carried="$(sim_control GET stats | python3 "$HUBCACHE_ROOT/scripts/lib/installation_polls.py" \
+  "$RUN_DIR/installations.json" "/repos/$SECOND_ORG/$app_repo")"
+case " $carried " in
+  *" ${SECOND_ORG}=0 "* | "  ") die "the pass-through read of /repos/$SECOND_ORG/$app_repo did not carry ${SECOND_ORG}'s installation token ($carried)" ;;
+esac
+# Neither an installation token nor the key in any service's log.
+compose logs --no-color fetcher gateway views >"$RUN_DIR/app-services.log" 2>&1 ||
+  die "docker compose logs failed"
+if grep -qE 'ghs_|PRIVATE KEY' "$RUN_DIR/app-services.log"; then
+  die "a service logged an installation token or the App's key"
+fi
+echo "  requests with each org's installation token: $polls; /repos/$SECOND_ORG/$app_repo: $carried"
+phase "GitHub App (compose secret)"
+
 # --- 8. down -------------------------------------------------------------------------------
 log "docker compose down -v --remove-orphans"
 compose down -v --remove-orphans --timeout 20 >/dev/null 2>&1 || die "docker compose down failed"
@@ -319,4 +382,4 @@ phase "down -v (nothing left)"
 
 echo "compose: time to healthy ${TIME_TO_HEALTHY} s; replica stop: $STOP_FAILED of $total requests failed;" \
   "Redis restart: healthy after $REDIS_HEALTHY_SECS s, pipeline recovered after $REDIS_RECOVERY_SECS s"
-echo "compose: 6 passed, 0 failed"
+echo "compose: 7 passed, 0 failed"

@@ -79,10 +79,10 @@ pub struct SimConfig {
     /// The GitHub App's ID: with `--app-public-key`, the App endpoints
     /// (`GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens`) accept
     /// its JWTs, one installation per org.
-    #[arg(long, requires = "app_public_key")]
+    #[arg(long, env = "SIM_APP_ID", requires = "app_public_key")]
     pub app_id: Option<String>,
     /// The App's RSA public key (PEM) its JWTs are verified with.
-    #[arg(long, requires = "app_id")]
+    #[arg(long, env = "SIM_APP_PUBLIC_KEY", requires = "app_id")]
     pub app_public_key: Option<PathBuf>,
     /// How long an installation token lives (GitHub: an hour); short in tests to see renewals.
     #[arg(long, default_value_t = DEFAULT_INSTALLATION_TOKEN_TTL_SECS)]

@@ -86,7 +86,8 @@ impl Settings {
 
     /// Checks every value, naming the variable (or config key) and the bad value.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        self.common.validate()?;
+        // Views never calls GitHub: the App's key is not mounted here (README).
+        self.common.validate_ignoring_credentials()?;
         if !(1..=86_400).contains(&self.claim_idle_secs) {
             return Err(SettingsError::Invalid {
                 name: "claim_idle_secs",
@@ -218,6 +219,20 @@ mod tests {
                 "/orgs/Gamma-1/repos"
             ]
         );
+    }
+
+    #[test]
+    fn the_github_apps_key_is_neither_read_nor_required_by_views() {
+        // The shared settings name an App whose key file is mounted for fetcher and gateway only.
+        let s = load(&[
+            ("GITHUB_APP_ID", "4242"),
+            (
+                "GITHUB_APP_PRIVATE_KEY_FILE",
+                "/run/secrets/not-mounted-here",
+            ),
+        ])
+        .expect("views starts without the App's key");
+        assert_eq!(s.common.github_app_id.as_deref(), Some("4242"));
     }
 
     #[test]

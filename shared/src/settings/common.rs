@@ -194,8 +194,19 @@ pub struct CachedEndpoint {
 }
 
 impl CommonSettings {
-    /// Checks every value and fails with the variable's name and the bad value.
+    /// Checks every value and fails with the variable's name and the bad value; for a service
+    /// that calls GitHub, this includes the GitHub App's key (read from its file).
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_ignoring_credentials()?;
+        self.github_app()?;
+        Ok(())
+    }
+
+    /// [`CommonSettings::validate`] without the GitHub credentials, for a service that never
+    /// calls GitHub (views): it reads the same shared settings (one ConfigMap, one compose
+    /// `x-settings`), but the App's key is neither read nor required there, so its secret is
+    /// mounted only where it is used.
+    pub fn validate_ignoring_credentials(&self) -> Result<(), SettingsError> {
         redis::parse_redis_url(&self.redis_url).ok_or_else(|| SettingsError::Invalid {
             name: "REDIS_URL",
             value: self.redis_url.clone(),
@@ -203,7 +214,6 @@ impl CommonSettings {
         })?;
         self.redis_target()?;
         self.github_base_url()?;
-        self.github_app()?;
         self.checked_orgs()?;
         if self.refresh_interval_secs == 0 || self.refresh_interval_secs > 86_400 {
             return Err(SettingsError::Invalid {
