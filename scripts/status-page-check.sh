@@ -2,7 +2,8 @@
 # status-page-check.sh BASE_URL SIM_URL OUT_DIR: the operator's status page (issue 19) of a
 # running stack, seen in a real browser (Debian's headless Chromium):
 #   1. waits for a green verdict in /status.json, renders /status (--dump-dom) and checks the text
-#      for the verdict, every org and the figures; screenshots OUT_DIR/status-green.png;
+#      for the verdict, every org and the figures; screenshots OUT_DIR/status-green.png; lets the
+#      page's script run 7 s (virtual time) and checks it refreshed the page from /status.json;
 #   2. makes github-sim fail every request (its fault API), waits for the red verdict, checks the
 #      rendered reason; screenshots OUT_DIR/status-red.png; then clears the fault.
 # test.sh writes the screenshots to docs/ (committed, shown in README), or to its run directory
@@ -62,6 +63,20 @@ check_rendered green '<span id="level">GREEN</span>' 'Organisation Netflix' 'Org
   'Requests/s' 'Hit ratio: cached keys' 'Upstream requests' 'Coalesced waiters' 'Shed requests' \
   "Fetcher's GitHub budget" '/orgs/acme/repos'
 screenshot "$out/status-green.png"
+
+# The page refreshes itself from /status.json every 5 s: with 7 s of (virtual) time the inline
+# script has run under the page's Content-Security-Policy, fetched the JSON and applied it.
+log "status page: the inline script refreshes it from /status.json (CSP allows exactly that)"
+chromium_live() {
+  chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars \
+    --no-first-run --user-data-dir="$work/profile" --virtual-time-budget=7000 --dump-dom \
+    "$base/status" 2>>"$work/chromium.log"
+}
+chromium_live >"$work/live.html"
+grep -qE 'id="live">[^<]*Live: last refreshed 20[0-9-]+T[0-9:]+Z' "$work/live.html" || {
+  cp "$work/live.html" "$out/live.dom.html"
+  die "the status page did not refresh itself from /status.json (DOM kept in $out/live.dom.html; CSP errors in $work/chromium.log)"
+}
 
 log "status page: github-sim failing turns it red, with its reason"
 curl -fsS --max-time 5 -X POST -H 'content-type: application/json' -d '{"status": 500}' \

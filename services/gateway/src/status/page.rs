@@ -53,6 +53,7 @@ var ul=document.getElementById('reasons');while(ul.firstChild){ul.removeChild(ul
 s.verdict.reasons.forEach(function(t){var li=document.createElement('li');li.textContent=t;ul.appendChild(li)});
 document.querySelectorAll('[data-k]').forEach(function(e){e.textContent=(fmt[e.dataset.f]||fmt.int)(get(s,e.dataset.k))});
 var l=document.getElementById('spark');if(l){l.setAttribute('points',spark(s.gateway.requests_per_sec_history))}
+document.getElementById('live').textContent=' Live: last refreshed '+new Date(s.generated_at_ms).toISOString().slice(0,19)+'Z.';
 }).catch(function(){})}
 function spark(h){var m=Math.max.apply(null,h.concat([0.001]));return h.map(function(x,i){
 return (h.length<2?0:i*240/(h.length-1)).toFixed(1)+','+(38-x/m*36).toFixed(1)}).join(' ')}
@@ -143,7 +144,8 @@ pub(crate) fn render(report: &StatusReport) -> String {
         html,
         "</ul></header><p class=\"meta\">Generated {} by this gateway replica; refreshed every \
          5 s from <code>/status.json</code>. Counters are this replica's since it started; \
-         rates cover the last <span data-k=\"gateway.window_secs\">{}</span> s.</p>",
+         rates cover the last <span data-k=\"gateway.window_secs\">{}</span> s.\
+         <span id=\"live\"></span></p>",
         utc(report.generated_at_ms),
         report.gateway.window_secs
     );
