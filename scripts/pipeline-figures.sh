@@ -20,7 +20,8 @@
 #      spread over the fetchers, the steady state over STEADY_SECS (requests and units per org:
 #      all 304s, 0 units), and the gateway's memory per org (its RSS next to a gateway caching
 #      the first org only, on the same Redis).
-# Prints a markdown summary (also to FIGURES_OUT if set). Not part of CI; leaves no process behind.
+# FIGURES_ONLY=orgs runs step 5 alone. Prints a markdown summary (also to FIGURES_OUT if set). Not
+# part of CI; leaves no process behind.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -47,6 +48,8 @@ unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL PUBLIC_URL SIM_WEBHOOK_URL SIM_W
 export GITHUB_WEBHOOK_SECRET="figures-$RANDOM-$RANDOM"
 export SIM_REPOS="${SIM_REPOS:-1000}" GITHUB_ORG=Netflix RUST_LOG=warn PORT="$(free_port)"
 export REFRESH_INTERVAL_SECS="${REFRESH_INTERVAL_SECS:-10}" LEASE_SECS="${LEASE_SECS:-15}"
+# FIGURES_ONLY=orgs measures step 5 alone.
+if [ "${FIGURES_ONLY:-}" != orgs ]; then
 start_stack "$BIN" "$RUN_DIR"
 BASE="$HUBCACHE_BASE_URL"
 SIM="$GITHUB_API_URL"
@@ -162,6 +165,9 @@ EOF
 )"
 printf '\n%s\n' "$SUMMARY"
 [ -z "${FIGURES_OUT:-}" ] || printf '%s\n' "$SUMMARY" >"$FIGURES_OUT"
+else
+  [ -z "${FIGURES_OUT:-}" ] || : >"$FIGURES_OUT"
+fi
 
 # --- 5. many organisations ---------------------------------------------------------------------
 ORG_COUNT="${ORG_COUNT:-30}"
@@ -189,6 +195,16 @@ log "  steady state: ${STEADY_SECS}s with no upstream change"
 curl -fsS -o /dev/null -X POST "$GITHUB_API_URL/_sim/stats/reset"
 sleep "$STEADY_SECS"
 ORG_STEADY_STATS="$(curl -fsS "$GITHUB_API_URL/_sim/stats")"
+# Where the leases settled once every replica had joined (the first one up takes every org at a
+# cold start, then hands each over to the replica rendezvous hashing prefers).
+HELD_STEADY=""
+for port in $FETCHER_METRICS_PORTS; do
+  HELD_STEADY+="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" |
+    awk '$1 == "hubcache_fetcher_orgs_held" { print $2 }') "
+done
+# What the gateway's copies hold (snapshots with their compressed copies and pages, views).
+SERVED_BYTES="$(curl -fsS --max-time 5 "$HUBCACHE_BASE_URL/metrics" |
+  awk '$1 ~ /^hubcache_gateway_org_served_bytes[{]/ { sum += $2 } END { printf "%d", sum }')"
 GATEWAY_PID="${HUBCACHE_PIDS[-1]}"
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 RSS_ALL="$(rss_kib "$GATEWAY_PID")"
@@ -197,9 +213,9 @@ start_bg gateway-one-org "$RUN_DIR/orgs/gateway-one.log" env GITHUB_ORGS=Netflix
 wait_for_http "http://127.0.0.1:$ONE_PORT/healthcheck" 60 || die "the one-org gateway did not become healthy"
 RSS_ONE="$(rss_kib "${HUBCACHE_PIDS[-1]}")"
 
-ORG_SUMMARY="$(python3 - "$ORG_COUNT" "$ORG_REPOS" "$COLD_MS" "$STEADY_SECS" "$RSS_ALL" "$RSS_ONE" "$HELD" "$COLD_STATS" "$ORG_STEADY_STATS" "$ORG_IDS" <<'EOF'
+ORG_SUMMARY="$(python3 - "$ORG_COUNT" "$ORG_REPOS" "$COLD_MS" "$STEADY_SECS" "$RSS_ALL" "$RSS_ONE" "$HELD" "$COLD_STATS" "$ORG_STEADY_STATS" "$ORG_IDS" "$HELD_STEADY" "$SERVED_BYTES" <<'EOF'
 import json, statistics, sys
-count, repos, cold_ms, steady, rss_all, rss_one, held, cold, warm, ids = sys.argv[1:11]
+count, repos, cold_ms, steady, rss_all, rss_one, held, cold, warm, ids, held_steady, served = sys.argv[1:13]
 count, steady, rss_all, rss_one = int(count), int(steady), int(rss_all), int(rss_one)
 cold, warm = json.loads(cold), json.loads(warm)
 owner = {}
@@ -228,13 +244,16 @@ print(f"## Many organisations ({count} orgs of {repos} repositories, 3 fetcher r
 print(f"- cold refresh (start to /healthcheck 200): {int(cold_ms) / 1000:.1f} s; upstream requests per org: "
       f"{spread(cold_org.values())} ({cold.get('total', 0)} in all, {cold_other} not of one org: the root document); "
       f"rate-limit units {units_cold} in all = {units_cold / count:.1f} per org")
-print(f"- orgs held per fetcher replica (hubcache_fetcher_orgs_held): {', '.join(held.split())}")
+print(f"- orgs held per fetcher replica (hubcache_fetcher_orgs_held): {', '.join(held.split())} when the "
+      f"gateway turned ready; {', '.join(held_steady.split())} after the steady state")
 print(f"- steady state over {steady} s with no upstream change: upstream requests per org {spread(warm_org.values())} "
       f"({warm.get('not_modified', 0)} of {warm.get('total', 0)} answered 304), rate-limit units "
       f"{units_warm} in all ({units_warm / count:.1f} per org)")
 per_org_kib = (rss_all - rss_one) / max(count - 1, 1)
 print(f"- gateway memory: RSS {rss_all / 1024:.1f} MiB caching {count} orgs, {rss_one / 1024:.1f} MiB caching one: "
-      f"about {per_org_kib / 1024:.2f} MiB per org of {repos} repositories")
+      f"about {per_org_kib / 1024:.2f} MiB per org of {repos} repositories; the copies themselves "
+      f"(hubcache_gateway_org_served_bytes, summed) {int(served) / 1048576:.1f} MiB = "
+      f"{int(served) / count / 1048576:.2f} MiB per org")
 EOF
 )"
 printf '\n%s\n' "$ORG_SUMMARY"
