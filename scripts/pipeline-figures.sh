@@ -48,6 +48,7 @@ unset GITHUB_API_TOKEN GITHUB_API_URL REDIS_URL PUBLIC_URL SIM_WEBHOOK_URL SIM_W
 export GITHUB_WEBHOOK_SECRET="figures-$RANDOM-$RANDOM"
 export SIM_REPOS="${SIM_REPOS:-1000}" GITHUB_ORG=Netflix RUST_LOG=warn PORT="$(free_port)"
 export REFRESH_INTERVAL_SECS="${REFRESH_INTERVAL_SECS:-10}" LEASE_SECS="${LEASE_SECS:-15}"
+now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 # FIGURES_ONLY=orgs measures step 5 alone.
 if [ "${FIGURES_ONLY:-}" != orgs ]; then
 start_stack "$BIN" "$RUN_DIR"
@@ -57,7 +58,6 @@ FIRST_FETCHER_PID="${HUBCACHE_PIDS[2]}"
 SECOND_METRICS_PORT="$(free_port)"
 start_bg fetcher-2 "$RUN_DIR/fetcher-2.log" env METRICS_PORT="$SECOND_METRICS_PORT" "$BIN/fetcher"
 
-now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 lease_held() { # lease_held PORT: the fetcher's hubcache_fetcher_lease_held gauge (or "?")
   curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
     awk '$1 ~ /^hubcache_fetcher_lease_held([{]|$)/ { print $2; found=1; exit } END { if (!found) print "?" }'
