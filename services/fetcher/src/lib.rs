@@ -7,8 +7,8 @@
 //!   the membership heartbeat, the hint reader and the admin listener (`hubcache-admin`) under
 //!   one supervisor.
 //! - [`membership`]: sharing the orgs out between replicas: the `{p}:fetchers` heartbeat and
-//!   rendezvous hashing ([`preferred_fetcher`]): a replica takes an org's lease only while it
-//!   ranks first for it among the live replicas.
+//!   rendezvous hashing with bounded load ([`assign_orgs`], [`preferred_fetcher`]): a replica
+//!   takes an org's lease only while the org is assigned to it among the live replicas.
 //! - `fetch_loop`: one org's task: wait until preferred and holding the org's lease, then poll
 //!   its due endpoints while holding it; hand the lease over when another replica is preferred.
 //! - `hints`: follows the webhook hints stream the gateway writes; hinted endpoints are polled
@@ -41,6 +41,6 @@ mod poller;
 mod schedule;
 mod snapshot_writer;
 
-pub use membership::preferred_fetcher;
+pub use membership::{assign_orgs, preferred_fetcher};
 pub use settings::Settings;
 pub use startup::Application;

@@ -1,21 +1,26 @@
 //! Sharing the orgs out between fetcher replicas: a membership sorted set and rendezvous
-//! hashing.
+//! hashing with bounded load.
 //!
 //! Every replica registers in `{p}:fetchers` (member: its instance id, score: the Unix ms, on
 //! Redis's clock, when its registration lapses) and renews that every third of a lease period,
-//! in one script that also drops lapsed members and returns the live ones. For each org, every
-//! replica ranks the live members by a stable hash of the org and the member
-//! ([`rendezvous_weight`]); the highest is the org's *preferred* fetcher. A replica takes an
-//! org's lease only when it is preferred, and hands a lease it holds over when another live
-//! member is. So the orgs spread evenly (about `orgs / replicas` each), a joining replica takes
-//! about its share from the others (and nothing else moves), and when a replica dies its
-//! registration and leases lapse within a lease period and each of its orgs goes to that org's
-//! next-ranked survivor.
+//! in one script that also drops lapsed members and returns the live ones. Every replica then
+//! computes the same assignment of the configured orgs to the live members
+//! ([`preferred_fetcher`]): the orgs, taken in a fixed order, each go to the member ranked
+//! highest by a stable hash of the org and the member ([`rendezvous_weight`]) among those
+//! holding fewer than their share (`orgs / replicas`, rounded up). So the orgs spread evenly,
+//! every replica within one org of the others (plain rendezvous hashing left 30 orgs on 3
+//! replicas at 5, 12 and 13). A replica takes an org's lease only when the org is assigned to
+//! it, and hands a lease it holds over when the org is assigned to another live member: a
+//! joining replica takes its share, and when a replica dies its registration and leases lapse
+//! within a lease period and its orgs go to the survivors. Most orgs stay where they are; the
+//! few whose first choice filled up or freed up move with a graceful hand-over.
 //!
-//! Every replica must be configured with the same orgs: an org is polled by its preferred
-//! replica only, so one missing from that replica's `GITHUB_ORGS` (mid rolling restart) waits
-//! until it leaves.
+//! Every replica must be configured with the same orgs: the assignment is computed from them,
+//! and an org missing from its assigned replica's `GITHUB_ORGS` (mid rolling restart) waits until
+//! that replica restarts with it.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -58,50 +63,133 @@ pub fn rendezvous_weight(org: &str, member: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// The fetcher among `members` (live instance ids) that polls `org`: the one ranked highest by
-/// [`rendezvous_weight`], as every replica computes it (`None` without members).
+/// The fetcher among `members` (live instance ids) that polls `org`, every replica being
+/// configured with `orgs`: see [`assign_orgs`]. `None` without members, or for an org not in
+/// `orgs`.
 pub fn preferred_fetcher<'a>(
     org: &str,
+    orgs: &[impl AsRef<str>],
     members: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    members
-        .into_iter()
-        .map(|id| (rendezvous_weight(org, id), id))
-        .max()
-        .map(|(_, id)| id)
+    let members: Vec<&str> = members.into_iter().collect();
+    assign_orgs(orgs, &members)
+        .get(&org.to_ascii_lowercase())
+        .copied()
 }
 
-/// The live fetchers as last seen, and who this instance is.
+/// Every org of `orgs` (by lowercased login) with the member of `members` that polls it:
+/// rendezvous hashing with bounded load. The orgs are taken in the order of their lowercased
+/// logins; each goes to the highest-ranked member ([`rendezvous_weight`]) that holds fewer than
+/// `ceil(orgs / members)`. The same inputs give the same assignment in every replica, whatever
+/// the order of `members`.
+pub fn assign_orgs<'a>(orgs: &[impl AsRef<str>], members: &[&'a str]) -> HashMap<String, &'a str> {
+    let mut members: Vec<&'a str> = members.to_vec();
+    members.sort_unstable();
+    members.dedup();
+    let mut logins: Vec<String> = orgs
+        .iter()
+        .map(|org| org.as_ref().to_ascii_lowercase())
+        .collect();
+    logins.sort_unstable();
+    logins.dedup();
+    let mut assignment = HashMap::with_capacity(logins.len());
+    if members.is_empty() {
+        return assignment;
+    }
+    let share = logins.len().div_ceil(members.len());
+    let mut held = vec![0usize; members.len()];
+    let mut ranked: Vec<(u64, usize)> = Vec::with_capacity(members.len());
+    for login in logins {
+        ranked.clear();
+        ranked.extend(
+            members
+                .iter()
+                .enumerate()
+                .map(|(index, id)| (rendezvous_weight(&login, id), index)),
+        );
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        // `share` times the member count covers every org, so some member has room.
+        if let Some(&(_, index)) = ranked.iter().find(|(_, index)| held[*index] < share) {
+            held[index] += 1;
+            assignment.insert(login, members[index]);
+        }
+    }
+    assignment
+}
+
+/// An assignment computed for one set of live members (see [`Members::preferred`]).
+#[derive(Debug)]
+struct Assignment {
+    members: Vec<String>,
+    owner: HashMap<String, String>,
+}
+
+/// The live fetchers as last seen, who this instance is, and the orgs every replica shares out.
 #[derive(Debug, Clone)]
 pub(crate) struct Members {
     me: String,
     /// Each live member with when its registration lapses (on this process's clock).
     live: Vec<(String, Instant)>,
+    /// The configured orgs (the same in every replica).
+    orgs: Arc<[String]>,
+    /// The assignment for the members live at the last look, shared by the clones every org's
+    /// loop reads (computed once per change of the live members, not once per org).
+    assignment: Arc<parking_lot::Mutex<Option<Arc<Assignment>>>>,
 }
 
 impl Members {
     /// Nobody seen yet (before the first heartbeat: no org is preferred, nothing is taken).
-    pub(crate) fn unknown(me: String) -> Self {
-        Self {
-            me,
-            live: Vec::new(),
-        }
+    pub(crate) fn unknown(me: String, orgs: Arc<[String]>) -> Self {
+        Self::new(me, Vec::new(), orgs)
     }
 
     /// The members as seen by a heartbeat.
-    pub(crate) fn new(me: String, live: Vec<(String, Instant)>) -> Self {
-        Self { me, live }
+    pub(crate) fn new(me: String, live: Vec<(String, Instant)>, orgs: Arc<[String]>) -> Self {
+        Self {
+            me,
+            live,
+            orgs,
+            assignment: Arc::default(),
+        }
     }
 
-    /// The live member preferred for `org` at `now` (none before the first heartbeat).
+    /// The live member assigned `org` at `now` (none before the first heartbeat).
     pub(crate) fn preferred(&self, org: &str, now: Instant) -> Option<&str> {
-        preferred_fetcher(
-            org,
-            self.live
-                .iter()
-                .filter(|(_, lapses_at)| *lapses_at > now)
-                .map(|(id, _)| id.as_str()),
-        )
+        let mut live: Vec<&str> = self
+            .live
+            .iter()
+            .filter(|(_, lapses_at)| *lapses_at > now)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        live.sort_unstable();
+        let assignment = {
+            let mut cached = self.assignment.lock();
+            match cached.as_ref() {
+                Some(assignment)
+                    if assignment
+                        .members
+                        .iter()
+                        .map(String::as_str)
+                        .eq(live.iter().copied()) =>
+                {
+                    Arc::clone(assignment)
+                }
+                _ => {
+                    let owner = assign_orgs(&self.orgs, &live)
+                        .into_iter()
+                        .map(|(org, id)| (org, id.to_owned()))
+                        .collect();
+                    let fresh = Arc::new(Assignment {
+                        members: live.iter().map(|id| (*id).to_owned()).collect(),
+                        owner,
+                    });
+                    *cached = Some(Arc::clone(&fresh));
+                    fresh
+                }
+            }
+        };
+        let owner = assignment.owner.get(&org.to_ascii_lowercase())?;
+        live.into_iter().find(|id| id == owner)
     }
 
     /// Whether this instance is the one preferred for `org`.
@@ -135,6 +223,7 @@ pub(crate) struct Membership {
     key: String,
     instance_id: String,
     lapse: Duration,
+    orgs: Arc<[String]>,
     heartbeat: Script,
 }
 
@@ -151,11 +240,17 @@ impl std::fmt::Debug for Membership {
 impl Membership {
     /// Registers `instance_id` in the sorted set `key`, lapsing `lapse` (the lease period)
     /// after the latest heartbeat.
-    pub(crate) fn new(key: String, instance_id: String, lapse: Duration) -> Self {
+    pub(crate) fn new(
+        key: String,
+        instance_id: String,
+        lapse: Duration,
+        orgs: Arc<[String]>,
+    ) -> Self {
         Self {
             key,
             instance_id,
             lapse,
+            orgs,
             heartbeat: Script::new(HEARTBEAT),
         }
     }
@@ -185,7 +280,11 @@ impl Membership {
                 Some((pair[0].clone(), seen_at + Duration::from_millis(left)))
             })
             .collect();
-        Ok(Members::new(self.instance_id.clone(), live))
+        Ok(Members::new(
+            self.instance_id.clone(),
+            live,
+            Arc::clone(&self.orgs),
+        ))
     }
 
     /// Heartbeats until `shutdown`, publishing the members after each one; looks again as soon
@@ -249,26 +348,45 @@ impl Membership {
 mod tests {
     use super::*;
 
-    fn members(me: &str, ids: &[&str], now: Instant) -> Members {
+    fn orgs(names: &[String]) -> Arc<[String]> {
+        names.iter().cloned().collect()
+    }
+
+    fn members(me: &str, ids: &[&str], orgs: &Arc<[String]>, now: Instant) -> Members {
         Members::new(
             me.to_owned(),
             ids.iter()
                 .map(|id| ((*id).to_owned(), now + Duration::from_secs(10)))
                 .collect(),
+            Arc::clone(orgs),
         )
     }
 
+    fn owners(ids: &[&str], all: &Arc<[String]>, now: Instant) -> Vec<String> {
+        all.iter()
+            .map(|org| {
+                members(ids[0], ids, all, now)
+                    .preferred(org, now)
+                    .expect("an owner")
+                    .to_owned()
+            })
+            .collect()
+    }
+
     #[test]
-    fn every_replica_agrees_and_the_orgs_spread_out() {
+    fn every_replica_agrees_and_each_takes_an_equal_share() {
         let now = Instant::now();
         let ids = ["fetcher-a", "fetcher-b", "fetcher-c"];
-        let orgs: Vec<String> = (0..30).map(|i| format!("org-{i}")).collect();
+        let all = orgs(&(0..30).map(|i| format!("org-{i}")).collect::<Vec<_>>());
         let mut counts = [0usize; 3];
-        for org in &orgs {
+        for org in all.iter() {
             let picks: Vec<Option<String>> = ids
                 .iter()
                 .map(|me| {
-                    members(me, &ids, now)
+                    // Each replica sees the members in its own order.
+                    let mut seen = ids;
+                    seen.rotate_left(ids.iter().position(|id| id == me).expect("a member"));
+                    members(me, &seen, &all, now)
                         .preferred(org, now)
                         .map(str::to_owned)
                 })
@@ -276,48 +394,63 @@ mod tests {
             assert!(picks.windows(2).all(|w| w[0] == w[1]), "{org}: {picks:?}");
             let winner = picks[0].clone().expect("a preferred member");
             counts[ids.iter().position(|id| *id == winner).expect("a member")] += 1;
-            let me = members(&winner, &ids, now);
+            let me = members(&winner, &ids, &all, now);
             assert!(me.prefers_me(org, now) && !me.prefers_another(org, now));
         }
-        assert!(counts.iter().all(|c| (4..=16).contains(c)), "{counts:?}");
+        assert_eq!(counts, [10, 10, 10]);
+        // Uneven counts: within one org of each other.
+        let seven = orgs(&(0..7).map(|i| format!("org-{i}")).collect::<Vec<_>>());
+        let mut counts = HashMap::new();
+        for owner in owners(&ids, &seven, now) {
+            *counts.entry(owner).or_insert(0) += 1;
+        }
+        let mut counts: Vec<usize> = counts.into_values().collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [2, 2, 3]);
     }
 
     #[test]
-    fn logins_are_case_insensitive_and_only_a_dead_members_orgs_move() {
+    fn logins_are_case_insensitive_and_a_dead_members_orgs_go_to_the_survivors() {
         let now = Instant::now();
-        let all = ["a", "b", "c"];
-        let orgs: Vec<String> = (0..30).map(|i| format!("Org{i}")).collect();
-        for org in &orgs {
-            let before = members("a", &all, now)
-                .preferred(org, now)
-                .map(str::to_owned);
+        let all = orgs(&(0..30).map(|i| format!("Org{i}")).collect::<Vec<_>>());
+        let before = owners(&["a", "b", "c"], &all, now);
+        for (org, owner) in all.iter().zip(&before) {
             assert_eq!(
-                members("a", &all, now)
-                    .preferred(&org.to_uppercase(), now)
-                    .map(str::to_owned),
-                before
+                members("a", &["a", "b", "c"], &all, now).preferred(&org.to_uppercase(), now),
+                Some(owner.as_str())
             );
-            let after = members("a", &["a", "b"], now)
-                .preferred(org, now)
-                .map(str::to_owned);
-            if before.as_deref() != Some("c") {
-                assert_eq!(after, before, "{org} moved although its fetcher lives");
-            }
         }
+        let after = owners(&["a", "b"], &all, now);
+        assert_eq!(after.iter().filter(|o| *o == "a").count(), 15);
+        assert_eq!(after.iter().filter(|o| *o == "b").count(), 15);
+        // The survivors keep most of their orgs: only those whose first choice filled up or
+        // freed up move besides the dead one's ten.
+        let kept = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| *b != "c" && b == a)
+            .count();
+        assert!(kept >= 15, "only {kept} of the survivors' 20 orgs stayed");
     }
 
     #[test]
     fn lapsed_or_unknown_members_are_never_preferred() {
         let now = Instant::now();
-        assert_eq!(Members::unknown("a".into()).preferred("x", now), None);
+        let x = orgs(&["x".to_owned()]);
+        assert_eq!(
+            Members::unknown("a".into(), Arc::clone(&x)).preferred("x", now),
+            None
+        );
         let lapsed = Members::new(
             "a".into(),
             vec![
                 ("a".into(), now + Duration::from_secs(5)),
                 ("b".into(), now - Duration::from_millis(1)),
             ],
+            Arc::clone(&x),
         );
         assert_eq!(lapsed.preferred("x", now), Some("a"));
+        assert_eq!(lapsed.preferred("not-configured", now), None);
         assert_eq!(
             lapsed.next_lapse(now - Duration::from_secs(1)),
             Some(now - Duration::from_millis(1))

@@ -170,12 +170,17 @@ impl Application {
         let mut budgets: std::collections::HashMap<String, SharedBudget> =
             std::collections::HashMap::new();
         metrics::gauge!(ORGS_HELD_METRIC).set(0.0);
+        // Every replica shares out the same orgs (README: the same GITHUB_ORGS everywhere).
+        let org_logins: std::sync::Arc<[String]> =
+            orgs.iter().map(|plan| plan.org.clone()).collect();
         let membership = Membership::new(
             keys.fetcher_members(),
             self.instance_id.clone(),
             self.settings.lease(),
+            std::sync::Arc::clone(&org_logins),
         );
-        let (members_tx, members) = watch::channel(Members::unknown(self.instance_id.clone()));
+        let (members_tx, members) =
+            watch::channel(Members::unknown(self.instance_id.clone(), org_logins));
         // A JoinSet, not a bare spawn: if this task is dropped (a crash, in tests) the
         // heartbeat stops with it, as it would with the process.
         let mut heartbeat = JoinSet::new();

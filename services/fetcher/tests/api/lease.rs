@@ -39,6 +39,7 @@ async fn second_fetcher(app: &TestApp, first: RunningFetcher) -> (RunningFetcher
     let second = app.start_fetcher_with(None).await;
     let preferred = preferred_fetcher(
         ORG,
+        &[ORG],
         [first.instance_id.as_str(), second.instance_id.as_str()],
     )
     .expect("two members")

@@ -10,10 +10,8 @@ use hubcache_shared::snapshot::{REASON_NOT_FOUND, now_ms};
 use hubcache_shared::{HintTarget, WebhookHint};
 use hubcache_testkit::eventually;
 
-use fetcher::Application;
-
 use crate::helpers::{
-    ORG, RunningFetcher, TOKEN, TestApp, TestOptions, org_paths, repos_of, spawn_app_with, start,
+    ORG, RunningFetcher, TestApp, TestOptions, org_paths, repos_of, spawn_app_with,
 };
 
 /// Three generated orgs (the first is the single-org tests' [`ORG`]).
@@ -35,7 +33,7 @@ async fn wait_for_spread(
             let mut holders = HashMap::new();
             for org in orgs {
                 let holder = app.lease_holder_of(org).await?;
-                let preferred = preferred_fetcher(org, ids.iter().copied())?;
+                let preferred = preferred_fetcher(org, orgs, ids.iter().copied())?;
                 (holder == preferred).then_some(())?;
                 holders.insert((*org).to_owned(), holder);
             }
@@ -95,6 +93,17 @@ async fn three_replicas_share_three_orgs_and_a_killed_ones_orgs_move_within_a_le
     ids.sort();
     assert_eq!(app.members().await, ids, "every replica is registered");
     println!("org holders: {holders:?}");
+    // Each replica polls its share: one org each.
+    for fetcher in &fetchers {
+        assert_eq!(
+            holders
+                .values()
+                .filter(|h| **h == fetcher.instance_id)
+                .count(),
+            1,
+            "{holders:?}"
+        );
+    }
 
     // Each org is polled by its holder alone (the others stand by).
     let (counts, window) = polls_per_org(&app, &ORGS, 3).await;
@@ -132,14 +141,13 @@ async fn three_replicas_share_three_orgs_and_a_killed_ones_orgs_move_within_a_le
         takeover <= lease + Duration::from_secs(1),
         "{takeover:?} for a lease of {lease:?}"
     );
-    for org in ORGS {
-        if !moved.contains(&org) {
-            assert_eq!(
-                after[org], holders[org],
-                "{org} moved although its fetcher lives"
-            );
-        }
-    }
+    // The two survivors share the three orgs out evenly: two and one.
+    let mut shares: Vec<usize> = survivors
+        .iter()
+        .map(|f| after.values().filter(|h| **h == f.instance_id).count())
+        .collect();
+    shares.sort_unstable();
+    assert_eq!(shares, [1, 2], "{after:?}");
     assert!(
         !app.members().await.contains(&victim_id),
         "its registration lapsed"
@@ -179,7 +187,7 @@ async fn three_replicas_share_three_orgs_and_a_killed_ones_orgs_move_within_a_le
 }
 
 #[tokio::test]
-async fn a_joining_replica_takes_its_share_and_nothing_else_moves() {
+async fn a_joining_replica_takes_its_share_and_every_replica_polls_one_org() {
     let app = spawn_app_with(TestOptions {
         sim_orgs: "acme,beta,gamma",
         ..TestOptions::default()
@@ -191,24 +199,8 @@ async fn a_joining_replica_takes_its_share_and_nothing_else_moves() {
     for org in ORGS {
         app.wait_for_org(org, Duration::from_secs(15)).await;
     }
-    // A third replica that rendezvous hashing prefers for at least one org (instance ids are
-    // random: build until one is; each try is a cheap build, nothing runs).
-    let joiner = loop {
-        let built = Application::build(app.settings_for(&ORGS, Some(TOKEN)))
-            .await
-            .expect("fetcher builds");
-        let ids = [
-            first.instance_id.as_str(),
-            second.instance_id.as_str(),
-            built.instance_id(),
-        ];
-        if ORGS
-            .iter()
-            .any(|org| preferred_fetcher(org, ids) == Some(built.instance_id()))
-        {
-            break start(built);
-        }
-    };
+    // A third replica: three orgs on three replicas, one each.
+    let joiner = app.start_fetcher_for(&ORGS).await;
     let after = wait_for_spread(
         &app,
         &ORGS,
@@ -220,14 +212,16 @@ async fn a_joining_replica_takes_its_share_and_nothing_else_moves() {
         .into_iter()
         .filter(|org| after[*org] == joiner.instance_id)
         .collect();
-    assert!(!taken.is_empty(), "{after:?}");
-    for org in ORGS {
-        if !taken.contains(&org) {
-            assert_eq!(
-                after[org], before[org],
-                "{org} moved between the old replicas"
-            );
-        }
+    assert_eq!(taken.len(), 1, "the joiner takes its share: {after:?}");
+    for fetcher in [&first, &second] {
+        assert_eq!(
+            after
+                .values()
+                .filter(|h| **h == fetcher.instance_id)
+                .count(),
+            1,
+            "before {before:?}, after {after:?}"
+        );
     }
     // The handed-over orgs are polled by the joiner alone, revalidated with the stored ETags.
     let (counts, window) = polls_per_org(&app, &ORGS, 3).await;
