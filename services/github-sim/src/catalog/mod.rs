@@ -14,8 +14,10 @@ use parking_lot::Mutex;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
+mod patch;
 mod render;
 
+use patch::{adjust_public_repos, merge};
 use render::{ListedRepository, json_array, single};
 
 use crate::conditional::weak_etag;
@@ -579,25 +581,6 @@ fn repo_key(owner: &str, name: &str) -> String {
         owner.to_ascii_lowercase(),
         name.to_ascii_lowercase()
     )
-}
-
-/// Merges `patch` into `target`: nested objects are merged, everything else replaced.
-fn merge(target: &mut JsonObject, patch: JsonObject) {
-    for (field, value) in patch {
-        match (target.get_mut(&field), value) {
-            (Some(Value::Object(existing)), Value::Object(nested)) => merge(existing, nested),
-            (_, value) => {
-                target.insert(field, value);
-            }
-        }
-    }
-}
-
-fn adjust_public_repos(org: &mut JsonObject, delta: i64) {
-    if let Some(count) = org.get("public_repos").and_then(Value::as_u64) {
-        let adjusted = count.saturating_add_signed(delta);
-        org.insert("public_repos".into(), Value::from(adjusted));
-    }
 }
 
 #[cfg(test)]
