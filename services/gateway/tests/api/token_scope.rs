@@ -142,6 +142,7 @@ async fn an_answer_fetched_with_the_server_credential_is_never_served_where_it_w
     let path = format!("/users/{login}");
     assert_eq!(wide.get(&path).await.status(), 200);
     assert_eq!(carried(&wide, &path).await, (1, 0));
+    wait_for_l2_entries(&wide, 1).await;
 
     // A replica with the same scope shares the entry: one upstream request for both.
     let also_wide = wide
@@ -174,6 +175,29 @@ async fn an_answer_fetched_with_the_server_credential_is_never_served_where_it_w
         (1, 1),
         "fetched again, anonymously"
     );
+}
+
+/// Waits until the fleet cache (L2) holds `count` entries: a replica writes its answer there
+/// after answering its own client, so another replica asking before the write lands fetches
+/// again (right, but not what the test looks at).
+async fn wait_for_l2_entries(app: &TestApp, count: usize) {
+    // Entry keys are `p:pt:{id}:entry`; `{*}` globs every id.
+    let pattern = app.keys.passthrough_entry("*");
+    eventually(
+        Duration::from_secs(20),
+        "the answer written to L2",
+        || async {
+            let mut conn = app.redis_conn().await;
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            (keys.len() >= count).then_some(())
+        },
+    )
+    .await
+    .expect("the answer is written to L2");
 }
 
 /// Waits until the replica at `base` is subscribed to the fleet cache's wake-ups (a request
