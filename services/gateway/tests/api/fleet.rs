@@ -320,7 +320,13 @@ async fn credential_partitions_hold_across_replicas() {
         stats["by_path"][&path], 3,
         "A, the anonymous partition and B each fetched once: {stats}"
     );
-    // A's own answer is shared with A on another replica.
+    // A's own answer is shared with A on another replica, once its L2 write landed (each
+    // replica writes after answering its client).
+    eventually(Duration::from_secs(20), "three L2 entries", || async {
+        (entry_keys(&app).await.len() >= 3).then_some(())
+    })
+    .await
+    .expect("A's, the anonymous and B's answers are written to L2");
     let again = get(&app, &second.address, &path, &as_a).await;
     assert_eq!(cache_status(&again), "hubcache; hit; detail=l2");
     assert_eq!(app.sim.requests_to(&path).await, 3);

@@ -220,7 +220,7 @@ async fn a_secondary_limit_pauses_for_its_retry_after() {
 
 #[tokio::test]
 async fn a_pause_one_replica_learns_is_shared_with_the_others() {
-    let patient = |s: &mut gateway::Settings| s.l2_timeout_ms = 2_000;
+    let patient = |s: &mut gateway::Settings| s.l2_timeout_ms = 10_000;
     let app = spawn_passthrough(None, &[("GITHUB_API_TOKEN", SERVER_TOKEN)], patient).await;
     let other = app
         .other_gateway_with(&[("GITHUB_API_TOKEN", SERVER_TOKEN)], patient)

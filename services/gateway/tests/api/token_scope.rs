@@ -27,7 +27,7 @@ async fn carried(app: &TestApp, path: &str) -> (u64, u64) {
 /// An L2 timeout far above a loaded test machine's Redis latency (the default 100 ms lets a
 /// busy replica fall back to its own cache now and then, which is right, but not looked at here).
 fn patient(settings: &mut gateway::Settings) {
-    settings.l2_timeout_ms = 2_000;
+    settings.l2_timeout_ms = 10_000;
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
