@@ -159,6 +159,12 @@ impl FleetValue for StoredResponse {
     }
 }
 
+/// The one of `known` whose bytes are `reason` (failures hold static texts; a text not listed
+/// came from another version or is damaged, and the frame is refused).
+fn known_reason(known: &[&'static str], reason: &[u8]) -> Option<&'static str> {
+    known.iter().find(|k| k.as_bytes() == reason).copied()
+}
+
 /// The reasons a credential failure can give (`CredentialError::reason`).
 const CREDENTIAL_REASONS: &[&str] = &[
     hubcache_shared::github::REASON_INSTALLATION_REVOKED,
@@ -221,26 +227,10 @@ impl FleetFailure for UpstreamFailure {
                     _ => return None,
                 },
             },
-            3 => {
-                let reason = r.bytes()?;
-                UpstreamFailure::Transport(
-                    TRANSPORT_REASONS
-                        .iter()
-                        .find(|known| known.as_bytes() == reason)
-                        .copied()?,
-                )
-            }
+            3 => UpstreamFailure::Transport(known_reason(TRANSPORT_REASONS, r.bytes()?)?),
             4 => UpstreamFailure::InvalidTarget,
             5 => UpstreamFailure::Prepare,
-            6 => {
-                let reason = r.bytes()?;
-                UpstreamFailure::Credential(
-                    CREDENTIAL_REASONS
-                        .iter()
-                        .find(|known| known.as_bytes() == reason)
-                        .copied()?,
-                )
-            }
+            6 => UpstreamFailure::Credential(known_reason(CREDENTIAL_REASONS, r.bytes()?)?),
             _ => return None,
         };
         r.end()?;
